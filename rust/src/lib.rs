@@ -1,0 +1,11 @@
+//! Compiled kernels behind `crewai_rust._speedups`.
+//!
+//! Every module except `python` is plain Rust with its own `cargo test`s; the
+//! `python` module is the thin PyO3 glue that converts arguments, releases the
+//! GIL around long work and maps [`error::Error`] onto Python exceptions.
+
+pub mod buildinfo;
+pub mod error;
+
+#[cfg(feature = "python")]
+mod python;
