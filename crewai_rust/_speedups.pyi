@@ -14,3 +14,59 @@ def build_info() -> _BuildInfo:
 
 def cpu_features() -> list[str]:
     """SIMD features of this CPU that the kernels can use, sorted."""
+
+# --- serialization ---
+from datetime import datetime
+from typing import Any
+
+class AgentMessage:
+    """AgentMessage held in Rust (serde + a writer emitting orjson's exact bytes)."""
+
+    implementation: str
+    def __init__(
+        self,
+        role: str,
+        content: str | list[dict[str, Any]] | None = None,
+        *,
+        id: str | None = None,
+        sender: str | None = None,
+        task_id: str | None = None,
+        name: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str | list[dict[str, Any]] | None: ...
+    @property
+    def sender(self) -> str | None: ...
+    @property
+    def task_id(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def tool_call_id(self) -> str | None: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_crewai(self) -> dict[str, Any]: ...
+    @staticmethod
+    def from_json(text: str | bytes | bytearray | memoryview) -> AgentMessage: ...
+    @staticmethod
+    def from_dict(doc: dict[str, Any]) -> AgentMessage: ...
+
+def dumps_many(messages: list[AgentMessage]) -> str:
+    """One JSON array of Rust-held messages."""
+
+def loads_many(text: str | bytes | bytearray | memoryview) -> list[AgentMessage]:
+    """A JSON array of message documents; errors name the index and the field."""
