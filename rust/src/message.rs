@@ -157,7 +157,12 @@ pub fn write_str(out: &mut String, s: &str) {
 /// Append a finite float laid out like orjson: plain decimals for exponents -5..=15,
 /// otherwise `d.ddde+X`/`d.ddde-X`; integral plain values keep a `.0`.
 pub fn write_float(out: &mut String, value: f64) {
-    let sci = format!("{value:e}"); // shortest round-trip digits, e.g. "-1.2345e-7"
+    let shortest = format!("{value:e}"); // shortest round-trip digits, e.g. "-1.2345e-7"
+    // When two shortest candidates are equally close, Python (and so orjson) takes the even
+    // one; Rust's shortest mode may not. Exact mode at the same precision rounds half to even.
+    let precision = shortest.split_once('e').map_or(0, |(m, _)| m.trim_start_matches('-').len().saturating_sub(2));
+    let exact = format!("{value:.precision$e}");
+    let sci = if exact.parse::<f64>() == Ok(value) { exact } else { shortest };
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
@@ -746,6 +751,8 @@ mod tests {
             (0.0, "0.0"),
             (-1.5, "-1.5"),
             (1e15, "1000000000000000.0"),
+            (-1113178120592002.2, "-1113178120592002.2"),
+            (111659285584252.12, "111659285584252.12"),
         ];
         for (value, expected) in cases {
             assert_eq!(float(value), expected, "{value:e}");
