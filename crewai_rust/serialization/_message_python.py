@@ -143,26 +143,27 @@ class PyAgentMessage:
             raise MessageFormatError(
                 f"AgentMessage document: expected a JSON object, got {schema.type_label(doc)}", field=""
             )
-        for key in doc:
-            if key not in schema.FIELDS:
-                raise schema.fail(str(key), "unknown field")
+        if not schema.FIELD_SET.issuperset(doc):
+            raise schema.fail(str(next(key for key in doc if key not in schema.FIELD_SET)), "unknown field")
         for key in schema.REQUIRED:
             if key not in doc:
                 raise schema.fail(key, "missing")
         message = cls.__new__(cls)
-        message._id = schema.check_string("id", doc["id"], optional=False)
+        get = doc.get
+        id_ = doc["id"]
+        message._id = id_ if parsed and type(id_) is str else schema.check_string("id", id_, optional=False)
         message._role = schema.check_role(doc["role"])
         content = doc.get("content")
         trusted = parsed and (content is None or isinstance(content, str) or _is_list_of_objects(content))
         message._content = content if trusted else schema.check_content(content)
-        message._sender = schema.check_string("sender", doc.get("sender"), optional=True)
-        message._task_id = schema.check_string("task_id", doc.get("task_id"), optional=True)
-        message._name = schema.check_string("name", doc.get("name"), optional=True)
+        message._sender = _optional_string(parsed, "sender", get("sender"))
+        message._task_id = _optional_string(parsed, "task_id", get("task_id"))
+        message._name = _optional_string(parsed, "name", get("name"))
         tool_calls = doc.get("tool_calls")
         message._tool_calls = (
             tool_calls if parsed and _is_list_of_objects(tool_calls) else schema.check_tool_calls(tool_calls)
         )
-        message._tool_call_id = schema.check_string("tool_call_id", doc.get("tool_call_id"), optional=True)
+        message._tool_call_id = _optional_string(parsed, "tool_call_id", get("tool_call_id"))
         timestamp = doc["timestamp"]
         if parsed and not isinstance(timestamp, str):
             raise schema.fail("timestamp", f"expected an ISO 8601 string, got {schema.type_label(timestamp)}")
@@ -204,6 +205,12 @@ class PyAgentMessage:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PyAgentMessage.from_json, (self.to_json(),))
+
+
+def _optional_string(parsed: bool, field: str, value: Any) -> str | None:
+    if value is None or (parsed and type(value) is str):
+        return value  # type: ignore[no-any-return]
+    return schema.check_string(field, value, optional=True)
 
 
 def _is_list_of_objects(value: Any) -> bool:

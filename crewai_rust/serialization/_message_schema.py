@@ -21,6 +21,8 @@ REQUIRED = ("id", "role", "timestamp")
 #: Left out of the JSON when None.
 OPTIONAL_STRINGS = ("sender", "task_id", "name", "tool_call_id")
 ROLES = ("user", "assistant", "system", "tool")
+_UTC = timezone.utc
+FIELD_SET = frozenset(FIELDS)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 #: A field value may nest at most this many containers (same limit in the Rust twin).
@@ -159,19 +161,17 @@ def parse_timestamp(text: str) -> datetime:
     match = _TIMESTAMP.fullmatch(text)
     if match is None:
         raise fail("timestamp", f"expected ISO 8601 like 2024-05-01T12:00:00Z, got {text!r}")
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    fraction = match.group(7) or ""
-    micros = int((fraction + "000000")[:6])
-    zone = match.group(8)
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
     offset = 0
-    if zone not in (None, "Z"):
+    if zone is not None and zone != "Z":
         hours, minutes = int(zone[1:3]), int(zone[4:6])
         if hours > 23 or minutes > 59:
             raise fail("timestamp", f"bad UTC offset in {text!r}")
         offset = (hours * 60 + minutes) * (1 if zone[0] == "+" else -1)
     try:
-        local = datetime(year, month, day, hour, minute, second, micros, tzinfo=timezone.utc)
-        return local - timedelta(minutes=offset)
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, _UTC)
+        return moment - timedelta(minutes=offset) if offset else moment
     except (ValueError, OverflowError):
         raise fail("timestamp", f"{text!r} is not a valid date and time in years 1-9999 UTC") from None
 

@@ -6,6 +6,7 @@
 //! floats laid out like orjson (`1e+16`, `0.00001`, `2.5e-6`, `100.0`).
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -19,8 +20,9 @@ pub const ROLES: [&str; 4] = ["user", "assistant", "system", "tool"];
 pub const MAX_DEPTH: usize = 100;
 
 /// A JSON value that keeps object keys in document order (last duplicate wins, in place).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum JsonValue {
+    #[default]
     Null,
     Bool(bool),
     Int(i64),
@@ -29,12 +31,6 @@ pub enum JsonValue {
     Str(String),
     Array(Vec<JsonValue>),
     Object(Vec<(String, JsonValue)>),
-}
-
-impl Default for JsonValue {
-    fn default() -> JsonValue {
-        JsonValue::Null
-    }
 }
 
 impl JsonValue {
@@ -122,127 +118,64 @@ impl<'de> Deserialize<'de> for JsonValue {
 }
 
 // ---------------------------------------------------------------------------------------
-// Writing: the exact bytes orjson writes.
+// Writing: serde_json's compact output is byte for byte orjson's (same escapes, same
+// shortest float layout `1e+16`/`0.00001`/`2.5e-6`/`100.0`, ties to even); the tests and
+// the Python twin tests hold it to that.
 
-/// Append a JSON string literal, escaping like orjson (short forms for \b \t \n \f \r).
-pub fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\t' => Some("\\t"),
-            b'\r' => Some("\\r"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            0x00..=0x1f => None,
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match escape {
-            Some(text) => out.push_str(text),
-            None => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
+impl Serialize for JsonValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonValue::Null => serializer.serialize_unit(),
+            JsonValue::Bool(b) => serializer.serialize_bool(*b),
+            JsonValue::Int(v) => serializer.serialize_i64(*v),
+            JsonValue::UInt(v) => serializer.serialize_u64(*v),
+            JsonValue::Float(v) => serializer.serialize_f64(*v),
+            JsonValue::Str(s) => serializer.serialize_str(s),
+            JsonValue::Array(items) => serializer.collect_seq(items),
+            JsonValue::Object(items) => Entries(items).serialize(serializer),
         }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Append a finite float laid out like orjson: plain decimals for exponents -5..=15,
-/// otherwise `d.ddde+X`/`d.ddde-X`; integral plain values keep a `.0`.
-pub fn write_float(out: &mut String, value: f64) {
-    let shortest = format!("{value:e}"); // shortest round-trip digits, e.g. "-1.2345e-7"
-    // When two shortest candidates are equally close, Python (and so orjson) takes the even
-    // one; Rust's shortest mode may not. Exact mode at the same precision rounds half to even.
-    let precision = shortest.split_once('e').map_or(0, |(m, _)| m.trim_start_matches('-').len().saturating_sub(2));
-    let exact = format!("{value:.precision$e}");
-    let sci = if exact.parse::<f64>() == Ok(value) { exact } else { shortest };
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if negative {
-        out.push('-');
-    }
-    if (-5..16).contains(&exponent) {
-        if exponent < 0 {
-            out.push_str("0.");
-            for _ in 0..(-exponent - 1) {
-                out.push('0');
-            }
-            out.push_str(&digits);
-        } else {
-            let point = exponent as usize + 1;
-            if digits.len() <= point {
-                out.push_str(&digits);
-                for _ in digits.len()..point {
-                    out.push('0');
-                }
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let _ = write!(out, "e{}{}", if exponent > 0 { "+" } else { "-" }, exponent.abs());
     }
 }
 
-/// Append a value as compact JSON.
-pub fn write_value(out: &mut String, value: &JsonValue) {
-    match value {
-        JsonValue::Null => out.push_str("null"),
-        JsonValue::Bool(true) => out.push_str("true"),
-        JsonValue::Bool(false) => out.push_str("false"),
-        JsonValue::Int(v) => {
-            let _ = write!(out, "{v}");
+/// An ordered object, written in its order.
+struct Entries<'a>(&'a [(String, JsonValue)]);
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
         }
-        JsonValue::UInt(v) => {
-            let _ = write!(out, "{v}");
-        }
-        JsonValue::Float(v) => write_float(out, *v),
-        JsonValue::Str(s) => write_str(out, s),
-        JsonValue::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        JsonValue::Object(items) => write_object(out, items),
+        map.end()
     }
 }
 
-fn write_object(out: &mut String, items: &[(String, JsonValue)]) {
-    out.push('{');
-    for (i, (key, item)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("role", &self.role)?;
+        map.serialize_entry("content", &self.content)?;
+        for (key, value) in [("sender", &self.sender), ("task_id", &self.task_id), ("name", &self.name)] {
+            if let Some(value) = value {
+                map.serialize_entry(key, value)?;
+            }
         }
-        write_str(out, key);
-        out.push(':');
-        write_value(out, item);
+        if let Some(calls) = &self.tool_calls {
+            map.serialize_entry("tool_calls", calls)?;
+        }
+        if let Some(value) = &self.tool_call_id {
+            map.serialize_entry("tool_call_id", value)?;
+        }
+        map.serialize_entry("timestamp", &format_timestamp(self.timestamp_us))?;
+        map.serialize_entry("metadata", &Entries(&self.metadata))?;
+        map.end()
     }
-    out.push('}');
+}
+
+/// Compact JSON of any serializable value (writing to a Vec cannot fail for these types).
+pub fn to_json_string<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -581,60 +514,14 @@ impl Message {
         Message::from_document(parse_document(text)?)
     }
 
-    /// Append the message's JSON to `out`.
-    pub fn write_json(&self, out: &mut String) {
-        out.push_str("{\"id\":");
-        write_str(out, &self.id);
-        out.push_str(",\"role\":");
-        write_str(out, &self.role);
-        out.push_str(",\"content\":");
-        write_value(out, &self.content);
-        let optional = [("sender", &self.sender), ("task_id", &self.task_id), ("name", &self.name)];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                let _ = write!(out, ",\"{key}\":");
-                write_str(out, value);
-            }
-        }
-        if let Some(calls) = &self.tool_calls {
-            out.push_str(",\"tool_calls\":[");
-            for (i, call) in calls.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, call);
-            }
-            out.push(']');
-        }
-        if let Some(value) = &self.tool_call_id {
-            out.push_str(",\"tool_call_id\":");
-            write_str(out, value);
-        }
-        out.push_str(",\"timestamp\":\"");
-        out.push_str(&format_timestamp(self.timestamp_us));
-        out.push_str("\",\"metadata\":");
-        write_object(out, &self.metadata);
-        out.push('}');
-    }
-
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(256);
-        self.write_json(&mut out);
-        out
+        to_json_string(self)
     }
 }
 
 /// A JSON array of messages.
-pub fn dumps_many<'a>(messages: impl IntoIterator<Item = &'a Message>) -> String {
-    let mut out = String::from("[");
-    for (i, message) in messages.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        message.write_json(&mut out);
-    }
-    out.push(']');
-    out
+pub fn dumps_many(messages: &[&Message]) -> String {
+    to_json_string(messages)
 }
 
 /// Parse a JSON array of messages; errors name the index and the field.
@@ -727,9 +614,7 @@ mod tests {
     use super::*;
 
     fn float(v: f64) -> String {
-        let mut s = String::new();
-        write_float(&mut s, v);
-        s
+        to_json_string(&JsonValue::Float(v))
     }
 
     #[test]
@@ -761,8 +646,7 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_like_orjson() {
-        let mut s = String::new();
-        write_str(&mut s, "a\"\\\n\t\r\u{8}\u{c}\u{b}\u{1f}\u{7f}\u{2028}/é😀");
+        let s = to_json_string(&JsonValue::Str("a\"\\\n\t\r\u{8}\u{c}\u{b}\u{1f}\u{7f}\u{2028}/é😀".into()));
         assert_eq!(s, "\"a\\\"\\\\\\n\\t\\r\\b\\f\\u000b\\u001f\u{7f}\u{2028}/é😀\"");
     }
 

@@ -356,6 +356,16 @@ fn text_bytes(py: Python<'_>, text: &Bound<'_, PyAny>, what: &str) -> PyResult<V
     Err(PyTypeError::new_err(format!("{what}() takes str or bytes, not {}", type_label(text)?)))
 }
 
+/// Parse without the GIL when the text is large enough for other threads to gain from it
+/// (releasing and retaking the GIL costs about a microsecond).
+fn without_gil_if_large<T: Send>(py: Python<'_>, bytes: &[u8], parse: fn(&[u8]) -> T) -> T {
+    if bytes.len() >= 64 * 1024 {
+        py.detach(|| parse(bytes))
+    } else {
+        parse(bytes)
+    }
+}
+
 /// One message of an agent run, held in Rust; immutable, compared by its JSON form.
 #[pyclass(name = "AgentMessage", module = "crewai_rust._speedups", frozen)]
 pub struct RustAgentMessage {
@@ -526,7 +536,7 @@ impl RustAgentMessage {
     #[staticmethod]
     fn from_json(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Self> {
         let bytes = text_bytes(py, text, "from_json")?;
-        let inner = py.detach(|| Message::from_json(&bytes)).map_err(|e| format_error(py, e))?;
+        let inner = without_gil_if_large(py, &bytes, Message::from_json).map_err(|e| format_error(py, e))?;
         Ok(RustAgentMessage { inner })
     }
 
@@ -603,14 +613,14 @@ impl RustAgentMessage {
 /// One JSON array of messages held in Rust.
 #[pyfunction]
 fn dumps_many(messages: Vec<PyRef<'_, RustAgentMessage>>) -> String {
-    message::dumps_many(messages.iter().map(|m| &m.inner))
+    message::dumps_many(&messages.iter().map(|m| &m.inner).collect::<Vec<_>>())
 }
 
 /// A JSON array of message documents; errors name the index and the field.
 #[pyfunction]
 fn loads_many(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Vec<RustAgentMessage>> {
     let bytes = text_bytes(py, text, "loads_many")?;
-    let messages = py.detach(|| message::loads_many(&bytes)).map_err(|e| format_error(py, e))?;
+    let messages = without_gil_if_large(py, &bytes, message::loads_many).map_err(|e| format_error(py, e))?;
     Ok(messages.into_iter().map(|inner| RustAgentMessage { inner }).collect())
 }
 
