@@ -82,8 +82,25 @@ def _set_as_list(obj: set[Any] | frozenset[Any]) -> list[Any]:
         return list(obj)
 
 
+def _base64(obj: bytes) -> str:
+    return base64.b64encode(obj).decode("utf-8")
+
+
+# Exact types whose rule is fixed (none of them can be a pydantic model): one dict lookup.
+_EXACT: dict[type, Callable[[Any], Any]] = {
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    UUID: str,
+    Decimal: str,
+    bytes: _base64,
+}
+
+
 def convert(obj: Any) -> Any:
     """The ``default`` hook: a JSON-ready stand-in for ``obj`` or :class:`_Unsupported`."""
+    exact = _EXACT.get(type(obj))
+    if exact is not None:
+        return exact(obj)
     base_model = _pydantic_base_model()
     if base_model is not None and isinstance(obj, base_model):
         return _handle_pydantic_model(obj, base_model)
@@ -92,7 +109,7 @@ def convert(obj: Any) -> Any:
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
     if isinstance(obj, bytes):
-        return base64.b64encode(obj).decode("utf-8")
+        return _base64(obj)
     # Extensions: the stock encoder raises TypeError for these.
     if isinstance(obj, (set, frozenset)):
         return _set_as_list(obj)
@@ -215,26 +232,40 @@ def _find_unencodable(obj: Any, path: str, depth: int) -> tuple[str, str, str] |
     return _find_unencodable(stand_in, path, depth + 1)
 
 
-def _has_non_finite(value: Any, converted: dict[int, Any], depth: int = 0) -> bool:
-    """Fast check (no paths) for NaN/infinity in what orjson just encoded."""
-    kind = type(value)
-    if kind is dict:
-        items: Any = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    elif kind is float:
-        return value - value != 0.0  # NaN and +/-inf give NaN
-    else:
-        return _find_non_finite(value, converted) is not None
-    for item in items:
-        kind = type(item)
-        if kind is str or kind is int or item is None or kind is bool:
-            continue
-        if kind is float:
-            if item - item != 0.0:
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _has_non_finite(root: Any, converted: dict[int, Any]) -> bool:
+    """Fast check (no paths) for NaN/infinity in what orjson just encoded (so no cycles)."""
+    stack = [root]
+    pop, push, plain = stack.pop, stack.append, _PLAIN
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind is dict:
+            items: Any = value.values()
+        elif kind is list or kind is tuple:
+            items = value
+        elif kind is float:
+            if value - value != 0.0:  # NaN and +/-inf give NaN
                 return True
-        elif depth < _MAX_DEPTH and _has_non_finite(item, converted, depth + 1):
+            continue
+        elif id(value) in converted:  # pydantic model, set, datetime, ...: what orjson was given
+            push(converted[id(value)])
+            continue
+        elif isinstance(value, (str, int)) or value is None:  # str/int subclasses, their enums
+            continue
+        elif _find_non_finite(value, converted) is not None:  # float enums, numpy, dataclasses...
             return True
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is float:
+                if item - item != 0.0:
+                    return True
+            elif kind not in plain:
+                push(item)
     return False
 
 
