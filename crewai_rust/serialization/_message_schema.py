@@ -128,18 +128,24 @@ def _check_object(field: str, value: Any) -> dict[str, Any]:
     return cleaned
 
 
-def depth(value: Any) -> int:
-    """Nesting depth of containers (a scalar is 0, ``{}`` is 1)."""
-    if isinstance(value, dict):
-        return 1 + max((depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((depth(item) for item in value), default=0)
-    return 0
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (a scalar is 0, ``{}`` is 1)."""
+    if type(value) not in (dict, list):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        if level > limit:
+            return True
+        for item in current.values() if type(current) is dict else current:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, level + 1))
+    return False
 
 
 def check_parsed_depth(field: str, value: Any) -> None:
     """Depth limit for values parsed from JSON (constructed ones are checked by clean_json)."""
-    if depth(value) > MAX_DEPTH:
+    if deeper_than(value, MAX_DEPTH):
         raise fail(field, f"nested deeper than {MAX_DEPTH} levels")
 
 
