@@ -246,12 +246,28 @@ pub fn timestamp_from_fields(
     Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros)
 }
 
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut buf = [b'0'; 6];
+    let mut v = value;
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend(buf[..width].iter().map(|b| char::from(*b)));
+}
+
 /// `datetime.isoformat()` of an aware UTC datetime: fraction only when non-zero.
 pub fn format_timestamp(us: i64) -> String {
     let (year, month, day, hour, minute, second, micros) = timestamp_fields(us);
-    let mut text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+    let mut text = String::with_capacity(32);
+    push_digits(&mut text, year as u32, 4);
+    for (sep, value) in [('-', month), ('-', day), ('T', hour), (':', minute), (':', second)] {
+        text.push(sep);
+        push_digits(&mut text, value, 2);
+    }
     if micros != 0 {
-        let _ = write!(text, ".{micros:06}");
+        text.push('.');
+        push_digits(&mut text, micros, 6);
     }
     text.push_str("+00:00");
     text
