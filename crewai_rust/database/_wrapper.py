@@ -1,0 +1,202 @@
+"""``RustSQLiteWrapper``: one pooled, thread-safe SQLite handle for CrewAI's small databases."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
+
+from .._selection import implementation_name, speedups_module
+from .._selection import use_rust as _resolve_use_rust
+from ._errors import is_busy, with_path
+from ._pypool import PySqlitePool
+
+T = TypeVar("T")
+
+_TX_MODES = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE", "exclusive": "BEGIN EXCLUSIVE"}
+_live: weakref.WeakSet[RustSQLiteWrapper] = weakref.WeakSet()
+
+
+class ExecResult(NamedTuple):
+    """What ``execute`` reports, as a ``sqlite3`` cursor would: rows changed and last rowid."""
+
+    rowcount: int
+    lastrowid: int | None
+
+
+class RustSQLiteWrapper:
+    """A pool of SQLite connections to ``db_path`` (WAL, busy timeout with retry, cached statements).
+
+    Every call checks a connection out for its duration, so threads do not
+    queue behind one shared connection; the Rust twin releases the GIL while
+    SQLite works. Errors are Python's ``sqlite3`` exception classes under both
+    twins. Inside ``with db.transaction():`` the calling thread's statements run
+    on the transaction's connection.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        pool_size: int = 4,
+        use_rust: bool | None = None,
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        statement_cache: int = 256,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout}")
+        self.db_path = os.fspath(db_path)
+        self.pool_size = pool_size
+        self.busy_timeout = float(busy_timeout)
+        rust = _resolve_use_rust(use_rust)
+        self.implementation = implementation_name(rust)
+        factory: Callable[..., Any] = speedups_module().SqlitePool if rust else PySqlitePool  # type: ignore[union-attr]
+        try:
+            self._pool = factory(self.db_path, pool_size, self.busy_timeout, statement_cache, synchronous)
+        except sqlite3.Error as exc:
+            raise with_path(exc, self.db_path) from exc
+        self._local = threading.local()
+        self._savepoints = itertools.count(1)
+        self._pid = os.getpid()
+        _live.add(self)
+
+    # -- plumbing -----------------------------------------------------------
+    def _target(self) -> Any:
+        """The transaction's connection on this thread, else the pool."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._pid != os.getpid():
+            raise sqlite3.ProgrammingError(
+                f"this RustSQLiteWrapper for {self.db_path!r} was opened in process {self._pid}; "
+                "open a new one after fork"
+            )
+        return self._pool
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run an autocommit call, retrying SQLITE_BUSY (no effect was made) until the busy timeout."""
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            first = exc
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            time.sleep(delay)
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise exc from first
+            delay = min(delay * 2, 0.05)
+
+    # -- public API ---------------------------------------------------------
+    def execute(self, sql: str, params: Any = ()) -> ExecResult:
+        """Run one statement (autocommit outside a transaction); returns rowcount and lastrowid."""
+        target = self._target()
+        if target is self._pool:
+            rowcount, lastrowid = self._retrying(lambda: target.execute(sql, params))
+        else:
+            rowcount, lastrowid = target.execute(sql, params)
+        return ExecResult(rowcount, lastrowid)
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> int:
+        """Run one DML statement per parameter set, atomically; returns rows changed."""
+        target = self._target()
+        if target is self._pool:
+            batch = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+            return self._retrying(lambda: target.executemany(sql, batch))
+        return target.executemany(sql, seq_of_params)
+
+    def query(self, sql: str, params: Any = (), *, as_dict: bool = False) -> list[Any]:
+        """All rows, as tuples or (``as_dict=True``) dicts keyed by column name."""
+        target = self._target()
+        if target is self._pool:
+            return self._retrying(lambda: target.query(sql, params, as_dict))
+        return target.query(sql, params, as_dict)
+
+    def query_one(self, sql: str, params: Any = (), *, as_dict: bool = False) -> Any:
+        """The first row (tuple or dict), or None."""
+        target = self._target()
+        if target is self._pool:
+            return self._retrying(lambda: target.query_one(sql, params, as_dict))
+        return target.query_one(sql, params, as_dict)
+
+    @contextmanager
+    def transaction(self, mode: str = "immediate") -> Iterator[RustSQLiteWrapper]:
+        """Commit on success, roll back on any exception; nested use becomes a SAVEPOINT.
+
+        ``mode`` is ``"immediate"`` (default: take the write lock at BEGIN, so a
+        read-then-write never fails half way), ``"deferred"`` or ``"exclusive"``.
+        """
+        begin = _TX_MODES.get(mode.lower())
+        if begin is None:
+            raise ValueError(f"mode must be one of {sorted(_TX_MODES)}, got {mode!r}")
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield from self._savepoint(current)
+            return
+        if self._pid != os.getpid():
+            self._target()  # raises the fork error
+        conn = self._pool.checkout()
+        try:
+            self._retrying(lambda: conn.execute(begin))
+            self._local.conn = conn
+            try:
+                yield self
+            except BaseException:
+                self._local.conn = None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._local.conn = None
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._local.conn = None
+            conn.release()
+
+    def _savepoint(self, conn: Any) -> Iterator[RustSQLiteWrapper]:
+        name = f"crewai_rust_sp{next(self._savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+
+    def close(self) -> None:
+        """Close the pool's connections; later calls raise ``sqlite3.ProgrammingError``."""
+        self._pool.close()
+        _live.discard(self)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._pool.closed)
+
+    def __enter__(self) -> RustSQLiteWrapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"pool_size={self.pool_size}"
+        return f"RustSQLiteWrapper({self.db_path!r}, {state}, implementation={self.implementation!r})"
