@@ -21,6 +21,18 @@ T = TypeVar("T")
 
 _TX_MODES = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE", "exclusive": "BEGIN EXCLUSIVE"}
 _live: weakref.WeakSet[RustSQLiteWrapper] = weakref.WeakSet()
+#: Bumped in a forked child: SQLite connections must not cross a fork, and
+#: comparing an int is cheaper than calling os.getpid() on every statement.
+_process_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _process_generation
+    _process_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ExecResult(NamedTuple):
@@ -67,6 +79,7 @@ class RustSQLiteWrapper:
         self._local = threading.local()
         self._savepoints = itertools.count(1)
         self._pid = os.getpid()
+        self._generation = _process_generation
         _live.add(self)
 
     # -- plumbing -----------------------------------------------------------
@@ -75,7 +88,7 @@ class RustSQLiteWrapper:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        if self._pid != os.getpid():
+        if self._generation != _process_generation:
             raise sqlite3.ProgrammingError(
                 f"this RustSQLiteWrapper for {self.db_path!r} was opened in process {self._pid}; "
                 "open a new one after fork"
@@ -147,7 +160,7 @@ class RustSQLiteWrapper:
         if current is not None:
             yield from self._savepoint(current)
             return
-        if self._pid != os.getpid():
+        if self._generation != _process_generation:
             self._target()  # raises the fork error
         conn = self._pool.checkout()
         try:
@@ -184,6 +197,8 @@ class RustSQLiteWrapper:
 
     def close(self) -> None:
         """Close the pool's connections; later calls raise ``sqlite3.ProgrammingError``."""
+        if self._generation != _process_generation:
+            return  # the parent's connections: never touch them from a child
         self._pool.close()
         _live.discard(self)
 
