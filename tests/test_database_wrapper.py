@@ -45,13 +45,31 @@ def test_execute_query_and_row_shapes(db: RustSQLiteWrapper) -> None:
     assert db.execute("SELECT 1").rowcount == -1
 
 
-def test_file_is_wal_and_readable_by_plain_sqlite3(db: RustSQLiteWrapper) -> None:
+def test_file_is_wal_and_shared_with_plain_sqlite3(tmp_path: Path, use_rust: bool) -> None:
+    path = tmp_path / "shared.db"
+    db = RustSQLiteWrapper(path, use_rust=use_rust)
+    db.execute("CREATE TABLE t (name TEXT)")
     db.execute("INSERT INTO t (name) VALUES ('x')")
-    with sqlite3.connect(db.db_path) as plain:
+    db.close()  # the Rust twin's SQLite must not overlap stdlib sqlite3 on one file in-process
+    with sqlite3.connect(path) as plain:
         assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert plain.execute("SELECT name FROM t").fetchall() == [("x",)]
         plain.execute("INSERT INTO t (name) VALUES ('from-stdlib')")
-    assert db.query("SELECT name FROM t ORDER BY id") == [("x",), ("from-stdlib",)]
+    plain.close()
+    db = RustSQLiteWrapper(path, use_rust=use_rust)
+    assert db.query("SELECT name FROM t ORDER BY rowid") == [("x",), ("from-stdlib",)]
+    db.close()
+
+
+def test_two_sqlite_copies_on_one_file_are_refused(tmp_path: Path, speedups: object) -> None:
+    path = tmp_path / "one.db"
+    rust = RustSQLiteWrapper(path, use_rust=True)
+    with pytest.raises(sqlite3.ProgrammingError, match="rust twin"):
+        RustSQLiteWrapper(path, use_rust=False)
+    second = RustSQLiteWrapper(path, use_rust=True)  # the same library twice is fine
+    second.close()
+    rust.close()
+    RustSQLiteWrapper(path, use_rust=False).close()  # once closed, the other twin may open it
 
 
 def test_transaction_commits_and_rolls_back(db: RustSQLiteWrapper) -> None:

@@ -2,7 +2,10 @@
 
 ``patch(database={...})`` options (environment variable in brackets):
 
-* ``use_rust`` (bool/None): which twin the pools use; None = Rust when built.
+* ``use_rust`` (bool, default False): True puts CrewAI's task-output and flow files on the
+  Rust twin. It links its own SQLite, so it is only safe when nothing else in the process
+  opens those files with stdlib ``sqlite3`` (stock classes created before ``patch()``, a
+  user's own ``SQLiteFlowPersistence``); the Python twin has no such caveat.
 * ``pool_size`` [CREWAI_RUST_DB_POOL_SIZE] connections per database file (default 4).
 * ``busy_timeout`` [CREWAI_RUST_DB_BUSY_TIMEOUT] seconds to wait on a locked database (30).
 * ``synchronous`` [CREWAI_RUST_DB_SYNCHRONOUS] ``PRAGMA synchronous`` (default NORMAL:
@@ -36,7 +39,7 @@ def _settings(options: dict[str, Any]) -> _shared.Settings:
     if int(pool_size) < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     return _shared.Settings(
-        use_rust=options.get("use_rust"),
+        use_rust=bool(options.get("use_rust", False)),
         pool_size=int(pool_size),
         busy_timeout=float(busy_timeout),  # type: ignore[arg-type]
         synchronous=synchronous,
@@ -45,7 +48,7 @@ def _settings(options: dict[str, Any]) -> _shared.Settings:
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     settings = _settings(options)
-    rust = use_rust(settings.use_rust)
+    rust = use_rust(True) if settings.use_rust else False
     _shared.configure(**{**settings.__dict__, "use_rust": rust})
 
     if options.get("task_outputs", True):

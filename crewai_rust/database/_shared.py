@@ -23,7 +23,9 @@ from ._wrapper import RustSQLiteWrapper
 class Settings:
     """How shared pools are opened; set by ``patch(database={...})``."""
 
-    use_rust: bool | None = None
+    #: CrewAI's own (stock) code may still open these files with stdlib sqlite3 in
+    #: this process, so the drop-ins use the Python twin unless told otherwise.
+    use_rust: bool = False
     pool_size: int = 4
     busy_timeout: float = 30.0
     synchronous: str = "NORMAL"
@@ -31,7 +33,7 @@ class Settings:
 
 _settings = Settings()
 _lock = threading.Lock()
-_open: dict[tuple[str, bool | None, int], tuple[RustSQLiteWrapper, tuple[int, int] | None]] = {}
+_open: dict[tuple[str, bool, int], tuple[RustSQLiteWrapper, tuple[int, int] | None]] = {}
 _initialised: set[tuple[str, str, int]] = set()
 
 
@@ -57,7 +59,7 @@ def _identity(path: str) -> tuple[int, int] | None:
 def shared_database(path: str, use_rust: bool | None = None) -> RustSQLiteWrapper:
     """The process's open pool for ``path`` (opened with the current settings on first use)."""
     settings = _settings
-    rust = settings.use_rust if use_rust is None else use_rust
+    rust = bool(settings.use_rust if use_rust is None else use_rust)
     absolute = os.path.abspath(path)
     key = (absolute, rust, _wrapper._process_generation)
     with _lock:

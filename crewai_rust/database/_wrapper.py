@@ -35,6 +35,43 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_open_lock = threading.Lock()
+_open_files: dict[tuple[str, str], int] = {}
+
+
+def _claim(path: str, implementation: str) -> Callable[[], None] | None:
+    """Refuse to open a file another SQLite copy in this process has open.
+
+    The Rust twin links its own (bundled) SQLite. POSIX locks do not conflict
+    within one process, so two SQLite libraries on one file cannot see each
+    other's locks: one may checkpoint and delete the WAL under the other and
+    writes are lost (sqlite.org/howtocorrupt.html, "multiple copies of SQLite").
+    Returns the release callback, or None for in-memory databases.
+    """
+    if path in ("", ":memory:"):
+        return None
+    real = os.path.realpath(path)
+    other = "python" if implementation == "rust" else "rust"
+    with _open_lock:
+        if _open_files.get((real, other), 0) > 0:
+            raise sqlite3.ProgrammingError(
+                f"{path!r} is already open in this process through the {other} twin; "
+                "two SQLite libraries must not share a file in one process (lost writes). "
+                "Use one implementation per file, or separate processes."
+            )
+        _open_files[(real, implementation)] = _open_files.get((real, implementation), 0) + 1
+
+    def release() -> None:
+        with _open_lock:
+            left = _open_files.get((real, implementation), 0) - 1
+            if left > 0:
+                _open_files[(real, implementation)] = left
+            else:
+                _open_files.pop((real, implementation), None)
+
+    return release
+
+
 class ExecResult(NamedTuple):
     """What ``execute`` reports, as a ``sqlite3`` cursor would: rows changed and last rowid."""
 
@@ -47,7 +84,9 @@ class RustSQLiteWrapper:
 
     Every call checks a connection out for its duration, so threads do not
     queue behind one shared connection; the Rust twin releases the GIL while
-    SQLite works. Errors are Python's ``sqlite3`` exception classes under both
+    SQLite works. The Rust twin links its own SQLite: while it has a file open,
+    do not open that file with stdlib ``sqlite3`` in the same process (other
+    processes are fine); opening it with the Python twin is refused. Errors are Python's ``sqlite3`` exception classes under both
     twins. Inside ``with db.transaction():`` the calling thread's statements run
     on the transaction's connection.
     """
@@ -72,10 +111,18 @@ class RustSQLiteWrapper:
         rust = _resolve_use_rust(use_rust)
         self.implementation = implementation_name(rust)
         factory: Callable[..., Any] = speedups_module().SqlitePool if rust else PySqlitePool  # type: ignore[union-attr]
+        release = _claim(self.db_path, self.implementation)
         try:
             self._pool = factory(self.db_path, pool_size, self.busy_timeout, statement_cache, synchronous)
         except sqlite3.Error as exc:
+            if release is not None:
+                release()
             raise with_path(exc, self.db_path) from exc
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+        self._release = weakref.finalize(self, release) if release is not None else None
         self._local = threading.local()
         self._savepoints = itertools.count(1)
         self._pid = os.getpid()
@@ -200,6 +247,8 @@ class RustSQLiteWrapper:
         if self._generation != _process_generation:
             return  # the parent's connections: never touch them from a child
         self._pool.close()
+        if self._release is not None:
+            self._release()
         _live.discard(self)
 
     @property
