@@ -124,32 +124,31 @@ class RustSQLiteWrapper:
             raise
         self._release = weakref.finalize(self, release) if release is not None else None
         self._local = threading.local()
+        self._open_transactions = 0  # >0 while any thread has a transaction open
+        self._count_lock = threading.Lock()
         self._savepoints = itertools.count(1)
         self._pid = os.getpid()
         self._generation = _process_generation
         _live.add(self)
 
     # -- plumbing -----------------------------------------------------------
-    def _target(self) -> Any:
-        """The transaction's connection on this thread, else the pool."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+    def _transaction_conn(self) -> Any:
+        """The connection of this thread's open transaction, or None (cheap when none is open)."""
+        if self._open_transactions:
+            return getattr(self._local, "conn", None)
+        return None
+
+    def _check_process(self) -> None:
         if self._generation != _process_generation:
             raise sqlite3.ProgrammingError(
                 f"this RustSQLiteWrapper for {self.db_path!r} was opened in process {self._pid}; "
                 "open a new one after fork"
             )
-        return self._pool
 
-    def _retrying(self, call: Callable[[], T]) -> T:
-        """Run an autocommit call, retrying SQLITE_BUSY (no effect was made) until the busy timeout."""
-        try:
-            return call()
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
-            first = exc
+    def _retry_busy(self, first: sqlite3.OperationalError, call: Callable[[], T]) -> T:
+        """Retry an autocommit call that hit SQLITE_BUSY (it had no effect) until the busy timeout."""
+        if not is_busy(first):
+            raise first
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.001
         while True:
@@ -161,37 +160,61 @@ class RustSQLiteWrapper:
                     raise exc from first
             delay = min(delay * 2, 0.05)
 
+    def _retrying(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            return self._retry_busy(exc, call)
+
     # -- public API ---------------------------------------------------------
     def execute(self, sql: str, params: Any = ()) -> ExecResult:
         """Run one statement (autocommit outside a transaction); returns rowcount and lastrowid."""
-        target = self._target()
-        if target is self._pool:
-            rowcount, lastrowid = self._retrying(lambda: target.execute(sql, params))
-        else:
-            rowcount, lastrowid = target.execute(sql, params)
-        return ExecResult(rowcount, lastrowid)
+        conn = self._transaction_conn()
+        if conn is not None:
+            return ExecResult(*conn.execute(sql, params))
+        if self._generation != _process_generation:
+            self._check_process()
+        pool = self._pool
+        try:
+            return ExecResult(*pool.execute(sql, params))
+        except sqlite3.OperationalError as exc:
+            return ExecResult(*self._retry_busy(exc, lambda: pool.execute(sql, params)))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> int:
         """Run one DML statement per parameter set, atomically; returns rows changed."""
-        target = self._target()
-        if target is self._pool:
-            batch = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
-            return self._retrying(lambda: target.executemany(sql, batch))
-        return target.executemany(sql, seq_of_params)
+        conn = self._transaction_conn()
+        if conn is not None:
+            return conn.executemany(sql, seq_of_params)
+        self._check_process()
+        batch = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+        pool = self._pool
+        return self._retrying(lambda: pool.executemany(sql, batch))
 
     def query(self, sql: str, params: Any = (), *, as_dict: bool = False) -> list[Any]:
         """All rows, as tuples or (``as_dict=True``) dicts keyed by column name."""
-        target = self._target()
-        if target is self._pool:
-            return self._retrying(lambda: target.query(sql, params, as_dict))
-        return target.query(sql, params, as_dict)
+        conn = self._transaction_conn()
+        if conn is not None:
+            return conn.query(sql, params, as_dict)
+        if self._generation != _process_generation:
+            self._check_process()
+        pool = self._pool
+        try:
+            return pool.query(sql, params, as_dict)
+        except sqlite3.OperationalError as exc:
+            return self._retry_busy(exc, lambda: pool.query(sql, params, as_dict))
 
     def query_one(self, sql: str, params: Any = (), *, as_dict: bool = False) -> Any:
         """The first row (tuple or dict), or None."""
-        target = self._target()
-        if target is self._pool:
-            return self._retrying(lambda: target.query_one(sql, params, as_dict))
-        return target.query_one(sql, params, as_dict)
+        conn = self._transaction_conn()
+        if conn is not None:
+            return conn.query_one(sql, params, as_dict)
+        if self._generation != _process_generation:
+            self._check_process()
+        pool = self._pool
+        try:
+            return pool.query_one(sql, params, as_dict)
+        except sqlite3.OperationalError as exc:
+            return self._retry_busy(exc, lambda: pool.query_one(sql, params, as_dict))
 
     @contextmanager
     def transaction(self, mode: str = "immediate") -> Iterator[RustSQLiteWrapper]:
@@ -203,15 +226,18 @@ class RustSQLiteWrapper:
         begin = _TX_MODES.get(mode.lower())
         if begin is None:
             raise ValueError(f"mode must be one of {sorted(_TX_MODES)}, got {mode!r}")
-        current = getattr(self._local, "conn", None)
+        current = self._transaction_conn()
         if current is not None:
             yield from self._savepoint(current)
             return
-        if self._generation != _process_generation:
-            self._target()  # raises the fork error
+        self._check_process()
         conn = self._pool.checkout()
+        counted = False
         try:
             self._retrying(lambda: conn.execute(begin))
+            with self._count_lock:
+                self._open_transactions += 1
+            counted = True
             self._local.conn = conn
             try:
                 yield self
@@ -230,6 +256,9 @@ class RustSQLiteWrapper:
         finally:
             self._local.conn = None
             conn.release()
+            if counted:
+                with self._count_lock:
+                    self._open_transactions -= 1
 
     def _savepoint(self, conn: Any) -> Iterator[RustSQLiteWrapper]:
         name = f"crewai_rust_sp{next(self._savepoints)}"
