@@ -125,13 +125,16 @@ def test_unwritable_location_raises_crewai_error(tmp_path: Path, use_rust: bool)
         _ours(tmp_path / "missing-dir" / "t.db", use_rust)
 
 
-def test_handler_update_does_not_reload_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_handler_update_does_not_reload_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_rust: bool
+) -> None:
     monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
-    crewai_rust.patch("database")
+    crewai_rust.patch("database", database={"use_rust": use_rust})
     from crewai.utilities.task_output_storage_handler import TaskOutputStorageHandler
 
     handler = TaskOutputStorageHandler()
     assert isinstance(handler.storage, PooledTaskOutputsStorage)
+    assert handler.storage.implementation == ("rust" if use_rust else "python")
 
     def no_reload() -> None:
         raise AssertionError("update() reloaded the whole table")
@@ -280,13 +283,15 @@ def test_pending_feedback_round_trips_between_ours_and_stock(tmp_path: Path, use
 
 
 @pytest.mark.crew
-def test_offline_crew_kickoff_then_replay_runs_on_our_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_crew_kickoff_then_replay_runs_on_our_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_rust: bool
+) -> None:
     from crewai import Agent, Crew, Task
 
     from crewai_rust.testing import ScriptedLLM
 
     monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
-    crewai_rust.patch("database")
+    crewai_rust.patch("database", database={"use_rust": use_rust})
     calls: list[int] = []
     original_add = PooledTaskOutputsStorage.add
 
@@ -303,6 +308,7 @@ def test_offline_crew_kickoff_then_replay_runs_on_our_storage(tmp_path: Path, mo
     ]
     crew = Crew(agents=[agent], tasks=tasks)
     assert isinstance(crew._task_output_handler.storage, PooledTaskOutputsStorage)
+    assert crew._task_output_handler.storage.implementation == ("rust" if use_rust else "python")
     result = crew.kickoff(inputs={"topic": "sqlite"})
     assert result.raw
     assert len(calls) == 3
@@ -321,3 +327,31 @@ def test_offline_crew_kickoff_then_replay_runs_on_our_storage(tmp_path: Path, mo
     assert [r["task_id"] for r in StockStorage(str(tmp_path / "latest_kickoff_task_outputs.db")).load()] == [
         str(t.id) for t in tasks
     ]
+
+
+def test_patched_lock_store_blocks_on_our_file_lock(tmp_path: Path) -> None:
+    import threading
+
+    import crewai_core.lock_store as lock_store
+
+    from crewai_rust.database._filelock import LockTimeoutError
+
+    crewai_rust.patch("database", database={"lock_dir": str(tmp_path)})
+    name = f"sqlite:{tmp_path / 'x.db'}"
+    errors: list[BaseException] = []
+    with lock_store.lock(name, timeout=5):
+        assert list(tmp_path.glob("crewai:*.lock"))  # our backend made the lock file here
+
+        def contender() -> None:
+            try:
+                with lock_store.lock(name, timeout=0.05):
+                    pass
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=contender)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], LockTimeoutError) and name in str(errors[0])
+    with lock_store.lock(name, timeout=0.05):
+        pass
