@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +83,15 @@ class PyConn:
             pool._give_back(conn)
 
 
+def _close_idle(idle: queue.SimpleQueue[sqlite3.Connection]) -> None:
+    """Close every idle connection (on close(), or when the pool is garbage-collected)."""
+    while True:
+        try:
+            idle.get_nowait().close()
+        except queue.Empty:
+            return
+
+
 class PySqlitePool:
     """A bounded pool of ``sqlite3`` connections to one file (same API as ``_speedups.SqlitePool``)."""
 
@@ -107,6 +117,8 @@ class PySqlitePool:
         self._closed = False
         # Open one now: a bad path or a non-database file fails here, not on first use.
         self._idle.put(self._connect())
+        # Python 3.13 warns about connections left to the garbage collector.
+        self._finalizer = weakref.finalize(self, _close_idle, self._idle)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -219,11 +231,7 @@ class PySqlitePool:
 
     def close(self) -> None:
         self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                break
+        self._finalizer()
 
     @property
     def closed(self) -> bool:
