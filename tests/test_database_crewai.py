@@ -179,6 +179,18 @@ def test_patch_installs_and_unpatch_restores_by_identity(use_rust: bool) -> None
     assert all(a is b for a, b in zip(before, after))
 
 
+def test_parts_can_be_left_out() -> None:
+    import crewai.utilities.task_output_storage_handler as handler_module
+    import crewai_core.lock_store as lock_store
+    from crewai.flow.persistence import factory
+
+    stock_storage, stock_factory = handler_module.KickoffTaskOutputsSQLiteStorage, factory._factory
+    state = crewai_rust.patch("database", database={"task_outputs": False, "flows": False})
+    assert state["components"]["DATABASE"]["enabled"]
+    assert handler_module.KickoffTaskOutputsSQLiteStorage is stock_storage and factory._factory is stock_factory
+    assert lock_store._backend is not None
+
+
 def test_patch_options_are_validated() -> None:
     state = crewai_rust.patch("database", database={"pool_size": 0})["components"]["DATABASE"]
     assert not state["enabled"] and "pool_size" in state["error"]

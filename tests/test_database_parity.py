@@ -114,6 +114,7 @@ STATEMENTS = [
 
 
 @pytest.mark.parametrize("as_dict", [False, True])
+@pytest.mark.filterwarnings("ignore:Binding.*is a named parameter:DeprecationWarning")  # 3.12+ stdlib only
 def test_statements_and_errors_match(twins: tuple[RustSQLiteWrapper, RustSQLiteWrapper], as_dict: bool) -> None:
     for sql, params in STATEMENTS:
         outcomes = [_outcome(lambda db=db: db.query(sql, params, as_dict=as_dict)) for db in twins]
