@@ -70,3 +70,46 @@ def dumps_many(messages: list[AgentMessage]) -> str:
 
 def loads_many(text: str | bytes | bytearray | memoryview) -> list[AgentMessage]:
     """A JSON array of message documents; errors name the index and the field."""
+# --- database ---
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+_Params = Sequence[Any] | Mapping[str, Any] | None
+
+class SqlitePool:
+    """r2d2 pool of bundled-SQLite connections; statements run with the GIL released.
+
+    Values and errors follow stdlib ``sqlite3`` (its exception classes are raised).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        pool_size: int = 4,
+        busy_timeout: float = 30.0,
+        statement_cache: int = 256,
+        synchronous: str = "NORMAL",
+    ) -> None: ...
+    def execute(self, sql: str, params: _Params = None) -> tuple[int, int]:
+        """(rowcount, lastrowid) of one statement run to completion in autocommit."""
+    def executemany(self, sql: str, seq: Iterable[_Params]) -> int:
+        """Rows changed by one DML statement per parameter set, in one BEGIN IMMEDIATE transaction."""
+    def query(self, sql: str, params: _Params = None, as_dict: bool = False) -> list[Any]: ...
+    def query_one(self, sql: str, params: _Params = None, as_dict: bool = False) -> Any: ...
+    def checkout(self) -> SqliteConn:
+        """Hold one pooled connection (for a transaction) until ``release()``."""
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+class SqliteConn:
+    """One pooled connection checked out of a :class:`SqlitePool`."""
+
+    def execute(self, sql: str, params: _Params = None) -> tuple[int, int]: ...
+    def executemany(self, sql: str, seq: Iterable[_Params]) -> int: ...
+    def query(self, sql: str, params: _Params = None, as_dict: bool = False) -> list[Any]: ...
+    def query_one(self, sql: str, params: _Params = None, as_dict: bool = False) -> Any: ...
+    @property
+    def in_transaction(self) -> bool: ...
+    def release(self) -> None:
+        """Roll back anything left open and return the connection to the pool."""

@@ -7,6 +7,7 @@
 pub mod buildinfo;
 pub mod error;
 pub mod message;
+pub mod sqlpool;
 
 #[cfg(feature = "python")]
 mod python;

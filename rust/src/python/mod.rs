@@ -6,11 +6,13 @@ use pyo3::prelude::*;
 mod buildinfo;
 mod errors;
 mod message;
+mod sqlpool;
 
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::buildinfo::VERSION)?;
     buildinfo::register(m)?;
     message::register(m)?;
+    sqlpool::register(m)?;
     Ok(())
 }

@@ -1,0 +1,93 @@
+"""Component DATABASE: pooled task outputs, flow persistence and a blocking file lock.
+
+``patch(database={...})`` options (environment variable in brackets):
+
+* ``use_rust`` (bool, default False): True puts CrewAI's task-output and flow files on the
+  Rust twin. It links its own SQLite, so it is only safe when nothing else in the process
+  opens those files with stdlib ``sqlite3`` (stock classes created before ``patch()``, a
+  user's own ``SQLiteFlowPersistence``); the Python twin has no such caveat.
+* ``pool_size`` [CREWAI_RUST_DB_POOL_SIZE] connections per database file (default 4).
+* ``busy_timeout`` [CREWAI_RUST_DB_BUSY_TIMEOUT] seconds to wait on a locked database (30).
+* ``synchronous`` [CREWAI_RUST_DB_SYNCHRONOUS] ``PRAGMA synchronous`` (default NORMAL:
+  WAL commits survive a process crash; FULL also survives power loss).
+* ``task_outputs``, ``flows``, ``locks`` (bool, default True): install each part.
+* ``lock_dir``: directory of the lock files (default: the temp dir, as stock).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .._env import env_int
+from .._patcher import Patcher
+from .._selection import implementation_name, use_rust
+from . import _shared
+
+_KNOWN = {"use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir"}
+
+
+def _settings(options: dict[str, Any]) -> _shared.Settings:
+    unknown = sorted(set(options) - _KNOWN)
+    if unknown:
+        raise TypeError(f"unknown database option(s) {unknown}; known: {sorted(_KNOWN)}")
+    pool_size = options.get("pool_size", env_int("CREWAI_RUST_DB_POOL_SIZE", 4))
+    busy_timeout = options.get("busy_timeout", env_int("CREWAI_RUST_DB_BUSY_TIMEOUT", 30, minimum=0))
+    synchronous = str(options.get("synchronous", os.environ.get("CREWAI_RUST_DB_SYNCHRONOUS") or "NORMAL")).upper()
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+    if int(pool_size) < 1:
+        raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+    return _shared.Settings(
+        use_rust=bool(options.get("use_rust", False)),
+        pool_size=int(pool_size),
+        busy_timeout=float(busy_timeout),  # type: ignore[arg-type]
+        synchronous=synchronous,
+    )
+
+
+def activate(patcher: Patcher, options: dict[str, Any]) -> str:
+    settings = _settings(options)
+    rust = use_rust(True) if settings.use_rust else False
+    _shared.configure(**{**settings.__dict__, "use_rust": rust})
+
+    if options.get("task_outputs", True):
+        from ._task_outputs import PooledTaskOutputsStorage, handler_update
+
+        patcher.replace(
+            "crewai.memory.storage.kickoff_task_outputs_storage",
+            "KickoffTaskOutputsSQLiteStorage",
+            PooledTaskOutputsStorage,
+        )
+        # Imported by name into the handler's module: replace that binding too.
+        patcher.replace(
+            "crewai.utilities.task_output_storage_handler",
+            "KickoffTaskOutputsSQLiteStorage",
+            PooledTaskOutputsStorage,
+        )
+        patcher.replace("crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler", "update", handler_update)
+
+    if options.get("flows", True):
+        from ._flow_persistence import flow_persistence_factory
+
+        patcher.use_setter(
+            "crewai.flow.persistence.factory:set_flow_persistence_factory",
+            "crewai.flow.persistence.factory:_factory",
+            flow_persistence_factory,
+        )
+
+    if options.get("locks", True):
+        from ._filelock import FileLockBackend
+
+        patcher.use_setter(
+            "crewai_core.lock_store:set_lock_backend",
+            "crewai_core.lock_store:_backend",
+            FileLockBackend(options.get("lock_dir")),
+        )
+    return implementation_name(rust)
+
+
+def deactivate() -> None:
+    """Close the shared pools and forget the patch-time settings."""
+    _shared.close_all()
+    _shared.configure(**_shared.Settings().__dict__)

@@ -1,0 +1,101 @@
+"""One open pool per database file per process, shared by CrewAI's storages.
+
+CrewAI builds a new task-output storage per crew and a new flow persistence at
+every fall-back site; they all get the same :class:`RustSQLiteWrapper` from
+here instead of a connection per call. A file deleted or replaced behind our
+back (``crewai reset-memories``, a test's temp dir) is noticed when a storage
+is constructed and reopened, so no writes go to an unlinked inode.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import _wrapper
+from ._wrapper import RustSQLiteWrapper
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How shared pools are opened; set by ``patch(database={...})``."""
+
+    #: CrewAI's own (stock) code may still open these files with stdlib sqlite3 in
+    #: this process, so the drop-ins use the Python twin unless told otherwise.
+    use_rust: bool = False
+    pool_size: int = 4
+    busy_timeout: float = 30.0
+    synchronous: str = "NORMAL"
+
+
+_settings = Settings()
+_lock = threading.Lock()
+_open: dict[tuple[str, bool, int], tuple[RustSQLiteWrapper, tuple[int, int] | None]] = {}
+_initialised: set[tuple[str, str, int]] = set()
+
+
+def configure(**changes: Any) -> Settings:
+    """Replace the settings used for pools opened from now on; returns the new settings."""
+    global _settings
+    _settings = replace(_settings, **changes)
+    return _settings
+
+
+def current_settings() -> Settings:
+    return _settings
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def shared_database(path: str, use_rust: bool | None = None) -> RustSQLiteWrapper:
+    """The process's open pool for ``path`` (opened with the current settings on first use)."""
+    settings = _settings
+    rust = bool(settings.use_rust if use_rust is None else use_rust)
+    absolute = os.path.abspath(path)
+    key = (absolute, rust, _wrapper._process_generation)
+    with _lock:
+        entry = _open.get(key)
+        if entry is not None:
+            db, identity = entry
+            if not db.closed and identity is not None and _identity(absolute) == identity:
+                return db
+            _open.pop(key, None)
+            _initialised.difference_update({k for k in _initialised if k[0] == absolute})
+        db = RustSQLiteWrapper(
+            absolute,
+            pool_size=settings.pool_size,
+            use_rust=rust,
+            busy_timeout=settings.busy_timeout,
+            synchronous=settings.synchronous,
+        )
+        _open[key] = (db, _identity(absolute))
+        return db
+
+
+def ensure_schema(db: RustSQLiteWrapper, name: str, create: Callable[[RustSQLiteWrapper], None]) -> None:
+    """Run ``create(db)`` once per database file and schema ``name`` in this process."""
+    key = (db.db_path, name, id(db))
+    if key in _initialised:
+        return
+    create(db)
+    with _lock:
+        _initialised.add(key)
+
+
+def close_all() -> None:
+    """Close every shared pool (on unpatch); storages still alive reopen on next use."""
+    with _lock:
+        entries = list(_open.values())
+        _open.clear()
+        _initialised.clear()
+    for db, _ in entries:
+        db.close()
