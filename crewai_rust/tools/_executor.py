@@ -249,7 +249,8 @@ class RustToolExecutor:
     def execute_tool(self, name: str, args: Any = None, *, agent: Any = None, run_id: str | None = None) -> Any:
         """Run a registered tool through the guards; returns its result.
 
-        Raises :class:`ToolNotRegisteredError`, :class:`ToolArgumentsError` (args
+        ``run_id`` names the run (window and budget) for this call and the calls
+        nested inside it. Raises :class:`ToolNotRegisteredError`, :class:`ToolArgumentsError` (args
         not a mapping or JSON object text) or :class:`ToolRefusedError`;
         exceptions of the tool itself propagate unchanged.
         """
@@ -262,13 +263,18 @@ class RustToolExecutor:
         if not all(isinstance(k, str) for k in kwargs):
             raise ToolArgumentsError(f"argument names for {name!r} must be strings")
         marker = object()
-        refusal = self.admit(agent, name, kwargs, run=run_id, marker=marker)
+        token = _context.set_run(run_id) if run_id is not None else None  # nested calls join the run
         try:
-            if refusal is not None:
-                raise ToolRefusedError(refusal)
-            return fn(**kwargs)
+            refusal = self.admit(agent, name, kwargs, marker=marker)
+            try:
+                if refusal is not None:
+                    raise ToolRefusedError(refusal)
+                return fn(**kwargs)
+            finally:
+                self.release(marker)
         finally:
-            self.release(marker)
+            if token is not None:
+                _context.reset_run(token)
 
     @contextlib.contextmanager
     def run(self, run_id: str) -> Iterator[str]:

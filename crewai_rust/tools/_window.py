@@ -1,7 +1,8 @@
 """The loop guard's bookkeeping, pure-Python twin of ``_speedups.ToolGuard``.
 
-Per run: a sliding window of the fingerprints of admitted calls and a call
-count (the budget). Per tool: calls, refusals by reason, seconds spent. A call
+Per run: a sliding window of the fingerprints of attempted calls (refused
+attempts too, so retrying a refused cycle stays refused) and the count of
+admitted calls (the budget). Per tool: calls, refusals by reason, seconds spent. A call
 is refused before it runs when the budget is spent, when its fingerprint
 already appears ``max_repeats`` times in the window, or when it would start
 round ``cycle_repeats + 1`` of a short cycle (A, B, A, B, then A).
@@ -94,9 +95,9 @@ class PyToolGuard:
         with self._lock:
             state = self._run(run)
             reason = self._decide(state, fingerprint)
+            state.window.append(fingerprint)  # refused attempts too, like the Rust twin
             counters = self._counters(tool)
             if reason is None:
-                state.window.append(fingerprint)
                 state.calls += 1
                 counters[0] += 1
             else:

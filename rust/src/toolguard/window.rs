@@ -1,6 +1,7 @@
 //! The loop guard's bookkeeping: a sliding window of call fingerprints per run,
 //! a call budget per run, and counters per tool. Decisions are made before a
-//! call runs; only calls that are admitted enter the window.
+//! call runs; every attempt that reaches the window (admitted or refused)
+//! enters it, while only admitted calls count against the budget.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -177,19 +178,20 @@ impl Guard {
         let loop_window = self.config.loop_window;
         self.run_mut(run);
         let reason = self.decide(&self.runs[run], fingerprint);
+        let state = self.run_mut(run);
+        // Refused attempts enter the window too: an agent that keeps trying the
+        // refused call of a cycle stays in the cycle.
+        state.window.push_back(fingerprint.to_owned());
+        while state.window.len() > loop_window {
+            state.window.pop_front();
+        }
+        if reason.is_none() {
+            state.calls += 1;
+        }
+        let counters = self.counters_mut(tool);
         match reason {
-            Some(r) => {
-                self.counters_mut(tool).refusals[r as usize] += 1;
-            }
-            None => {
-                let state = self.run_mut(run);
-                state.window.push_back(fingerprint.to_owned());
-                while state.window.len() > loop_window {
-                    state.window.pop_front();
-                }
-                state.calls += 1;
-                self.counters_mut(tool).calls += 1;
-            }
+            Some(r) => counters.refusals[r as usize] += 1,
+            None => counters.calls += 1,
         }
         reason
     }
@@ -265,6 +267,7 @@ mod tests {
             assert_eq!(g.admit("r", fp, "t"), None);
         }
         assert_eq!(g.admit("r", "a", "t"), Some(Reason::Cycle));
+        assert_eq!(g.admit("r", "b", "t"), Some(Reason::Cycle), "retrying the cycle stays refused");
         let mut g = guard(None);
         for fp in ["a", "b", "c", "a", "b", "c"] {
             assert_eq!(g.admit("r", fp, "t"), None);
