@@ -58,7 +58,8 @@ pub fn push_float(out: &mut Vec<u8>, f: f64) {
 
 /// The exact decimal value of a finite integral float (what Python's `str(int(f))` gives).
 pub fn integral_float_decimal(f: f64) -> String {
-    if f.abs() < 9.223_372_036_854_775_808e18 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.abs() < TWO_POW_63 {
         return (f as i64).to_string();
     }
     let bits = f.to_bits();
