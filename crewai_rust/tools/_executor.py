@@ -142,7 +142,7 @@ class RustToolExecutor:
         elif coworker is not None and self._closes_delegation_loop(role, coworker, chain):
             refusal = self._refuse("delegation_cycle", tool_name, role, run, depth, chain, coworker=coworker)
         else:
-            fingerprint = self.fingerprint(role, tool_name, args)
+            fingerprint = self.fingerprint(role, tool_name, args)  # role is already a str
             reason = self._guard.admit(run, fingerprint, tool_name)
             if reason is not None:
                 refusal = self._refuse(reason, tool_name, role, run, depth, chain, fingerprint=fingerprint, counted=True)

@@ -39,9 +39,17 @@ def run_key(crew: Any = None) -> str:
     return DEFAULT_RUN
 
 
+_TOOL_KEYS: dict[str, str] = {}
+
+
 def tool_key(name: str) -> str:
-    """A tool name as CrewAI sanitises it (lower case, words joined by ``_``)."""
-    return _NON_WORD.sub("_", name.lower()).strip("_")
+    """A tool name as CrewAI sanitises it (lower case, words joined by ``_``); cached."""
+    key = _TOOL_KEYS.get(name)
+    if key is None:
+        key = _NON_WORD.sub("_", name.lower()).strip("_")
+        if len(_TOOL_KEYS) < 4096:
+            _TOOL_KEYS[name] = key
+    return key
 
 
 def agent_role(agent: Any) -> str:

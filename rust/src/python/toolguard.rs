@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::string::PyStringData;
 use pyo3::types::{
@@ -39,21 +40,26 @@ fn push_str(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
     Ok(())
 }
 
+/// A scratch byte buffer and the member ranges encoded into it.
+type Scratch = (Vec<u8>, Vec<(usize, usize)>);
+
 struct Walker {
     path: Vec<usize>,
     nodes: usize,
+    /// Scratch buffers reused across mappings and sets (one per nesting level in use).
+    pool: Vec<Scratch>,
 }
 
 impl Walker {
     fn new() -> Self {
-        Walker { path: Vec::new(), nodes: 0 }
+        Walker { path: Vec::new(), nodes: 0, pool: Vec::new() }
     }
 
     fn int(&self, out: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(v) = value.extract::<i64>() {
-            canon::push_int_decimal(out, &v.to_string());
+            canon::push_i128(out, v as i128);
         } else if let Ok(v) = value.extract::<i128>() {
-            canon::push_int_decimal(out, &v.to_string());
+            canon::push_i128(out, v);
         } else {
             // int.__repr__, not str(): a subclass may override __str__.
             let py = value.py();
@@ -90,6 +96,24 @@ impl Walker {
             out.extend_from_slice(MARK_TRUNCATED);
             return Ok(());
         }
+        let ptr = value.as_ptr();
+        // Exact built-in types first (one pointer comparison each), subclasses below.
+        // SAFETY: `ptr` is a live object borrowed for this call; the checks only read its type.
+        unsafe {
+            if ffi::PyUnicode_CheckExact(ptr) != 0 {
+                return push_str(out, value.cast_unchecked::<PyString>());
+            }
+            if ffi::PyLong_CheckExact(ptr) != 0 {
+                return self.int(out, value);
+            }
+            if ffi::PyDict_CheckExact(ptr) != 0 || ffi::PyList_CheckExact(ptr) != 0 || ffi::PyTuple_CheckExact(ptr) != 0 {
+                return self.enter(out, value);
+            }
+            if ffi::PyFloat_CheckExact(ptr) != 0 {
+                canon::push_float(out, value.cast_unchecked::<PyFloat>().value());
+                return Ok(());
+            }
+        }
         if value.is_none() {
             out.extend_from_slice(TAG_NONE);
             return Ok(());
@@ -124,6 +148,11 @@ impl Walker {
         if !is_container {
             return self.object(out, value);
         }
+        self.enter(out, value)
+    }
+
+    /// Walk a container, guarding against self-reference and excessive depth.
+    fn enter(&mut self, out: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let address = value.as_ptr() as usize;
         if let Some(index) = self.path.iter().position(|&p| p == address) {
             canon::push_cycle(out, self.path.len() - index);
@@ -139,16 +168,41 @@ impl Walker {
         result
     }
 
+    /// Encode each member into one scratch buffer, then emit them sorted (mappings, sets).
+    fn sorted_group<'py, I>(&mut self, out: &mut Vec<u8>, tag: u8, members: I) -> PyResult<()>
+    where
+        I: Iterator<Item = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>,
+    {
+        let (mut scratch, mut ranges) = self.pool.pop().unwrap_or_default();
+        scratch.clear();
+        ranges.clear();
+        let mut result = Ok(());
+        for (first, second) in members {
+            let start = scratch.len();
+            result = self.walk(&mut scratch, &first);
+            if let (Ok(()), Some(second)) = (&result, second) {
+                result = self.walk(&mut scratch, &second);
+            }
+            if result.is_err() {
+                break;
+            }
+            ranges.push((start, scratch.len()));
+        }
+        if result.is_ok() {
+            ranges.sort_unstable_by(|a, b| scratch[a.0..a.1].cmp(&scratch[b.0..b.1]));
+            canon::push_header(out, tag, ranges.len());
+            out.reserve(scratch.len());
+            for &(start, end) in ranges.iter() {
+                out.extend_from_slice(&scratch[start..end]);
+            }
+        }
+        self.pool.push((scratch, ranges));
+        result
+    }
+
     fn container(&mut self, out: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(d) = value.cast::<PyDict>() {
-            let mut entries = Vec::with_capacity(d.len());
-            for (k, v) in d.iter() {
-                let mut entry = Vec::new();
-                self.walk(&mut entry, &k)?;
-                self.walk(&mut entry, &v)?;
-                entries.push(entry);
-            }
-            canon::push_sorted_group(out, b'M', entries);
+            self.sorted_group(out, b'M', d.iter().map(|(k, v)| (k, Some(v))))?;
         } else if let Ok(l) = value.cast::<PyList>() {
             canon::push_header(out, b'L', l.len());
             for item in l.iter() {
@@ -160,21 +214,9 @@ impl Walker {
                 self.walk(out, &item)?;
             }
         } else if let Ok(s) = value.cast::<PySet>() {
-            let mut entries = Vec::with_capacity(s.len());
-            for item in s.iter() {
-                let mut entry = Vec::new();
-                self.walk(&mut entry, &item)?;
-                entries.push(entry);
-            }
-            canon::push_sorted_group(out, b'E', entries);
+            self.sorted_group(out, b'E', s.iter().map(|item| (item, None)))?;
         } else if let Ok(s) = value.cast::<PyFrozenSet>() {
-            let mut entries = Vec::with_capacity(s.len());
-            for item in s.iter() {
-                let mut entry = Vec::new();
-                self.walk(&mut entry, &item)?;
-                entries.push(entry);
-            }
-            canon::push_sorted_group(out, b'E', entries);
+            self.sorted_group(out, b'E', s.iter().map(|item| (item, None)))?;
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 //! text is replaced by a streamed digest. The walk over Python objects lives in
 //! the PyO3 glue; this module holds the pieces that need no interpreter.
 
+use std::io::Write;
+
 use super::blake2b::Blake2b;
 
 /// Strings and byte strings of at least this many UTF-8 bytes are hashed, not copied.
@@ -34,10 +36,18 @@ pub fn push_int_decimal(out: &mut Vec<u8>, decimal: &str) {
     push_tagged_decimal(out, b'I', decimal);
 }
 
+/// Append an integer without allocating.
+pub fn push_i128(out: &mut Vec<u8>, value: i128) {
+    out.push(b'I');
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{value}");
+    out.push(b';');
+}
+
 /// Append a container header `<tag><count>:`.
 pub fn push_header(out: &mut Vec<u8>, tag: u8, count: usize) {
     out.push(tag);
-    out.extend_from_slice(count.to_string().as_bytes());
+    let _ = write!(out, "{count}");
     out.push(b':');
 }
 
@@ -48,10 +58,14 @@ pub fn push_float(out: &mut Vec<u8>, f: f64) {
     } else if f.is_infinite() {
         out.extend_from_slice(if f > 0.0 { b"D+inf;" } else { b"D-inf;" });
     } else if f.fract() == 0.0 {
-        push_int_decimal(out, &integral_float_decimal(f));
+        if f.abs() < 1e18 {
+            push_i128(out, f as i128);
+        } else {
+            push_int_decimal(out, &integral_float_decimal(f));
+        }
     } else {
         out.push(b'D');
-        out.extend_from_slice(format!("{:016x}", f.to_bits()).as_bytes());
+        let _ = write!(out, "{:016x}", f.to_bits());
         out.push(b';');
     }
 }
@@ -193,7 +207,9 @@ pub fn push_sorted_group(out: &mut Vec<u8>, tag: u8, mut entries: Vec<Vec<u8>>) 
 
 /// Append the back-reference marker for a container that contains itself.
 pub fn push_cycle(out: &mut Vec<u8>, distance: usize) {
-    push_tagged_decimal(out, b'R', &distance.to_string());
+    out.push(b'R');
+    let _ = write!(out, "{distance}");
+    out.push(b';');
 }
 
 fn is_hex(cp: u32) -> bool {
