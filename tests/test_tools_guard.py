@@ -230,3 +230,31 @@ def test_twins_reject_bad_configs_alike(speedups: Any) -> None:
     for guard in (speedups.ToolGuard(3, 2, 2, 3), PyToolGuard(3, 2, 2, 3)):
         with pytest.raises(ValueError, match="unknown refusal reason"):
             guard.note_refusal("t", "bored")
+
+
+_executor_calls = st.lists(
+    st.tuples(
+        st.sampled_from(["Alice", "Bob"]),
+        st.sampled_from(["search", "read"]),
+        st.sampled_from([{"q": 1}, {"q": 1.0}, '{"q": 1}', {"q": "x"}, {"q": [1, 2]}, {"q": {"a": None, "b": True}}]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=_executor_calls, max_repeats=st.integers(1, 3), max_calls=st.none() | st.integers(1, 30))
+def test_executor_twins_refuse_the_same_calls(speedups: Any, calls: list, max_repeats: int, max_calls: Any) -> None:
+    twins = [RustToolExecutor(use_rust=flag, max_repeats=max_repeats, max_calls=max_calls, loop_window=6) for flag in (True, False)]
+    outcomes: list[list[Any]] = [[], []]
+    for ex, log in zip(twins, outcomes):
+        ex.register_tool(lambda q: "r", name="search")
+        ex.register_tool(lambda q: "r", name="read")
+        for agent, tool, args in calls:
+            try:
+                log.append(ex.execute_tool(tool, args, agent=agent, run_id="parity"))
+            except ToolRefusedError as refused:
+                log.append((refused.reason, refused.refusal.fingerprint))
+    assert outcomes[0] == outcomes[1]
+    strip = lambda c: {t: (v["calls"], v["refusals"]) for t, v in c.items()}  # noqa: E731
+    assert strip(twins[0].counters()) == strip(twins[1].counters())
