@@ -36,18 +36,37 @@ pub fn push_int_decimal(out: &mut Vec<u8>, decimal: &str) {
     push_tagged_decimal(out, b'I', decimal);
 }
 
+/// Append the decimal digits of `n` (no formatting machinery, no allocation).
+#[inline]
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// Append an integer without allocating.
 pub fn push_i128(out: &mut Vec<u8>, value: i128) {
     out.push(b'I');
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{value}");
+    if value < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, value.unsigned_abs());
     out.push(b';');
 }
 
 /// Append a container header `<tag><count>:`.
+#[inline]
 pub fn push_header(out: &mut Vec<u8>, tag: u8, count: usize) {
     out.push(tag);
-    let _ = write!(out, "{count}");
+    push_decimal(out, count as u128);
     out.push(b':');
 }
 
@@ -208,7 +227,7 @@ pub fn push_sorted_group(out: &mut Vec<u8>, tag: u8, mut entries: Vec<Vec<u8>>) 
 /// Append the back-reference marker for a container that contains itself.
 pub fn push_cycle(out: &mut Vec<u8>, distance: usize) {
     out.push(b'R');
-    let _ = write!(out, "{distance}");
+    push_decimal(out, distance as u128);
     out.push(b';');
 }
 
@@ -263,6 +282,15 @@ mod tests {
         assert_eq!(enc_float(1.5), format!("D{:016x};", 1.5f64.to_bits()));
         assert_eq!(enc_float(f64::NAN), "Dnan;");
         assert_eq!(enc_float(f64::NEG_INFINITY), "D-inf;");
+    }
+
+    #[test]
+    fn integers_print_like_python() {
+        for v in [0i128, 7, -7, 1234567890, i64::MIN as i128, i128::MIN, i128::MAX] {
+            let mut out = Vec::new();
+            push_i128(&mut out, v);
+            assert_eq!(out, format!("I{v};").into_bytes());
+        }
     }
 
     #[test]
