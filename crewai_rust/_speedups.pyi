@@ -113,3 +113,39 @@ class SqliteConn:
     def in_transaction(self) -> bool: ...
     def release(self) -> None:
         """Roll back anything left open and return the connection to the pool."""
+# --- tools ---
+from typing import Any
+
+def tool_canonical(value: Any) -> bytes:
+    """Canonical encoding of a value (key-order free, numbers by value, long text hashed)."""
+
+def tool_fingerprint(value: Any) -> str:
+    """Hex BLAKE2b-128 of ``tool_canonical(value)``."""
+
+def tool_call_fingerprint(agent: Any, tool: Any, args: Any) -> str:
+    """Fingerprint of one tool call: the canonical (agent, tool, args) triple."""
+
+class _ToolCounters(TypedDict):
+    calls: int
+    refusals: dict[str, int]
+    seconds: float
+
+class ToolGuard:
+    """Loop-guard window per run, call budget per run, counters per tool (thread-safe)."""
+
+    def __init__(
+        self,
+        loop_window: int,
+        max_repeats: int,
+        cycle_repeats: int,
+        max_cycle_length: int,
+        max_calls: int | None = None,
+        max_runs: int = 256,
+    ) -> None: ...
+    def admit(self, run: str, fingerprint: str, tool: str) -> str | None: ...
+    def note_refusal(self, tool: str, reason: str) -> None: ...
+    def add_time(self, tool: str, seconds: float) -> None: ...
+    def run_calls(self, run: str) -> int: ...
+    def forget_run(self, run: str) -> None: ...
+    def reset(self) -> None: ...
+    def counters(self) -> dict[str, _ToolCounters]: ...

@@ -8,6 +8,7 @@ pub mod buildinfo;
 pub mod error;
 pub mod message;
 pub mod sqlpool;
+pub mod toolguard;
 
 #[cfg(feature = "python")]
 mod python;

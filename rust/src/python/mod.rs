@@ -7,6 +7,7 @@ mod buildinfo;
 mod errors;
 mod message;
 mod sqlpool;
+mod toolguard;
 
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -14,5 +15,6 @@ fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     buildinfo::register(m)?;
     message::register(m)?;
     sqlpool::register(m)?;
+    toolguard::register(m)?;
     Ok(())
 }

@@ -1,0 +1,84 @@
+"""``patch()`` for TOOLS: the loop guard in CrewAI's tool-call hooks and a faster
+``check_repeated_tool_call`` wherever CrewAI binds that name."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .._patcher import Patcher
+from . import _config
+from ._executor import RustToolExecutor
+from ._repeated import make_check_repeated_tool_call
+
+AGENT_UTILS = "crewai.utilities.agent_utils"
+#: Modules known to import ``check_repeated_tool_call`` by name in CrewAI 1.15.
+KNOWN_IMPORTERS = ("crewai.agents.agent_executor", "crewai.agents.step_executor")
+
+_active: RustToolExecutor | None = None
+
+
+def active_executor() -> RustToolExecutor | None:
+    """The executor ``patch()`` installed, to read its counters and refusals."""
+    return _active
+
+
+def _install_hooks(patcher: Patcher, executor: RustToolExecutor) -> None:
+    hooks = patcher.resolve("crewai.hooks")
+    if hooks is None:
+        return
+    pairs = (
+        ("register_before_tool_call_hook", "unregister_before_tool_call_hook", executor.before_hook),
+        ("register_after_tool_call_hook", "unregister_after_tool_call_hook", executor.after_hook),
+    )
+    for register_name, unregister_name, hook in pairs:
+        register = getattr(hooks, register_name, None)
+        unregister = getattr(hooks, unregister_name, None)
+        if register is None or unregister is None:
+            patcher.report_missing(f"crewai.hooks:{register_name}", "not in this CrewAI version")
+            continue
+        register(hook)
+        patcher.add_undo(f"crewai.hooks:{register_name}", lambda u=unregister, h=hook: u(h))
+
+
+def _replace_repeated_check(patcher: Patcher) -> None:
+    agent_utils = patcher.resolve(AGENT_UTILS)
+    if agent_utils is None:
+        return
+    original = getattr(agent_utils, "check_repeated_tool_call", None)
+    if original is None:
+        patcher.report_missing(f"{AGENT_UTILS}:check_repeated_tool_call", "not in this CrewAI version")
+        return
+    # Import the known importers first, so they bind the original (restored on unpatch).
+    for name in KNOWN_IMPORTERS:
+        module = patcher.resolve(name)
+        if module is not None and getattr(module, "check_repeated_tool_call", None) is not original:
+            patcher.report_missing(f"{name}:check_repeated_tool_call", "module does not bind CrewAI's function")
+    fast = make_check_repeated_tool_call(agent_utils)
+    patcher.replace(AGENT_UTILS, "check_repeated_tool_call", fast)
+    # Every loaded module that bound the original by name, known or not.
+    for name, module in sorted(sys.modules.items()):
+        if module is None or module is agent_utils or not name.startswith("crewai"):
+            continue
+        if vars(module).get("check_repeated_tool_call") is original:
+            patcher.replace(name, "check_repeated_tool_call", fast)
+
+
+def activate(patcher: Patcher, options: dict[str, Any]) -> str:
+    """Install the guard and the faster repeated-call check; returns the implementation used."""
+    global _active
+    settings = _config.resolve(options)
+    install_guard = settings.pop("guard")
+    replace_check = settings.pop("replace_repeated_check")
+    executor = RustToolExecutor(**settings)
+    if install_guard:
+        _install_hooks(patcher, executor)
+    if replace_check:
+        _replace_repeated_check(patcher)
+    _active = executor
+    return executor.implementation
+
+
+def deactivate() -> None:
+    global _active
+    _active = None

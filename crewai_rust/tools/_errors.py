@@ -1,0 +1,62 @@
+"""Typed errors and the refusal record of the tool executor."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refused tool call: why, which call, and the message the agent reads."""
+
+    reason: str
+    tool: str
+    agent: str
+    run: str
+    depth: int
+    message: str
+    chain: tuple[str, ...] = ()
+    fingerprint: str = ""
+    at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "tool": self.tool,
+            "agent": self.agent,
+            "run": self.run,
+            "depth": self.depth,
+            "message": self.message,
+            "chain": list(self.chain),
+            "fingerprint": self.fingerprint,
+            "at": self.at,
+        }
+
+
+class ToolGuardError(Exception):
+    """Base class of the tool executor's errors."""
+
+
+class ToolNotRegisteredError(ToolGuardError, KeyError):
+    """``execute_tool`` was asked for a name nobody registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ToolArgumentsError(ToolGuardError, TypeError):
+    """The arguments are not a mapping (or JSON text of one) the tool can take."""
+
+
+class ToolRefusedError(ToolGuardError):
+    """The guard refused the call before it ran; ``.refusal`` says why."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+    @property
+    def reason(self) -> str:
+        return self.refusal.reason
