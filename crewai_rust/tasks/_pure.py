@@ -40,9 +40,14 @@ def report_unraisable(exc: BaseException, obj: object) -> None:
 class _Batch:
     """Items of one ``run_batch`` call and the channel back to its caller."""
 
-    __slots__ = ("cancelled", "claimed", "ctx", "events", "fn", "items", "track_start")
+    __slots__ = ("cancelled", "claimed", "ctx", "engine", "events", "fail_fast", "fn", "items", "track_start")
 
-    def __init__(self, fn: Callable[[Any], Any], items: list[Any], ctx: contextvars.Context, track_start: bool) -> None:
+    def __init__(
+        self, engine: PurePythonFanout, fn: Callable[[Any], Any], items: list[Any], ctx: contextvars.Context,
+        track_start: bool, fail_fast: bool,
+    ) -> None:
+        self.engine = engine
+        self.fail_fast = fail_fast
         self.fn = fn
         self.items = items
         self.ctx = ctx
@@ -60,6 +65,8 @@ class _Batch:
             ok = True
         except BaseException as exc:  # the item's outcome, reported to the caller
             value, ok = exc, False
+            if self.fail_fast:
+                self.engine._cancel(self)  # stop the rest now, not when the caller wakes
         put((_RETURNED, index, ok, value))
 
 
@@ -141,7 +148,7 @@ class PurePythonFanout:
         n = len(items)
         if n == 0:
             return []
-        batch = _Batch(fn, items, ctx, timeout is not None)
+        batch = _Batch(self, fn, items, ctx, timeout is not None, not return_exceptions)
         collector = Collector(n, timeout, not return_exceptions)
         self._enqueue(((batch, i) for i in range(n)), n)
         try:

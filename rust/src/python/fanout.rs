@@ -33,6 +33,7 @@ struct Batch {
     ctx: Py<PyAny>,
     claims: ClaimCounter,
     track_start: bool,
+    fail_fast: bool,
 }
 
 /// Bounded concurrent execution of Python callables (the rust twin).
@@ -72,6 +73,9 @@ fn run_worker(batch: Arc<Batch>, permits: Arc<Semaphore>, events: Sender<Event>)
                 ctx.call_method1(run, (batch.func.bind(py), item)).map(Bound::unbind)
             });
             drop(permit);
+            if batch.fail_fast && outcome.is_err() {
+                batch.claims.cancel(); // stop the rest now, not when the caller wakes
+            }
             if events.send(Event::Returned(index, outcome)).is_err() {
                 return; // the caller has gone (Ctrl-C): run nothing more
             }
@@ -218,6 +222,7 @@ impl Fanout {
             ctx,
             claims: ClaimCounter::new(n),
             track_start: timeout_span.is_some(),
+            fail_fast: !return_exceptions,
         });
         let (tx, rx) = mpsc::channel();
         let rx = Mutex::new(rx);
