@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._usage import UsageLedger, baseline, total_usage
+from ._usage import RunUsage, UsageLedger, baseline, total_usage
 
 logger = logging.getLogger("crewai_rust")
 
@@ -43,26 +43,27 @@ def make_kickoff_for_each(original: Callable[..., Any], settings: FanoutSettings
         if self.stream:
             return original(self, inputs, input_files)
         inputs = list(inputs)
-        crews = [self.copy() for _ in inputs]
-        ledgers = [UsageLedger(crew) for crew in crews]
-        before = baseline(ledgers)
+        before = baseline(self)
+        usage: list[RunUsage | None] = [None] * len(inputs)
 
         def run(index: int) -> Any:
+            # The copy is made in the job, so only running copies are alive at once.
+            crew = self.copy()
+            ledger = UsageLedger(crew)
             try:
-                return crews[index].kickoff(inputs=inputs[index], input_files=input_files)
+                output = crew.kickoff(inputs=inputs[index], input_files=input_files)
             finally:
-                ledgers[index].merge_back()
+                ledger.merge_back()
+            usage[index] = ledger.record(crew)
+            return output
 
         results = settings.executor.map(
             run, range(len(inputs)), timeout=settings.timeout, return_exceptions=settings.return_exceptions
         )
         if settings.return_exceptions:
             _log_failures(results)
-            finished = [crew for crew, value in zip(crews, results) if not isinstance(value, BaseException)]
-            finished_ledgers = [l for l, value in zip(ledgers, results) if not isinstance(value, BaseException)]
-        else:
-            finished, finished_ledgers = crews, ledgers
-        self.usage_metrics = total_usage(finished, finished_ledgers, before, settings.usage_mode)
+            usage = [u if not isinstance(r, BaseException) else None for u, r in zip(usage, results)]
+        self.usage_metrics = total_usage(usage, before, settings.usage_mode)
         self._task_output_handler.reset()
         return results
 
