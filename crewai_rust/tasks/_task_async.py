@@ -22,17 +22,17 @@ from concurrent.futures import Future
 from typing import Any
 
 _locks_guard = threading.Lock()
-_agent_locks: weakref.WeakKeyDictionary[Any, threading.RLock] | dict[int, threading.RLock] = {}
+_agent_locks: dict[int, threading.RLock] = {}
 
 
 def _agent_lock(agent: Any) -> threading.RLock:
     """One re-entrant lock per live agent object (dropped with the agent)."""
     key = id(agent)
     with _locks_guard:
-        lock = _agent_locks.get(key)  # type: ignore[call-overload]
+        lock = _agent_locks.get(key)
         if lock is None:
             lock = threading.RLock()
-            _agent_locks[key] = lock  # type: ignore[index]
+            _agent_locks[key] = lock
             try:
                 weakref.finalize(agent, _forget, key)
             except TypeError:  # not weak-referenceable: keep the lock for the process
@@ -42,7 +42,7 @@ def _agent_lock(agent: Any) -> threading.RLock:
 
 def _forget(key: int) -> None:
     with _locks_guard:
-        _agent_locks.pop(key, None)  # type: ignore[call-overload]
+        _agent_locks.pop(key, None)
 
 
 def make_execute_async(executor: Any, serialize_agent_tasks: bool) -> Callable[..., Future[Any]]:
