@@ -120,10 +120,10 @@ def test_timeout_reports_item_and_joins_the_straggler(use_rust: bool) -> None:
         return d
 
     ex = RustTaskExecutor(4, use_rust=use_rust)
-    out = ex.map(job, [0.0, 0.25, 0.0], timeout=0.05, return_exceptions=True)
+    out = ex.map(job, [0.0, 0.4, 0.0], timeout=0.15, return_exceptions=True)
     assert out[0] == 0.0 and out[2] == 0.0
     assert isinstance(out[1], TimeoutError)
-    assert str(out[1]) == "item 1 did not finish within 0.05 s"
+    assert str(out[1]) == "item 1 did not finish within 0.15 s"
     assert gauge.now == 0 and gauge.finished == 3, "the overrunning call returned before map did"
     with pytest.raises(TimeoutError, match="item 0 did not finish"):
         ex.map(job, [0.2], timeout=0.02)

@@ -27,8 +27,8 @@ JOB = st.one_of(
     st.tuples(st.just("sleep"), st.integers(0, 3)),
     st.tuples(st.just("slow"), st.just(0)),
 )
-TIMEOUT = 0.05
-SLOW = 0.1
+TIMEOUT = 0.08
+SLOW = 0.15
 
 
 class JobError(Exception):
@@ -51,7 +51,7 @@ def normalise(results: list[Any]) -> list[Any]:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(jobs=st.lists(JOB, max_size=12), bound=st.integers(1, 4), with_timeout=st.booleans())
+@given(jobs=st.lists(JOB, max_size=8), bound=st.integers(1, 4), with_timeout=st.booleans())
 def test_twins_give_identical_outcomes(speedups: Any, jobs: list[tuple[str, int]], bound: int, with_timeout: bool) -> None:
     timeout = TIMEOUT if with_timeout else None
     rust = RustTaskExecutor(bound, use_rust=True).map(run_job, jobs, timeout=timeout, return_exceptions=True)
