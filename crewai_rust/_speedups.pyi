@@ -149,3 +149,25 @@ class ToolGuard:
     def forget_run(self, run: str) -> None: ...
     def reset(self) -> None: ...
     def counters(self) -> dict[str, _ToolCounters]: ...
+# --- tasks ---
+from collections.abc import Callable
+from contextvars import Context
+from typing import Any
+
+class Fanout:
+    """Bounded concurrent execution of python callables on the shared Tokio runtime."""
+
+    max_concurrency: int
+    def __init__(self, max_concurrency: int) -> None: ...
+    def submit(self, func: Callable[[], Any], ctx: Context) -> None:
+        """Run ``ctx.copy().run(func)`` when a permit is free; errors go to ``sys.unraisablehook``."""
+    def run_batch(
+        self,
+        func: Callable[[Any], Any],
+        items: list[Any],
+        ctx: Context,
+        timeout: float | None,
+        return_exceptions: bool,
+        on_progress: Callable[[int, int], Any] | None,
+    ) -> list[Any]:
+        """``[func(item) for item in items]`` concurrently, in input order."""

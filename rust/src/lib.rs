@@ -9,6 +9,7 @@ pub mod error;
 pub mod message;
 pub mod sqlpool;
 pub mod toolguard;
+pub mod fanout;
 
 #[cfg(feature = "python")]
 mod python;

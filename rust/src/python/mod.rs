@@ -8,6 +8,7 @@ mod errors;
 mod message;
 mod sqlpool;
 mod toolguard;
+mod fanout;
 
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -16,5 +17,6 @@ fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     message::register(m)?;
     sqlpool::register(m)?;
     toolguard::register(m)?;
+    fanout::register(m)?;
     Ok(())
 }

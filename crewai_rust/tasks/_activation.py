@@ -1,0 +1,112 @@
+"""``patch(tasks={...})``: concurrent ``kickoff_for_each``, bounded async kickoffs and async tasks.
+
+Options (``patch(tasks={...})``), each with its environment fallback:
+
+* ``max_concurrency`` (``CREWAI_RUST_MAX_CONCURRENCY``, default 16): kickoffs
+  and async task bodies running at once;
+* ``timeout`` (``CREWAI_RUST_TASKS_TIMEOUT``, seconds, default none): per-input
+  limit of ``kickoff_for_each``; an overrunning kickoff is reported as
+  ``TimeoutError`` and ``kickoff_for_each`` still waits for it to return;
+* ``return_exceptions`` (default False): ``kickoff_for_each`` puts a failed
+  input's exception in its slot (and logs it) instead of raising the first;
+* ``usage_metrics``: ``"stock"`` (default, the figure stock reports) or
+  ``"per_run"`` (the plain sum of what each run used);
+* ``execute_async`` (default True): route ``Task.execute_async`` through the
+  shared executor; ``serialize_agent_tasks`` (default True): one task at a
+  time per agent (fixes crewAIInc/crewAI #7332);
+* ``use_rust``: None (default: compiled twin when built), True or False.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._env import env_flag
+from .._patcher import Patcher
+from ._config import check_timeout, resolve_max_concurrency
+from ._crew_fanout import (
+    FanoutSettings,
+    make_akickoff_for_each,
+    make_kickoff_for_each,
+    make_kickoff_for_each_async,
+)
+from ._executor import RustTaskExecutor
+from ._task_async import make_execute_async
+from ._usage import USAGE_MODES
+
+TIMEOUT_ENV = "CREWAI_RUST_TASKS_TIMEOUT"
+_KNOWN = {"max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
+
+_active: dict[str, Any] = {}
+
+
+def _timeout_option(options: dict[str, Any]) -> float | None:
+    if "timeout" in options:
+        return check_timeout(options["timeout"])
+    import os
+
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        return check_timeout(float(raw))
+    except ValueError as exc:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: {exc}") from None
+
+
+def settings_from(options: dict[str, Any]) -> dict[str, Any]:
+    """Validated options, with environment fallbacks; unknown keys are an error."""
+    unknown = sorted(set(options) - _KNOWN)
+    if unknown:
+        raise TypeError(f"unknown tasks option(s) {unknown}; known: {sorted(_KNOWN)}")
+    usage = options.get("usage_metrics", "stock")
+    if usage not in USAGE_MODES:
+        raise ValueError(f"usage_metrics must be one of {USAGE_MODES}, got {usage!r}")
+    return {
+        "max_concurrency": resolve_max_concurrency(options.get("max_concurrency")),
+        "timeout": _timeout_option(options),
+        "return_exceptions": bool(options.get("return_exceptions", False)),
+        "usage_metrics": usage,
+        "execute_async": bool(options.get("execute_async", env_flag("CREWAI_RUST_TASKS_EXECUTE_ASYNC", True))),
+        "serialize_agent_tasks": bool(options.get("serialize_agent_tasks", True)),
+        "use_rust": options.get("use_rust"),
+    }
+
+
+def activate(patcher: Patcher, options: dict[str, Any]) -> str:
+    config = settings_from(options)
+    executor = RustTaskExecutor(config["max_concurrency"], use_rust=config["use_rust"])
+    task_executor = RustTaskExecutor(config["max_concurrency"], use_rust=config["use_rust"])
+    settings = FanoutSettings(executor, config["timeout"], config["return_exceptions"], config["usage_metrics"])
+    crew_cls = patcher.resolve("crewai.crew:Crew", "crewai.crew:Crew")
+    if crew_cls is not None:
+        original = crew_cls.__dict__.get("kickoff_for_each")
+        if original is None:
+            patcher.report_missing("crewai.crew:Crew.kickoff_for_each", "Crew has no kickoff_for_each")
+        else:
+            patcher.replace("crewai.crew:Crew", "kickoff_for_each", make_kickoff_for_each(original, settings))
+        if patcher.resolve("crewai.crews.utils:run_for_each_async") is not None:
+            for name, factory in (("kickoff_for_each_async", make_kickoff_for_each_async), ("akickoff_for_each", make_akickoff_for_each)):
+                if name in crew_cls.__dict__:
+                    patcher.replace("crewai.crew:Crew", name, factory(settings))
+                else:
+                    patcher.report_missing(f"crewai.crew:Crew.{name}", f"Crew has no {name}")
+    if config["execute_async"]:
+        task_cls = patcher.resolve("crewai.task:Task", "crewai.task:Task.execute_async")
+        if task_cls is not None:
+            if "execute_async" in task_cls.__dict__ and hasattr(task_cls, "_execute_task_async"):
+                patcher.replace("crewai.task:Task", "execute_async", make_execute_async(task_executor, config["serialize_agent_tasks"]))
+            else:
+                patcher.report_missing("crewai.task:Task.execute_async", "Task has no execute_async/_execute_task_async")
+    _active.update(crew=executor, task=task_executor, settings=settings, config=config)
+    return executor.implementation
+
+
+def deactivate() -> None:
+    """Forget the executors (their idle threads exit on their own)."""
+    _active.clear()
+
+
+def active_executors() -> dict[str, Any]:
+    """The executors the patch installed (``crew``, ``task``), for tests and status."""
+    return dict(_active)
