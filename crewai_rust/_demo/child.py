@@ -14,8 +14,20 @@ from typing import Any
 
 from crewai_rust.testing import configure_offline
 
-#: what the demo asks of the components when patched
-PATCH_OPTIONS: dict[str, dict[str, Any]] = {"tools": {"max_repeats": 3}}
+#: the demo runs every component with its defaults
+PATCH_OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+def _guard_report() -> list[str]:
+    """What the TOOLS loop guard refused in this process, one line per refusal."""
+    try:
+        from crewai_rust.tools import active_executor
+    except ImportError:
+        return []
+    executor = active_executor()
+    if executor is None:
+        return []
+    return [f"{r.agent} / {r.tool}: {r.reason}" for r in executor.refusals()]
 
 
 def progress(text: str) -> None:
@@ -70,6 +82,7 @@ def run(mode: str, out_path: str) -> None:
         "llm_calls": llm.calls,
         "memory_storage": type(storage).__module__ + "." + type(storage).__name__ if storage is not None else None,
         "status": status,
+        "guard": _guard_report() if mode == "patched" else [],
         "build_info": crewai_rust.build_info(),
         "finished_at": time.time(),
     }

@@ -86,9 +86,9 @@ def format_report(stock: dict[str, Any], patched: dict[str, Any]) -> str:
     lines += ["", "tool executions (stock -> patched)"]
     for tool in sorted(set(stock["tool_executions"]) | set(patched["tool_executions"])):
         lines.append(f"  {tool:<16} {stock['tool_executions'].get(tool, 0):>3} -> {patched['tool_executions'].get(tool, 0)}")
-    guard = patched.get("guard")
-    if guard:
-        lines.append(f"  loop guard refusals: {guard}")
+    guard = patched.get("guard") or []
+    lines.append(f"  loop guard refusals in the patched run: {len(guard)}")
+    lines += [f"    refused {line}" for line in guard]
     return "\n".join(lines)
 
 
