@@ -6,6 +6,7 @@
 
 pub mod buildinfo;
 pub mod error;
+pub mod vector;
 
 #[cfg(feature = "python")]
 mod python;

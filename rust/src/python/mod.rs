@@ -5,10 +5,12 @@ use pyo3::prelude::*;
 
 mod buildinfo;
 mod errors;
+mod vector;
 
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::buildinfo::VERSION)?;
     buildinfo::register(m)?;
+    vector::register(m)?;
     Ok(())
 }
