@@ -1,0 +1,1 @@
+"""``python -m crewai_rust bench``: run the benchmarks/ suite and report it."""

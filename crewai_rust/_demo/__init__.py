@@ -1,0 +1,1 @@
+"""``python -m crewai_rust demo``: one realistic offline crew, stock CrewAI vs patched."""

@@ -1,0 +1,84 @@
+"""Per-phase timers wrapped around CrewAI's own methods, the same in both runs.
+
+The wrappers sit at CrewAI's layer (``Memory.recall``, the task-output handler,
+the agent's tool dispatch), so stock and patched runs are timed at the same
+place whatever crewai_rust swaps in underneath. Time is exclusive per thread:
+when ``recall`` waits inside ``drain_writes`` that wait is not counted as recall.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+#: phase -> list of "module:Class.method" wrapped to measure it
+PHASE_TARGETS: dict[str, list[str]] = {
+    "memory recall": ["crewai.memory.unified_memory:Memory.recall"],
+    "memory save": ["crewai.memory.unified_memory:Memory._encode_batch"],
+    "waiting for saves": ["crewai.memory.unified_memory:Memory.drain_writes"],
+    "tool dispatch": ["crewai.agents.agent_executor:AgentExecutor._execute_single_native_tool_call"],
+    "task-output storage": [
+        "crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler.add",
+        "crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler.update",
+    ],
+}
+
+
+class PhaseTimer:
+    """Accumulates exclusive seconds and call counts per phase across threads."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.missing: list[str] = []
+
+    def _wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        timer = self
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            stack = getattr(timer._local, "stack", None)
+            if stack is None:
+                stack = timer._local.stack = []
+            stack.append(0.0)  # time spent in nested phases
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                nested = stack.pop()
+                if stack:
+                    stack[-1] += elapsed
+                with timer._lock:
+                    timer.seconds[phase] += elapsed - nested
+                    timer.calls[phase] += 1
+
+        return timed
+
+    def install(self) -> None:
+        """Wrap every target; a target absent from the installed CrewAI is listed, not hidden."""
+        for phase, targets in PHASE_TARGETS.items():
+            for target in targets:
+                module_name, _, path = target.partition(":")
+                owner_name, _, attr = path.rpartition(".")
+                try:
+                    owner = getattr(importlib.import_module(module_name), owner_name)
+                    original = getattr(owner, attr)
+                except (ImportError, AttributeError):
+                    self.missing.append(target)
+                    continue
+                setattr(owner, attr, self._wrap(phase, original))
+
+    def measure(self, phase: str, fn: Callable[[], Any]) -> Any:
+        """Time one call of ``fn`` as ``phase``."""
+        return self._wrap(phase, fn)()
+
+    def report(self) -> dict[str, dict[str, float]]:
+        return {p: {"seconds": s, "calls": self.calls[p]} for p, s in self.seconds.items()}
