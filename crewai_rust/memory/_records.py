@@ -16,6 +16,7 @@ import numpy as np
 from ._persistence import RecordRow
 
 _EPOCH = datetime(1970, 1, 1)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def memory_types() -> Any:
@@ -58,10 +59,9 @@ def vector_f32(values: Any, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be one-dimensional, got shape {vec.shape}")
     if not np.isfinite(vec).all():
         raise ValueError(f"{what} contains NaN or infinite values")
-    out = vec.astype(np.float32)
-    if not np.isfinite(out).all():
+    if len(vec) and np.abs(vec).max() > _F32_MAX:
         raise ValueError(f"{what} has values beyond the float32 range")
-    return out
+    return vec.astype(np.float32)
 
 
 def batch_dimension(records: list[Any]) -> int | None:
