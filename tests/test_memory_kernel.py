@@ -66,17 +66,18 @@ def test_twins_pick_the_same_rows(speedups: Any, args: Any) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=cases)
 def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
-    """Candidates (2k + 16) re-ranked in float64 give the brute-force answer, ties by sequence."""
+    """Candidates re-ranked in float64 give the brute-force answer, ties by sequence, near ties included."""
     matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
     if use_rust:
         from crewai_rust import _speedups
 
-        got, _ = _speedups.vector_top_k(matrix, sqnorms, n, query, rows, k + max(k, 16), metric)
-        got = np.asarray(got, dtype=np.int64)
+        def kernel(*a: Any) -> Any:
+            got_rows, got_scores = _speedups.vector_top_k(*a)
+            return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
     else:
-        got, _ = _kernel_py.search(matrix, sqnorms, n, query, rows, k + max(k, 16), metric)
+        kernel = _kernel_py.search
     seqs = np.arange(len(matrix), dtype=np.int64)  # sequence = row here
-    ranked, _ = _kernel_py.rerank(matrix, seqs, got, query.astype(np.float64), metric)
+    ranked, _ = _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)
     selected = np.arange(n, dtype=np.int64) if rows is None else rows
     assert ranked[:k].tolist() == _brute(matrix, query, selected, k, metric)
 

@@ -10,6 +10,8 @@ from :func:`rerank`, in float64, so both twins return identical results.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 METRIC_L2 = 0
@@ -87,3 +89,41 @@ def rerank(
         np.divide(block @ query64, denom, out=scores, where=denom > 0)
     order = np.lexsort((seqs[rows], -scores))
     return rows[order], scores[order]
+
+
+#: Rank scores closer than this (relative) may swap under float32 rounding.
+_NEAR_TIE = 1e-4
+
+
+def exact_top(
+    kernel: Any,
+    matrix: np.ndarray,
+    sqnorms: np.ndarray,
+    seqs: np.ndarray,
+    n: int,
+    query: np.ndarray,
+    rows: np.ndarray | None,
+    k: int,
+    metric: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top ``k`` (float64 scores, ties by sequence) from either kernel twin.
+
+    The kernel proposes ``2k + 16`` candidates in float32; while the last
+    candidate is within float32 rounding of the k-th (near ties reaching past
+    the margin), the candidate set doubles, so both twins end with the same
+    answer as a float64 brute force.
+    """
+    total = n if rows is None else len(rows)
+    want = min(k + max(k, 16), total)
+    query64 = query.astype(np.float64)
+    while True:
+        cand_rows, cand_scores = kernel(matrix, sqnorms, n, query, rows, want, metric)
+        if want >= total or len(cand_scores) <= k:
+            break
+        kth, last = float(cand_scores[k - 1]), float(cand_scores[-1])
+        scale = max(abs(kth), abs(last), float(sqnorms[cand_rows[0]]), 1.0)
+        if kth - last > _NEAR_TIE * scale:
+            break
+        want = min(want * 2, total)
+    ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
+    return ranked[:k], scores[:k]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._env import env_int
 from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
 from . import _kernel_py
@@ -57,11 +58,15 @@ def default_memory_dir() -> Path:
     return Path(db_storage_path()) / "memory"
 
 
+THREADS_ENV = "CREWAI_RUST_MEMORY_THREADS"
+
+
 def _rust_kernel(module: Any) -> Kernel:
     fn = module.vector_top_k
+    threads = env_int(THREADS_ENV, 0, minimum=0) or 0  # 0 = one or two threads by store size
 
     def search(matrix, sqnorms, n, query, rows, k, metric):  # type: ignore[no-untyped-def]
-        got_rows, got_scores = fn(matrix, sqnorms, n, query, rows, k, metric, 0)
+        got_rows, got_scores = fn(matrix, sqnorms, n, query, rows, k, metric, threads)
         return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
 
     return search
@@ -275,12 +280,9 @@ class RustMemoryStorage:
             rows = index.select_rows(prefix, categories, metadata_filter)
             if rows is not None and len(rows) == 0:
                 return []
-            candidates = limit + max(limit, 16)
-            cand_rows, _ = self._kernel(
-                index.matrix, index.sqnorms, index.n, query, rows, candidates, self._metric_code
-            )
-            ranked, scores = _kernel_py.rerank(
-                index.matrix, index.seqs, cand_rows, query.astype(np.float64), self._metric_code
+            ranked, scores = _kernel_py.exact_top(
+                self._kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, limit,
+                self._metric_code,
             )
             hits = [(index.ids[r], float(s)) for r, s in zip(ranked.tolist(), scores.tolist()) if s >= min_score]
             hits = hits[:limit]

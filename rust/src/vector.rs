@@ -31,8 +31,10 @@ impl Metric {
     }
 }
 
-/// Rows x dim floats below which a second thread costs more than it saves.
-pub const TWO_THREAD_MIN_FLOATS: usize = 4 * 1024 * 1024;
+/// Rows x dim floats (128 MB) below which a second thread is not worth it: one core
+/// already streams near the memory bandwidth, and a second thread collapses whenever
+/// another process holds the other core (measured, see benchmarks/bench_memory.py).
+pub const TWO_THREAD_MIN_FLOATS: usize = 32 * 1024 * 1024;
 
 /// The inputs of one search; `matrix` holds at least `n * dim` floats.
 pub struct Search<'a> {
