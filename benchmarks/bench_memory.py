@@ -31,6 +31,8 @@ FLOOR_TWO_CORES = 37e9
 TARGET_SCOPE = "/crew/bench/target"
 #: LanceDB inserts and scans are too slow to include at these sizes within a bench run.
 LANCE_MAX_ROWS = 100_000
+#: "NxD,NxD" overrides the sizes of the search cases (e.g. to run only 1000000x384).
+SIZES_ENV = "CREWAI_RUST_BENCH_MEMORY_SIZES"
 
 
 def _offline() -> None:
@@ -42,30 +44,45 @@ def _offline() -> None:
         import crewai  # noqa: F401
 
 
-def _records(n: int, dim: int, seed: int = 0) -> list[Any]:
+def _record_batches(n: int, dim: int, seed: int = 0, batch: int = 10_000) -> Any:
+    """Unit-vector records in batches (a 1M-record list of Python floats would not fit in RAM)."""
     from datetime import datetime, timedelta
 
     from crewai.memory.types import MemoryRecord
 
     rng = np.random.default_rng(seed)
     base = datetime(2025, 1, 1)
-    out = []
-    for start in range(0, n, 10_000):
-        block = rng.normal(size=(min(10_000, n - start), dim)).astype(np.float32)
+    for start in range(0, n, batch):
+        block = rng.normal(size=(min(batch, n - start), dim)).astype(np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out = []
         for j, vec in enumerate(block):
             i = start + j
             scope = TARGET_SCOPE if i % 20 == 0 else f"/crew/bench/other{i % 7}"
             out.append(MemoryRecord.model_construct(
-                id=f"bench-{i}", content=f"benchmark memory number {i}", scope=scope, categories=["bench"],
-                metadata={}, importance=0.5, created_at=base + timedelta(seconds=i),
+                id=f"bench-{seed}-{i}", content=f"benchmark memory number {i}", scope=scope,
+                categories=["bench"], metadata={}, importance=0.5, created_at=base + timedelta(seconds=i),
                 last_accessed=base, embedding=vec.tolist(), source=None, private=False))
-    return out
+        yield out
+
+
+def _records(n: int, dim: int, seed: int = 0) -> list[Any]:
+    return [r for batch in _record_batches(n, dim, seed) for r in batch]
 
 
 def _save_all(store: Any, records: list[Any], batch: int = 5_000) -> None:
     for start in range(0, len(records), batch):
         store.save(records[start : start + batch])
+
+
+def _sizes(quick: bool) -> list[tuple[int, int]]:
+    override = os.environ.get(SIZES_ENV, "").strip()
+    if override:
+        return [(int(a), int(b)) for a, b in (item.split("x") for item in override.split(","))]
+    sizes = [(1_000, 1536), (1_000, 3072), (10_000, 1536), (10_000, 3072)]
+    if not quick:
+        sizes += [(100_000, 1536), (100_000, 3072), (1_000_000, 384)]
+    return sizes
 
 
 def _search_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
@@ -74,32 +91,29 @@ def _search_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
     from crewai_rust import speedups_enabled
     from crewai_rust.memory import RustMemoryStorage
 
-    sizes = [(1_000, 1536), (1_000, 3072), (10_000, 1536), (10_000, 3072)]
-    if not quick:
-        sizes += [(100_000, 1536), (100_000, 3072), (1_000_000, 384)]
     out: list[dict[str, Any]] = []
-    for n, dim in sizes:
-        records = _records(n, dim)
+    for n, dim in _sizes(quick):
         query = np.random.default_rng(99).normal(size=dim).astype(np.float32)
         query = (query / np.linalg.norm(query)).tolist()
         directory = tmp / f"search-{n}-{dim}"
         stores: dict[str, Any] = {}
-        if n <= LANCE_MAX_ROWS and not (n >= 100_000 and dim >= 3072 and quick):
-            lance = LanceDBStorage(path=directory / "lance")
-            _save_all(lance, records)
-            stores["stock"] = lance
-        python = RustMemoryStorage(directory / "ours", use_rust=False)
-        _save_all(python, records)
-        stores["python"] = python
+        if n <= LANCE_MAX_ROWS:
+            stores["stock"] = LanceDBStorage(path=directory / "lance")
+        else:
+            print(f"note: LanceDB skipped at {n} x {dim} (inserting and flat-scanning it takes minutes)",
+                  file=sys.stderr)
+        stores["python"] = RustMemoryStorage(directory / "ours", use_rust=False)
+        for batch in _record_batches(n, dim):
+            for store in stores.values():
+                store.save(batch)
         if speedups_enabled():
             stores["rust"] = RustMemoryStorage(directory / "ours", use_rust=True)
-        del records
         big = n * dim >= 50_000_000
-        repeat = 3 if big else (5 if quick else 9)
+        repeat = 5 if big else 15
         for label, prefix in (("all", None), ("scope 5%", TARGET_SCOPE)):
             case = f"{n // 1000}k x {dim} {label}"
             for impl, store in stores.items():
-                rounds = 3 if impl == "stock" and n >= 10_000 else repeat
+                rounds = min(repeat, 5) if impl == "stock" else repeat
                 out.append(measure("search", case, impl,
                                    lambda s=store, p=prefix: s.search(query, scope_prefix=p, limit=10),
                                    repeat=rounds))
@@ -109,8 +123,6 @@ def _search_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
             if hasattr(store, "close"):
                 store.close()
         stores.clear()
-    if quick is False and n >= 1_000_000:
-        print("note: LanceDB skipped at 1M x 384 (insert and flat scans take minutes)", file=sys.stderr)
     return out
 
 

@@ -84,24 +84,31 @@ class VectorIndex:
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
-    def load(self, rows: list[tuple[int, str, str, str, str, bytes]], dim: int | None) -> None:
-        """Replace everything with ``rows`` (seq, id, scope, categories, metadata, embedding bytes)."""
+    def load(self, count: int, batches: Iterable[list[tuple[int, str, str, str, str, bytes]]], dim: int | None) -> None:
+        """Replace everything with ``count`` rows (seq, id, scope, categories, metadata, embedding bytes)."""
         self.clear(dim)
-        if not rows:
+        if count == 0:
+            for _ in batches:  # drain: closes the read snapshot
+                pass
             return
         if dim is None:
             raise ValueError("rows without a stored dimension")
-        self._grow(len(rows))
-        n = len(rows)
-        flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
-        self.matrix[:n] = flat.reshape(n, dim)
-        block = self.matrix[:n]
-        self.sqnorms[:n] = np.einsum("ij,ij->i", block, block)
-        self.seqs[:n] = [r[0] for r in rows]
-        self.scope_codes[:n] = [self.scopes.code(r[2]) for r in rows]
-        self.category_codes[:n] = [self.categories.code(r[3]) for r in rows]
-        self.metadata_codes[:n] = [self.metadata.code(r[4]) for r in rows]
-        self.ids = [r[1] for r in rows]
+        self._grow(count)
+        n = 0
+        for rows in batches:
+            end = n + len(rows)
+            if end > len(self.seqs):
+                self._grow(end)
+            flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
+            block = self.matrix[n:end]
+            block[:] = flat.reshape(len(rows), dim)
+            self.sqnorms[n:end] = np.einsum("ij,ij->i", block, block)
+            self.seqs[n:end] = [r[0] for r in rows]
+            self.scope_codes[n:end] = [self.scopes.code(r[2]) for r in rows]
+            self.category_codes[n:end] = [self.categories.code(r[3]) for r in rows]
+            self.metadata_codes[n:end] = [self.metadata.code(r[4]) for r in rows]
+            self.ids.extend(r[1] for r in rows)
+            n = end
         self.row_of = {rid: i for i, rid in enumerate(self.ids)}
         self.n = n
 

@@ -14,7 +14,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ RECORD_COLUMNS = (
 )
 
 T = TypeVar("T")
+IndexRow = tuple[int, str, str, str, str, bytes]  # seq, id, scope, categories, metadata, embedding
 
 
 class StoreUnreadableError(RuntimeError):
@@ -65,7 +66,7 @@ class ChangeSet:
 
     head: int
     reset: bool
-    upserted: list[tuple[int, str, str, str, str, bytes]]  # seq, id, scope, categories, metadata, embedding
+    upserted: list[IndexRow]
     deleted: list[str]
     stale: bool = False  # the log was trimmed past the reader: reload everything
 
@@ -77,9 +78,9 @@ class RecordStore(Protocol):
 
     def head(self) -> int: ...
     def changes_since(self, seq: int) -> ChangeSet: ...
-    def load_index_rows(self) -> tuple[int, list[tuple[int, str, str, str, str, bytes]]]: ...
+    def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
     def get_dim(self) -> int | None: ...
-    def upsert(self, rows: Sequence[RecordRow], dim: int) -> None: ...
+    def upsert(self, rows: Sequence[RecordRow], dim: int) -> int: ...
     def delete_ids(self, ids: Sequence[str]) -> int: ...
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
@@ -254,12 +255,33 @@ class SQLiteRecordStore:
             deleted.extend(rid for rid in upsert_ids if rid not in found)  # deleted again since
             return ChangeSet(head, reset, upserted, deleted)
 
-    def load_index_rows(self) -> tuple[int, list[tuple[int, str, str, str, str, bytes]]]:
-        """Everything the index needs, in insertion order, and the change head it reflects."""
-        with self._read() as cur:
+    def load_index_rows(self, batch: int = 20_000) -> tuple[int, int, Generator[list[IndexRow], None, None]]:
+        """(change head, row count, batches of index rows in insertion order), one consistent snapshot.
+
+        Batches keep peak memory near the matrix itself when a large store
+        opens; the caller must exhaust or ``close()`` the generator.
+        """
+        snapshot = self._read()
+        cur = snapshot.__enter__()
+        try:
             head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            rows = cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq").fetchall()
-        return head, rows
+            count = int(cur.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+            cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq")
+        except BaseException:
+            snapshot.__exit__(None, None, None)
+            raise
+
+        def batches() -> Generator[list[IndexRow], None, None]:
+            try:
+                while True:
+                    rows = cur.fetchmany(batch)
+                    if not rows:
+                        return
+                    yield rows
+            finally:
+                snapshot.__exit__(None, None, None)
+
+        return head, count, batches()
 
     def _log(self, cur: sqlite3.Cursor, ids: Sequence[str], op: str) -> None:
         cur.executemany("INSERT INTO changes(record_id, op) VALUES (?, ?)", [(i, op) for i in ids])

@@ -153,8 +153,11 @@ class RustMemoryStorage:
             raise MemoryStoreClosedError(f"RustMemoryStorage at {self.path} is closed")
 
     def _reload(self) -> None:
-        head, rows = self._store.load_index_rows()
-        self._index.load(rows, self._store.get_dim())
+        head, count, batches = self._store.load_index_rows()
+        try:
+            self._index.load(count, batches, self._store.get_dim())
+        finally:
+            batches.close()  # ends the read snapshot even when loading failed
         self._seen = head
 
     def _sync(self) -> None:
