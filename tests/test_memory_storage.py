@@ -218,6 +218,7 @@ def test_lancedb_store_is_imported_on_first_open(tmp_path: Path, use_rust: bool,
     lance = LanceDBStorage(path=tmp_path)
     records = [rec(i, scope="/imported", categories=["c"], metadata={"k": i}) for i in range(12)]
     lance.save(records)
+    RustMemoryStorage(tmp_path, import_lancedb=False).close()  # a first open that died before importing
     with caplog.at_level("INFO", logger="crewai_rust.memory"):
         s = RustMemoryStorage(tmp_path, use_rust=use_rust)
     assert any("imported 12 records" in r.getMessage() for r in caplog.records)
@@ -226,7 +227,10 @@ def test_lancedb_store_is_imported_on_first_open(tmp_path: Path, use_rust: bool,
     q = rec(99).embedding
     assert [r.id for r, _ in s.search(q, limit=5)] == [r.id for r, _ in lance.search(q, limit=5)]
     s.close()
-    assert RustMemoryStorage(tmp_path, use_rust=use_rust).count() == 12  # imported once only
+    lance.save([rec(500)])
+    again = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    assert again.count() == 12  # imported once only
+    again.close()
 
 
 def test_cli_import_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

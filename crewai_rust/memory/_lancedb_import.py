@@ -74,9 +74,20 @@ def import_lancedb(storage: Any, directory: Path | None = None, table: str = LAN
     return len(rows)
 
 
+IMPORT_MARK = "lancedb_import"
+
+
 def import_if_present(storage: Any) -> int:
-    """On the first open of a new store: import the LanceDB table beside it, if any."""
-    if not lancedb_table_present(storage.path):
+    """Once per store: import the LanceDB table beside it, if any, when the store is still new.
+
+    A marker committed with the imported rows (or alone when there is nothing
+    to import) makes this run once, even if the first open was interrupted.
+    """
+    store = storage._store
+    if store.get_meta(IMPORT_MARK) is not None:
+        return 0
+    if not lancedb_table_present(storage.path) or store.head() > 0:
+        store.set_meta(IMPORT_MARK, "none")
         return 0
     try:
         rows, dim = read_lancedb(storage.path)
@@ -84,7 +95,9 @@ def import_if_present(storage: Any) -> int:
         logger.warning("crewai_rust memory: could not read the LanceDB table in %s", storage.path, exc_info=True)
         return 0
     if rows:
-        storage._import_rows(rows, dim or len(rows[0].embedding) // 4)
+        storage._import_rows(rows, dim or len(rows[0].embedding) // 4, {IMPORT_MARK: f"{len(rows)} records"})
+    else:
+        store.set_meta(IMPORT_MARK, "0 records")
     logger.info("crewai_rust memory: imported %d records from LanceDB table %s/%s.lance",
                 len(rows), storage.path, LANCE_TABLE)
     return len(rows)

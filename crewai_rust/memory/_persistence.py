@@ -80,7 +80,9 @@ class RecordStore(Protocol):
     def changes_since(self, seq: int) -> ChangeSet: ...
     def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
     def get_dim(self) -> int | None: ...
-    def upsert(self, rows: Sequence[RecordRow], dim: int) -> int: ...
+    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
     def delete_ids(self, ids: Sequence[str]) -> int: ...
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
@@ -135,7 +137,6 @@ class SQLiteRecordStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_FILENAME
-        self.created = not self.path.exists()
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
@@ -309,12 +310,25 @@ class SQLiteRecordStore:
         return int(row[0])
 
     # -- writes ----------------------------------------------------------------
-    def upsert(self, rows: Sequence[RecordRow], dim: int) -> int:
-        """Insert or replace records by id; returns the store's dimension (a mismatch writes nothing)."""
+    def get_meta(self, key: str) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key=?", (key,))
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as cur:
+            cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int:
+        """Insert or replace records by id (and ``meta`` entries, same transaction).
+
+        Returns the store's dimension; on a mismatch nothing is written.
+        """
         with self.write() as cur:
             stored = self._check_dim(cur, dim)
             if stored != dim:
                 return stored
+            for key, value in (meta or {}).items():
+                cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
             cur.executemany(
                 "INSERT INTO records(id, content, scope, categories, metadata, importance, created_at, created_us,"
                 " last_accessed, source, private, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"

@@ -122,7 +122,7 @@ class RustMemoryStorage:
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
         self._store = SQLiteRecordStore(self.path)
-        if self._store.created and import_lancedb:
+        if import_lancedb:
             from ._lancedb_import import import_if_present
 
             import_if_present(self)
@@ -411,9 +411,9 @@ class RustMemoryStorage:
             "implementation": self.implementation,
         }
 
-    def _import_rows(self, rows: Sequence[Any], dim: int) -> None:
-        """Bulk insert of already-encoded rows (the LanceDB import)."""
-        stored = self._store.upsert(list(rows), dim)
+    def _import_rows(self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None) -> None:
+        """Bulk insert of already-encoded rows (the LanceDB import), with ``meta`` in the same commit."""
+        stored = self._store.upsert(list(rows), dim, meta)
         if stored != dim:
             raise dimension_error(stored, dim)
 
