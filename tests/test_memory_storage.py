@@ -261,3 +261,15 @@ def test_older_than_accepts_aware_datetimes(store: RustMemoryStorage) -> None:
 
     assert store.delete(older_than=datetime(2000, 1, 1, tzinfo=timezone.utc)) == 0
     assert store.delete(older_than=datetime(2999, 1, 1, tzinfo=timezone.utc)) == 20
+
+
+def test_cached_selections_follow_writes(store: RustMemoryStorage) -> None:
+    q = rec(0).embedding
+    store.save([rec(400, scope="/deep/a", metadata={"v": [1, 2]})])
+    assert [r.id for r, _ in store.search(q, scope_prefix="/deep")] == ["r400"]
+    assert [r.id for r, _ in store.search(q, metadata_filter={"v": [1, 2]})] == ["r400"]
+    assert store.search(q, metadata_filter={"v": (1, 2)}) == []  # a tuple never equals the stored list
+    store.save([rec(401, scope="/deep/b")])
+    assert {r.id for r, _ in store.search(q, scope_prefix="/deep")} == {"r400", "r401"}
+    store.delete(record_ids=["r400"])
+    assert [r.id for r, _ in store.search(q, scope_prefix="/deep")] == ["r401"]

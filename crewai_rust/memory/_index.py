@@ -17,6 +17,7 @@ import numpy as np
 V = TypeVar("V")
 
 _MIN_CAPACITY = 64
+_MISSING = object()
 
 
 class _Interner(Generic[V]):
@@ -62,6 +63,7 @@ class VectorIndex:
         self.metadata_codes = np.zeros(cap, dtype=np.int32)
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
+        self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
         self.scopes: _Interner[str] = _Interner(_identity)
         self.categories: _Interner[list[str]] = _Interner(lambda s: list(json.loads(s)))
         self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(json.loads(s)))
@@ -114,6 +116,7 @@ class VectorIndex:
 
     def upsert(self, seq: int, record_id: str, scope: str, categories: str, metadata: str, embedding: bytes) -> None:
         """Insert a row, or overwrite the row of an existing id."""
+        self._selections.clear()
         vector = np.frombuffer(embedding, dtype=np.float32)
         if self.dim is None:
             self.clear(len(vector))
@@ -138,6 +141,7 @@ class VectorIndex:
         row = self.row_of.pop(record_id, None)
         if row is None:
             return False
+        self._selections.clear()
         last = self.n - 1
         if row != last:
             moved = self.ids[last]
@@ -157,7 +161,29 @@ class VectorIndex:
         categories: Iterable[str] | None,
         metadata_filter: dict[str, Any] | None,
     ) -> np.ndarray | None:
-        """Ascending row numbers passing every filter, or None when no filter applies."""
+        """Ascending row numbers passing every filter, or None when no filter applies.
+
+        Memory recalls the same scope over and over: the answer is cached until the next write.
+        """
+        if not (scope_prefix or categories or metadata_filter):
+            return None
+        meta = sorted((repr(k), type(v).__name__, repr(v)) for k, v in (metadata_filter or {}).items())
+        key = repr((scope_prefix, tuple(categories or ()), meta))
+        cached = self._selections.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        rows = self._select(scope_prefix, categories, metadata_filter)
+        if len(self._selections) >= 64:
+            self._selections.clear()
+        self._selections[key] = rows
+        return rows
+
+    def _select(
+        self,
+        scope_prefix: str | None,
+        categories: Iterable[str] | None,
+        metadata_filter: dict[str, Any] | None,
+    ) -> np.ndarray | None:
         n = self.n
         mask: np.ndarray | None = None
         if scope_prefix:
