@@ -33,3 +33,6 @@ def vector_top_k(
     ``metric`` 0 ranks by ``2 x.q - |x|^2`` (L2 order), 1 by ``x.q / |x|`` (cosine order);
     returns (rows, rank scores) best first, ties to the lower row. ``threads`` 0 = automatic.
     """
+
+def embedding_f32_bytes(values: list[float]) -> bytes:
+    """Validate an embedding and encode it as float32 bytes; NaN/inf/float32 overflow raise ValueError."""

@@ -95,3 +95,40 @@ def test_rust_rejects_bad_buffers(speedups: Any) -> None:
         speedups.vector_top_k(matrix.astype(np.float64), norms, 4, np.zeros(3, dtype=np.float32), None, 1, 0)
     with pytest.raises(ValueError, match="metric"):
         speedups.vector_top_k(matrix, norms, 4, np.zeros(3, dtype=np.float32), None, 1, 5)
+
+
+values = st.lists(
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(-10**6, 10**6), st.booleans()),
+    max_size=50,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vals=values)
+def test_embedding_encoder_twins_agree(speedups: Any, vals: list[Any]) -> None:
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    encode_rust = rust_encoder(speedups)
+    try:
+        want: Any = encode_python(vals, "emb")
+    except ValueError as exc:
+        want = str(exc)
+    try:
+        got: Any = encode_rust(vals, "emb")
+    except ValueError as exc:
+        got = str(exc)
+    assert got == want
+
+
+@pytest.mark.parametrize("bad", ["abc", [1.0, "x"], [[1.0, 2.0]], [1.0, None]])
+def test_embedding_encoders_reject_non_numbers_with_value_error(use_rust: bool, bad: Any) -> None:
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    if use_rust:
+        from crewai_rust import _speedups
+
+        encode = rust_encoder(_speedups)
+    else:
+        encode = encode_python
+    with pytest.raises(ValueError, match="^emb "):
+        encode(bad, "emb")

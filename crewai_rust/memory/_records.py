@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,29 @@ def vector_f32(values: Any, what: str) -> np.ndarray:
     return vec.astype(np.float32)
 
 
+Encoder = Callable[[Any, str], bytes]
+
+
+def encode_python(values: Any, what: str) -> bytes:
+    """numpy twin: validated float32 bytes of an embedding."""
+    return vector_f32(values, what).tobytes()
+
+
+def rust_encoder(module: Any) -> Encoder:
+    """Rust twin (``embedding_f32_bytes``), with the same ValueError messages as the numpy twin."""
+    encode_fn = module.embedding_f32_bytes
+
+    def encode(values: Any, what: str) -> bytes:
+        try:
+            return encode_fn(values)
+        except TypeError as exc:
+            raise ValueError(f"{what} must be a list of numbers: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{what} {exc}") from None
+
+    return encode
+
+
 def batch_dimension(records: list[Any]) -> int | None:
     """The embedding size shared by the batch (None when none has one); mixed sizes raise."""
     dim = None
@@ -76,16 +100,16 @@ def batch_dimension(records: list[Any]) -> int | None:
     return dim
 
 
-def to_row(record: Any, dim: int) -> RecordRow:
+def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
     """Validate one record and encode it; records without an embedding get zeros, as in LanceDB."""
     if not isinstance(record.content, str) or not record.content.strip():
         raise ValueError(f"memory record {record.id!r} has empty content; nothing was saved")
     if record.embedding:
-        vector = vector_f32(record.embedding, f"embedding of record {record.id!r}")
-        if len(vector) != dim:
-            raise dimension_error(dim, len(vector))
+        blob = encode(record.embedding, f"embedding of record {record.id!r}")
+        if len(blob) != dim * 4:
+            raise dimension_error(dim, len(blob) // 4)
     else:
-        vector = np.zeros(dim, dtype=np.float32)
+        blob = bytes(dim * 4)
     return RecordRow(
         id=str(record.id),
         content=record.content,
@@ -98,7 +122,7 @@ def to_row(record: Any, dim: int) -> RecordRow:
         last_accessed=record.last_accessed.isoformat(),
         source=record.source or "",
         private=bool(record.private),
-        embedding=vector.tobytes(),
+        embedding=blob,
     )
 
 

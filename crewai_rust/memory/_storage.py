@@ -25,10 +25,13 @@ from . import _kernel_py
 from ._index import VectorIndex
 from ._persistence import SQLiteRecordStore
 from ._records import (
+    Encoder,
     batch_dimension,
+    encode_python,
     dimension_error,
     from_row,
     memory_types,
+    rust_encoder,
     to_micros,
     to_row,
     utc_now_iso,
@@ -114,6 +117,7 @@ class RustMemoryStorage:
         self.implementation = implementation_name(self._rust)
         module = speedups_module() if self._rust else None
         self._kernel: Kernel = _rust_kernel(module) if module is not None else _kernel_py.search
+        self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
         self.metric = metric
         self._metric_code = _METRICS[metric]
         self.path = Path(path) if path is not None else default_memory_dir()
@@ -195,7 +199,7 @@ class RustMemoryStorage:
             if stored is not None and dim is not None and dim != stored:
                 raise dimension_error(stored, dim)
             dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
-            rows = [to_row(record, dim) for record in records]
+            rows = [to_row(record, dim, self._encode) for record in records]
             stored_now = self._store.upsert(rows, dim)
             if stored_now != dim:  # another process fixed a different size meanwhile
                 raise dimension_error(stored_now, dim)

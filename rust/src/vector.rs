@@ -271,6 +271,25 @@ pub fn top_k(s: &Search<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
 }
 
+/// Validate an embedding and encode it as little-endian float32 bytes (the stored BLOB).
+///
+/// NaN, infinities and values beyond the float32 range are errors, so nothing
+/// unsearchable is ever written.
+pub fn f32_bytes(values: &[f64]) -> Result<Vec<u8>> {
+    // Non-finite values are reported before out-of-range ones, as the numpy twin does.
+    if !values.iter().all(|v| v.is_finite()) {
+        return Err(Error::InvalidArgument("contains NaN or infinite values".into()));
+    }
+    let mut out = Vec::with_capacity(values.len() * 4);
+    for &v in values {
+        if v.abs() > f32::MAX as f64 {
+            return Err(Error::InvalidArgument("has values beyond the float32 range".into()));
+        }
+        out.extend_from_slice(&(v as f32).to_le_bytes());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +318,16 @@ mod tests {
             .collect();
         scored.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
         scored.into_iter().take(k).map(|(_, r)| r).collect()
+    }
+
+    #[test]
+    fn f32_bytes_encodes_and_rejects() {
+        let bytes = f32_bytes(&[1.5, -2.0]).unwrap();
+        assert_eq!(bytes, [1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
+        assert!(f32_bytes(&[f64::NAN]).is_err());
+        assert!(f32_bytes(&[f64::INFINITY]).is_err());
+        assert!(f32_bytes(&[1e39]).unwrap_err().to_string().contains("float32 range"));
+        assert_eq!(f32_bytes(&[]).unwrap(), Vec::<u8>::new());
     }
 
     #[test]

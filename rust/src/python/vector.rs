@@ -3,6 +3,7 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::vector::{top_k, Metric, Search};
 
@@ -52,7 +53,15 @@ fn vector_top_k(
     Ok(hits.into_iter().map(|(r, s)| (r as i64, s)).unzip())
 }
 
+/// An embedding (sequence of numbers) as float32 bytes; NaN, infinities and float32 overflow raise ValueError.
+#[pyfunction]
+fn embedding_f32_bytes(py: Python<'_>, values: Vec<f64>) -> PyResult<Bound<'_, PyBytes>> {
+    let bytes = crate::vector::f32_bytes(&values)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vector_top_k, m)?)?;
+    m.add_function(wrap_pyfunction!(embedding_f32_bytes, m)?)?;
     Ok(())
 }
