@@ -175,6 +175,23 @@ def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
     for store in stores.values():
         if hasattr(store, "close"):
             store.close()
+    out.extend(_encode_rows(dim))
+    return out
+
+
+def _encode_rows(dim: int) -> list[dict[str, Any]]:
+    """Validating and encoding one embedding list as float32 bytes (every saved record pays it)."""
+    from crewai_rust._selection import speedups_module
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    values = np.random.default_rng(5).normal(size=dim).tolist()
+    out = [measure("encode", f"1 embedding x {dim}", "python", lambda: encode_python(values, "e"),
+                   repeat=7, number=200)]
+    module = speedups_module()
+    if module is not None:
+        encode = rust_encoder(module)
+        out.append(measure("encode", f"1 embedding x {dim}", "rust", lambda: encode(values, "e"),
+                           repeat=7, number=200))
     return out
 
 
