@@ -98,7 +98,8 @@ class RustMemoryStorage:
             The database file is ``crewai_rust_memory.sqlite3`` there, beside any LanceDB files.
         vector_dim: embedding size; None fixes it at the first save (as LanceDB does).
         metric: ``"l2"`` (score ``1 / (1 + squared L2)``, LanceDB's scale) or ``"cosine"``.
-        use_rust: True/False/None (auto) for the compiled search kernel.
+        use_rust: True/False/None (auto) for the compiled search kernel and embedding encoder.
+        import_lancedb: on the first open, import CrewAI's LanceDB memory table found in ``path``.
     """
 
     def __init__(
@@ -126,13 +127,17 @@ class RustMemoryStorage:
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
         self._store = SQLiteRecordStore(self.path)
-        if import_lancedb:
-            from ._lancedb_import import import_if_present
-
-            import_if_present(self)
         self._index = VectorIndex()
         self._seen = 0
-        self._reload()
+        try:
+            if import_lancedb:
+                from ._lancedb_import import import_if_present
+
+                import_if_present(self)
+            self._reload()
+        except BaseException:
+            self._store.close()
+            raise
 
     # -- bookkeeping -----------------------------------------------------------------
     def __repr__(self) -> str:
