@@ -10,6 +10,7 @@ pub mod message;
 pub mod sqlpool;
 pub mod toolguard;
 pub mod fanout;
+pub mod vector;
 
 #[cfg(feature = "python")]
 mod python;

@@ -9,6 +9,7 @@ mod message;
 mod sqlpool;
 mod toolguard;
 mod fanout;
+mod vector;
 
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,5 +19,6 @@ fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sqlpool::register(m)?;
     toolguard::register(m)?;
     fanout::register(m)?;
+    vector::register(m)?;
     Ok(())
 }

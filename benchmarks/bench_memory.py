@@ -1,0 +1,282 @@
+"""Memory storage: stock LanceDBStorage vs RustMemoryStorage (python twin, rust twin), one process.
+
+Cases: per-query search (limit 10) at several store sizes and dimensions, with
+and without a selective scope filter (5% of records); save of 1 and 100
+records; opening an existing store; ``Memory.recall`` shallow and deep (scripted
+LLM, hashed embedder); and the scan rate of the unfiltered rust search beside
+this machine's memory-bandwidth floor (performance-notes: about 20 GB/s on one
+core, 37 GB/s on both).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _harness import main, measure, row  # noqa: E402
+
+#: Streaming-read floor of this machine (performance-notes.md), bytes per second.
+FLOOR_ONE_CORE = 20e9
+FLOOR_TWO_CORES = 37e9
+TARGET_SCOPE = "/crew/bench/target"
+#: LanceDB inserts and scans are too slow to include at these sizes within a bench run.
+LANCE_MAX_ROWS = 100_000
+#: "NxD,NxD" overrides the sizes of the search cases (e.g. to run only 1000000x384).
+SIZES_ENV = "CREWAI_RUST_BENCH_MEMORY_SIZES"
+
+
+def _offline() -> None:
+    from crewai_rust.testing import configure_offline
+
+    configure_offline(os.environ.get("CREWAI_STORAGE_DIR"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import crewai  # noqa: F401
+
+
+def _record_batches(n: int, dim: int, seed: int = 0, batch: int = 10_000) -> Any:
+    """Unit-vector records in batches (a 1M-record list of Python floats would not fit in RAM)."""
+    from datetime import datetime, timedelta
+
+    from crewai.memory.types import MemoryRecord
+
+    rng = np.random.default_rng(seed)
+    base = datetime(2025, 1, 1)
+    for start in range(0, n, batch):
+        block = rng.normal(size=(min(batch, n - start), dim)).astype(np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out = []
+        for j, vec in enumerate(block):
+            i = start + j
+            scope = TARGET_SCOPE if i % 20 == 0 else f"/crew/bench/other{i % 7}"
+            out.append(MemoryRecord.model_construct(
+                id=f"bench-{seed}-{i}", content=f"benchmark memory number {i}", scope=scope,
+                categories=["bench"], metadata={}, importance=0.5, created_at=base + timedelta(seconds=i),
+                last_accessed=base, embedding=vec.tolist(), source=None, private=False))
+        yield out
+
+
+def _records(n: int, dim: int, seed: int = 0) -> list[Any]:
+    return [r for batch in _record_batches(n, dim, seed) for r in batch]
+
+
+def _save_all(store: Any, records: list[Any], batch: int = 5_000) -> None:
+    for start in range(0, len(records), batch):
+        store.save(records[start : start + batch])
+
+
+def _sizes(quick: bool) -> list[tuple[int, int]]:
+    override = os.environ.get(SIZES_ENV, "").strip()
+    if override:
+        return [(int(a), int(b)) for a, b in (item.split("x") for item in override.split(","))]
+    sizes = [(1_000, 1536), (1_000, 3072), (10_000, 1536), (10_000, 3072)]
+    if not quick:
+        sizes += [(100_000, 1536), (100_000, 3072), (1_000_000, 384)]
+    return sizes
+
+
+def _search_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    from crewai.memory.storage.lancedb_storage import LanceDBStorage
+
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+
+    out: list[dict[str, Any]] = []
+    for n, dim in _sizes(quick):
+        query = np.random.default_rng(99).normal(size=dim).astype(np.float32)
+        query = (query / np.linalg.norm(query)).tolist()
+        directory = tmp / f"search-{n}-{dim}"
+        stores: dict[str, Any] = {}
+        if n <= LANCE_MAX_ROWS:
+            stores["stock"] = LanceDBStorage(path=directory / "lance")
+        else:
+            print(f"note: LanceDB skipped at {n} x {dim} (inserting and flat-scanning it takes minutes)",
+                  file=sys.stderr)
+        stores["python"] = RustMemoryStorage(directory / "ours", use_rust=False)
+        for batch in _record_batches(n, dim):
+            for store in stores.values():
+                store.save(batch)
+        if speedups_enabled():
+            stores["rust"] = RustMemoryStorage(directory / "ours", use_rust=True)
+        big = n * dim >= 50_000_000
+        repeat = 5 if big else 15
+        for label, prefix in (("all", None), ("scope 5%", TARGET_SCOPE)):
+            case = f"{n // 1000}k x {dim} {label}"
+            for impl, store in stores.items():
+                rounds = min(repeat, 5) if impl == "stock" else repeat
+                out.append(measure("search", case, impl,
+                                   lambda s=store, p=prefix: s.search(query, scope_prefix=p, limit=10),
+                                   repeat=rounds))
+        if "rust" in stores:
+            out.extend(_scan_rate(stores["rust"], n, dim, query))
+        for store in stores.values():
+            if hasattr(store, "close"):
+                store.close()
+        stores.clear()
+    return out
+
+
+def _scan_rate(store: Any, n: int, dim: int, query: list[float]) -> list[dict[str, Any]]:
+    """The kernel alone (one and two threads) and a numpy read of the same matrix, as GB/s."""
+    from crewai_rust import _speedups
+
+    index = store._index
+    q = np.asarray(query, dtype=np.float32)
+    nbytes = n * dim * 4
+    out = []
+    for threads in (1, 2):
+        r = measure("scan", f"{n // 1000}k x {dim} kernel {threads}t", "rust",
+                    lambda t=threads: _speedups.vector_top_k(index.matrix, index.sqnorms, n, q, None, 36, 0, t),
+                    repeat=5)
+        floor = nbytes / (FLOOR_ONE_CORE if threads == 1 else FLOOR_TWO_CORES)
+        r["gb_per_s"] = nbytes / r["median_s"] / 1e9
+        r["floor_s"] = floor
+        r["vs_floor"] = r["median_s"] / floor
+        out.append(r)
+    block = index.matrix[:n]
+    r = measure("scan", f"{n // 1000}k x {dim} numpy sum (read)", "numpy", block.sum, repeat=5)
+    r["gb_per_s"] = nbytes / r["median_s"] / 1e9
+    out.append(r)
+    return out
+
+
+def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    from crewai.memory.storage.lancedb_storage import LanceDBStorage
+
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+
+    dim = 3072
+    seed_records = _records(1_000, dim)
+    lance = LanceDBStorage(path=tmp / "save" / "lance")
+    lance.save(seed_records)
+    stores: dict[str, Any] = {"stock": lance, "python": RustMemoryStorage(tmp / "save" / "py", use_rust=False)}
+    stores["python"].save(seed_records)
+    if speedups_enabled():
+        stores["rust"] = RustMemoryStorage(tmp / "save" / "rs", use_rust=True)
+        stores["rust"].save(seed_records)
+    fresh = iter(_records(2_000 if quick else 6_000, dim, seed=1))
+    out = []
+    for batch in (1, 100):
+        for impl, store in stores.items():
+            out.append(measure("save", f"{batch} record(s) x {dim} into 1k", impl,
+                               lambda s=store, b=batch: s.save([next(fresh) for _ in range(b)]),
+                               repeat=5 if batch == 100 else 15, warmup=1))
+    for store in stores.values():
+        if hasattr(store, "close"):
+            store.close()
+    out.extend(_encode_rows(dim))
+    return out
+
+
+def _encode_rows(dim: int) -> list[dict[str, Any]]:
+    """Validating and encoding one embedding list as float32 bytes (every saved record pays it)."""
+    from crewai_rust._selection import speedups_module
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    values = np.random.default_rng(5).normal(size=dim).tolist()
+    out = [measure("encode", f"1 embedding x {dim}", "python", lambda: encode_python(values, "e"),
+                   repeat=7, number=200)]
+    module = speedups_module()
+    if module is not None:
+        encode = rust_encoder(module)
+        out.append(measure("encode", f"1 embedding x {dim}", "rust", lambda: encode(values, "e"),
+                           repeat=7, number=200))
+    return out
+
+
+def _open_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    from crewai.memory.storage.lancedb_storage import LanceDBStorage
+
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+
+    out = []
+    for n, dim in [(1_000, 3072), (10_000, 3072)]:
+        records = _records(n, dim)
+        base = tmp / f"open-{n}"
+        _save_all(LanceDBStorage(path=base / "lance"), records)
+        first = RustMemoryStorage(base / "ours", use_rust=False)
+        _save_all(first, records)
+        first.close()
+        case = f"existing {n // 1000}k x {dim}"
+        out.append(measure("open", case, "stock", lambda b=base: LanceDBStorage(path=b / "lance"), repeat=3))
+        impls = [("python", False)] + ([("rust", True)] if speedups_enabled() else [])
+        for impl, flag in impls:
+            out.append(measure("open", case, impl,
+                               lambda b=base, f=flag: RustMemoryStorage(b / "ours", use_rust=f).close(), repeat=3))
+    return out
+
+
+def _recall_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    from crewai.memory.storage.lancedb_storage import LanceDBStorage
+    from crewai.memory.unified_memory import Memory
+
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+    from crewai_rust.testing import HashEmbedder, ScriptedLLM
+
+    dim = 1536
+    records = _records(1_000 if quick else 10_000, dim)
+    for r in records:
+        r.scope = "/"
+    backends: dict[str, Any] = {"stock": LanceDBStorage(path=tmp / "recall" / "lance")}
+    backends["python"] = RustMemoryStorage(tmp / "recall" / "ours", use_rust=False)
+    if speedups_enabled():
+        backends["rust"] = RustMemoryStorage(tmp / "recall" / "ours", use_rust=True)
+    _save_all(backends["stock"], records)
+    _save_all(backends["python"], records)
+    out = []
+    for depth in ("shallow", "deep"):
+        for impl, storage in backends.items():
+            memory = Memory(storage=storage, embedder=HashEmbedder(dim), llm=ScriptedLLM())
+            out.append(measure("recall", f"{len(records) // 1000}k x {dim} {depth}", impl,
+                               lambda m=memory, d=depth: m.recall("benchmark memory", limit=5, depth=d),
+                               repeat=5))
+    for storage in backends.values():
+        if hasattr(storage, "close"):
+            storage.close()
+    return out
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    _offline()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+        path = Path(tmp)
+        rows = _search_rows(quick, path)
+        rows += _save_rows(quick, path)
+        rows += _open_rows(quick, path)
+        rows += _recall_rows(quick, path)
+    rows.append(row("meta", "bench_memory wall time", "all", [time.perf_counter() - started]))
+    return rows
+
+
+def _print_scan(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        if "gb_per_s" in r:
+            extra = f"  floor {r['floor_s'] * 1e3:.2f} ms  x{r['vs_floor']:.2f} of floor" if "floor_s" in r else ""
+            print(f"scan {r['case']:<34} {r['gb_per_s']:6.1f} GB/s{extra}")
+
+
+if __name__ == "__main__":
+    import atexit
+
+    captured: list[dict[str, Any]] = []
+
+    def _run(quick: bool) -> list[dict[str, Any]]:
+        captured.extend(run(quick))
+        return captured
+
+    atexit.register(lambda: _print_scan(captured))
+    main(_run)

@@ -1,0 +1,87 @@
+"""``patch(memory={...})``: route CrewAI's default memory storage to RustMemoryStorage.
+
+Registers a factory through CrewAI's official seam
+``crewai.memory.storage.factory.set_memory_storage_factory``. CrewAI builds a
+new ``Memory`` several times per kickoff, so the factory keeps ONE open store
+per directory per process and hands it back every time. Options:
+``metric`` ("l2" | "cosine"), ``use_rust`` (bool | None), ``vector_dim``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._patcher import Patcher
+from .._selection import implementation_name, use_rust
+
+logger = logging.getLogger("crewai_rust.memory")
+
+_FACTORY_SETTER = "crewai.memory.storage.factory:set_memory_storage_factory"
+_FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
+#: Specs CrewAI resolves itself that we do not serve.
+_FOREIGN_SPECS = frozenset({"qdrant-edge"})
+_OPTIONS = frozenset({"metric", "use_rust", "vector_dim"})
+
+_lock = threading.Lock()
+_stores: dict[str, Any] = {}
+
+
+def _directory_for(spec: str) -> Path | None:
+    from ._storage import default_memory_dir
+
+    if spec == "lancedb":
+        return default_memory_dir()
+    if spec in _FOREIGN_SPECS or not spec:
+        return None
+    return Path(spec)
+
+
+def make_factory(options: dict[str, Any]) -> Any:
+    """The factory CrewAI calls with its storage spec; None declines the spec."""
+
+    def factory(spec: str) -> Any:
+        directory = _directory_for(str(spec))
+        if directory is None:
+            return None
+        from ._storage import RustMemoryStorage
+
+        key = str(directory.expanduser().resolve())
+        with _lock:
+            store = _stores.get(key)
+            if store is None or store.closed:
+                store = RustMemoryStorage(directory, **options)
+                store._shared = True  # a Memory.close() must not close it under other Memory objects
+                _stores[key] = store
+                logger.debug("crewai_rust memory: opened %r for spec %r", store, spec)
+        return store
+
+    return factory
+
+
+def activate(patcher: Patcher, options: dict[str, Any]) -> str:
+    """Register the factory; returns which search kernel the stores will use."""
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise TypeError(f"unknown memory option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    rust = use_rust(options.get("use_rust"))
+    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(dict(options))):
+        raise RuntimeError("crewai.memory.storage.factory.set_memory_storage_factory is not available")
+    return implementation_name(rust)
+
+
+def open_stores() -> dict[str, Any]:
+    """Directory -> store opened by the factory in this process (for tests and ``status``)."""
+    with _lock:
+        return dict(_stores)
+
+
+def deactivate() -> None:
+    """Close every store the factory opened."""
+    with _lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store._close_now()

@@ -1,0 +1,59 @@
+"""``python -m crewai_rust memory {stats,import-lancedb}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="memory_command", required=True)
+    stats = sub.add_parser("stats", help="records, dimension, scopes and file size of a store")
+    stats.add_argument("path", nargs="?", help="store directory (default: CrewAI's memory directory)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    imp = sub.add_parser("import-lancedb", help="copy a LanceDB memory table into the store at PATH")
+    imp.add_argument("path", help="directory holding memories.lance (the store is created there)")
+    imp.add_argument("--table", default="memories", help="LanceDB table name (default: memories)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import RustMemoryStorage
+    from ._lancedb_import import import_lancedb, lancedb_table_present
+
+    if args.memory_command == "import-lancedb":
+        path = Path(args.path)
+        if not lancedb_table_present(path, args.table):
+            print(f"no LanceDB table {args.table!r} in {path}")
+            return 1
+        store = RustMemoryStorage(path, import_lancedb=False)
+        try:
+            count = import_lancedb(store, path, args.table)
+            print(f"imported {count} records into {store.db_path} ({store.count()} records now)")
+        finally:
+            store.close()
+        return 0
+
+    from ._persistence import DB_FILENAME
+    from ._storage import default_memory_dir
+
+    path = Path(args.path) if args.path else default_memory_dir()
+    if not (path / DB_FILENAME).exists():
+        print(f"no crewai_rust memory store in {path}")
+        return 1
+    store = RustMemoryStorage(path, import_lancedb=False)
+    try:
+        info = store.stats()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"store:      {info['path']}")
+        print(f"records:    {info['records']}")
+        print(f"dimension:  {info['vector_dim']}")
+        print(f"file size:  {info['file_bytes'] / 1e6:.2f} MB")
+        print(f"scopes:     {len(info['scopes'])}")
+        for scope in info["scopes"][:50]:
+            print(f"  {scope}")
+    return 0

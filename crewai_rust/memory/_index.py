@@ -1,0 +1,204 @@
+"""The in-RAM side of the store: one contiguous float32 matrix plus what filters need.
+
+Rows are kept in step with every committed write (delete = swap-remove, so the
+matrix stays dense). Scopes, category lists and metadata dicts are interned:
+a filter is evaluated once per distinct value and gathered into a row mask,
+instead of once per row in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+V = TypeVar("V")
+
+_MIN_CAPACITY = 64
+_MISSING = object()
+
+
+class _Interner(Generic[V]):
+    """Distinct values by key, each with a small integer code."""
+
+    def __init__(self, parse: Callable[[str], V]) -> None:
+        self._parse = parse
+        self.codes: dict[str, int] = {}
+        self.values: list[V] = []
+
+    def code(self, key: str) -> int:
+        code = self.codes.get(key)
+        if code is None:
+            code = self.codes[key] = len(self.values)
+            self.values.append(self._parse(key))
+        return code
+
+    def table(self, predicate: Callable[[V], bool]) -> np.ndarray:
+        """Boolean lookup table: entry ``c`` says whether value ``c`` passes."""
+        return np.fromiter((predicate(v) for v in self.values), dtype=bool, count=len(self.values))
+
+
+def _identity(s: str) -> str:
+    return s
+
+
+class VectorIndex:
+    """Embeddings and filter columns of every stored record, row-aligned."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.clear(dim)
+
+    def clear(self, dim: int | None = None) -> None:
+        """Drop every row; ``dim`` may change (after a reset)."""
+        self.dim = dim
+        self.n = 0
+        cap = _MIN_CAPACITY
+        self.matrix = np.zeros((cap, dim or 0), dtype=np.float32)
+        self.sqnorms = np.zeros(cap, dtype=np.float32)
+        self.seqs = np.zeros(cap, dtype=np.int64)
+        self.scope_codes = np.zeros(cap, dtype=np.int32)
+        self.category_codes = np.zeros(cap, dtype=np.int32)
+        self.metadata_codes = np.zeros(cap, dtype=np.int32)
+        self.ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
+        self.scopes: _Interner[str] = _Interner(_identity)
+        self.categories: _Interner[list[str]] = _Interner(lambda s: list(json.loads(s)))
+        self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(json.loads(s)))
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- writes ------------------------------------------------------------------
+    def _grow(self, needed: int) -> None:
+        cap = len(self.seqs)
+        if needed <= cap:
+            return
+        new_cap = max(needed, cap * 2)
+        matrix = np.zeros((new_cap, self.dim or 0), dtype=np.float32)
+        matrix[: self.n] = self.matrix[: self.n]
+        self.matrix = matrix
+        for name in ("sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes"):
+            old = getattr(self, name)
+            new = np.zeros(new_cap, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def load(self, count: int, batches: Iterable[list[tuple[int, str, str, str, str, bytes]]], dim: int | None) -> None:
+        """Replace everything with ``count`` rows (seq, id, scope, categories, metadata, embedding bytes)."""
+        self.clear(dim)
+        if count == 0:
+            for _ in batches:  # drain: closes the read snapshot
+                pass
+            return
+        if dim is None:
+            raise ValueError("rows without a stored dimension")
+        self._grow(count)
+        n = 0
+        for rows in batches:
+            end = n + len(rows)
+            if end > len(self.seqs):
+                self._grow(end)
+            flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
+            block = self.matrix[n:end]
+            block[:] = flat.reshape(len(rows), dim)
+            self.sqnorms[n:end] = np.einsum("ij,ij->i", block, block)
+            self.seqs[n:end] = [r[0] for r in rows]
+            self.scope_codes[n:end] = [self.scopes.code(r[2]) for r in rows]
+            self.category_codes[n:end] = [self.categories.code(r[3]) for r in rows]
+            self.metadata_codes[n:end] = [self.metadata.code(r[4]) for r in rows]
+            self.ids.extend(r[1] for r in rows)
+            n = end
+        self.row_of = {rid: i for i, rid in enumerate(self.ids)}
+        self.n = n
+
+    def upsert(self, seq: int, record_id: str, scope: str, categories: str, metadata: str, embedding: bytes) -> None:
+        """Insert a row, or overwrite the row of an existing id."""
+        self._selections.clear()
+        vector = np.frombuffer(embedding, dtype=np.float32)
+        if self.dim is None:
+            self.clear(len(vector))
+        if len(vector) != self.dim:
+            raise ValueError(f"stored embedding of {len(vector)} values in a {self.dim}-d index")
+        row = self.row_of.get(record_id)
+        if row is None:
+            self._grow(self.n + 1)
+            row = self.n
+            self.n += 1
+            self.ids.append(record_id)
+            self.row_of[record_id] = row
+        self.matrix[row] = vector
+        self.sqnorms[row] = np.dot(vector, vector)
+        self.seqs[row] = seq
+        self.scope_codes[row] = self.scopes.code(scope)
+        self.category_codes[row] = self.categories.code(categories)
+        self.metadata_codes[row] = self.metadata.code(metadata)
+
+    def remove(self, record_id: str) -> bool:
+        """Swap-remove the row of ``record_id``; False when it is not here."""
+        row = self.row_of.pop(record_id, None)
+        if row is None:
+            return False
+        self._selections.clear()
+        last = self.n - 1
+        if row != last:
+            moved = self.ids[last]
+            self.ids[row] = moved
+            self.row_of[moved] = row
+            self.matrix[row] = self.matrix[last]
+            for arr in (self.sqnorms, self.seqs, self.scope_codes, self.category_codes, self.metadata_codes):
+                arr[row] = arr[last]
+        self.ids.pop()
+        self.n = last
+        return True
+
+    # -- filters -----------------------------------------------------------------
+    def select_rows(
+        self,
+        scope_prefix: str | None,
+        categories: Iterable[str] | None,
+        metadata_filter: dict[str, Any] | None,
+    ) -> np.ndarray | None:
+        """Ascending row numbers passing every filter, or None when no filter applies.
+
+        Memory recalls the same scope over and over: the answer is cached until the next write.
+        """
+        if not (scope_prefix or categories or metadata_filter):
+            return None
+        meta = sorted((repr(k), type(v).__name__, repr(v)) for k, v in (metadata_filter or {}).items())
+        key = repr((scope_prefix, tuple(categories or ()), meta))
+        cached = self._selections.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        rows = self._select(scope_prefix, categories, metadata_filter)
+        if len(self._selections) >= 64:
+            self._selections.clear()
+        self._selections[key] = rows
+        return rows
+
+    def _select(
+        self,
+        scope_prefix: str | None,
+        categories: Iterable[str] | None,
+        metadata_filter: dict[str, Any] | None,
+    ) -> np.ndarray | None:
+        n = self.n
+        mask: np.ndarray | None = None
+        if scope_prefix:
+            table = self.scopes.table(lambda s: s.startswith(scope_prefix))
+            mask = table[self.scope_codes[:n]]
+        if categories:
+            wanted = list(categories)
+            table = self.categories.table(lambda cats: any(c in cats for c in wanted))
+            got = table[self.category_codes[:n]]
+            mask = got if mask is None else mask & got
+        if metadata_filter:
+            items = list(metadata_filter.items())
+            table = self.metadata.table(lambda meta: all(meta.get(k) == v for k, v in items))
+            got = table[self.metadata_codes[:n]]
+            mask = got if mask is None else mask & got
+        if mask is None:
+            return None
+        return np.flatnonzero(mask).astype(np.int64)

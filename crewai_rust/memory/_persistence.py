@@ -1,0 +1,410 @@
+"""Durable record storage: the source of truth behind the in-RAM index.
+
+:class:`RecordStore` is the small interface the storage backend needs, so a
+PostgreSQL twin could slot in later; :class:`SQLiteRecordStore` implements it
+with stdlib ``sqlite3`` in WAL mode. Every write appends to a ``changes`` log
+with an autoincrement sequence, so each process applies only the deltas other
+processes committed since its last read instead of reloading everything.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+#: File name inside the memory directory; LanceDB uses ``memories.lance/`` there.
+DB_FILENAME = "crewai_rust_memory.sqlite3"
+
+_SCHEMA_VERSION = "1"
+_BUSY_TIMEOUT_MS = 5_000
+#: Change-log entries kept behind the head; a reader further behind reloads fully.
+_CHANGES_KEPT = 20_000
+_TRIM_EVERY = 2_000
+
+RECORD_COLUMNS = (
+    "id, content, scope, categories, metadata, importance, created_at, "
+    "last_accessed, source, private, embedding, seq"
+)
+
+T = TypeVar("T")
+IndexRow = tuple[int, str, str, str, str, bytes]  # seq, id, scope, categories, metadata, embedding
+
+
+class StoreUnreadableError(RuntimeError):
+    """The database file exists but is not a readable crewai_rust memory store."""
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One record as stored: JSON columns still encoded, the embedding as float32 bytes."""
+
+    id: str
+    content: str
+    scope: str
+    categories: str
+    metadata: str
+    importance: float
+    created_at: str
+    created_us: int
+    last_accessed: str
+    source: str | None
+    private: bool
+    embedding: bytes
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What changed since a sequence number: ``reset`` first, then upserts and deletes."""
+
+    head: int
+    reset: bool
+    upserted: list[IndexRow]
+    deleted: list[str]
+    stale: bool = False  # the log was trimmed past the reader: reload everything
+
+
+class RecordStore(Protocol):
+    """What the storage backend needs from durable storage."""
+
+    path: Path
+
+    def head(self) -> int: ...
+    def changes_since(self, seq: int) -> ChangeSet: ...
+    def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
+    def get_dim(self) -> int | None: ...
+    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def delete_ids(self, ids: Sequence[str]) -> int: ...
+    def reset_all(self) -> None: ...
+    def touch(self, ids: Sequence[str], when: str) -> None: ...
+    def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def file_size(self) -> int: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    content TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    importance REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    last_accessed TEXT NOT NULL,
+    source TEXT,
+    private INTEGER NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_scope ON records(scope);
+CREATE INDEX IF NOT EXISTS records_created ON records(created_us);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT,
+    op TEXT NOT NULL
+);
+"""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class SQLiteRecordStore:
+    """SQLite in WAL mode, one connection guarded by a lock, writers via ``BEGIN IMMEDIATE``.
+
+    ``synchronous=NORMAL``: a killed process never loses a committed
+    transaction (the WAL is written before commit returns); only a power cut
+    may drop the last commits, and it never corrupts the file. That is the
+    trade LanceDB makes too, at a fraction of the cost of an fsync per save.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / DB_FILENAME
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            with self.write() as cur:
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    cur.execute(statement)
+                cur.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            version = self._one("SELECT value FROM meta WHERE key='schema'")
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise StoreUnreadableError(
+                f"cannot open the crewai_rust memory store {self.path}: {exc}. "
+                "The file was left untouched; move it away to start a new store."
+            ) from exc
+        if version != _SCHEMA_VERSION:
+            self._close_quietly()
+            raise StoreUnreadableError(f"{self.path} has schema version {version!r}; expected {_SCHEMA_VERSION}")
+        self._writes_since_trim = 0
+
+    # -- plumbing ----------------------------------------------------------
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    @staticmethod
+    def _retry(fn: Callable[[], T]) -> T:
+        """Run ``fn`` again while another process holds the write lock beyond the busy timeout."""
+        delay = 0.005
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front (retried)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            self._retry(lambda: cur.execute("BEGIN IMMEDIATE"))
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            self._retry(lambda: cur.execute("COMMIT"))
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Cursor]:
+        """A read transaction: one consistent snapshot across several statements."""
+        with self._lock:
+            cur = self._conn.cursor()
+            self._retry(lambda: cur.execute("BEGIN"))
+            try:
+                yield cur
+            finally:
+                self._conn.rollback()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            row = self._retry(lambda: self._conn.execute(sql, params).fetchone())
+        return None if row is None else row[0]
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only statement and return all rows."""
+        with self._lock:
+            return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+
+    # -- change log ----------------------------------------------------------
+    def head(self) -> int:
+        """The newest change sequence number (0 for a store never written)."""
+        return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM changes") or 0)
+
+    def changes_since(self, seq: int) -> ChangeSet:
+        """Deltas committed after ``seq``, with the current rows of upserted records."""
+        with self._read() as cur:
+            head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            if head <= seq:
+                return ChangeSet(head, False, [], [])
+            trimmed = cur.execute("SELECT value FROM meta WHERE key='trimmed_through'").fetchone()
+            if trimmed is not None and int(trimmed[0]) > seq:
+                return ChangeSet(head, False, [], [], stale=True)
+            log = cur.execute("SELECT seq, record_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+            reset = False
+            last_op: dict[str, str] = {}
+            for _, record_id, op in log:
+                if op == "r":
+                    reset = True
+                    last_op.clear()
+                else:
+                    last_op[record_id] = op
+            upsert_ids = [rid for rid, op in last_op.items() if op == "u"]
+            deleted = [rid for rid, op in last_op.items() if op == "d"]
+            upserted = []
+            for chunk in _chunks(upsert_ids, 500):
+                marks = ",".join("?" * len(chunk))
+                upserted.extend(
+                    cur.execute(
+                        f"SELECT seq, id, scope, categories, metadata, embedding FROM records WHERE id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+            found = {row[1] for row in upserted}
+            deleted.extend(rid for rid in upsert_ids if rid not in found)  # deleted again since
+            return ChangeSet(head, reset, upserted, deleted)
+
+    def load_index_rows(self, batch: int = 20_000) -> tuple[int, int, Generator[list[IndexRow], None, None]]:
+        """(change head, row count, batches of index rows in insertion order), one consistent snapshot.
+
+        Batches keep peak memory near the matrix itself when a large store
+        opens; the caller must exhaust or ``close()`` the generator.
+        """
+        snapshot = self._read()
+        cur = snapshot.__enter__()
+        try:
+            head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            count = int(cur.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+            cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq")
+        except BaseException:
+            snapshot.__exit__(None, None, None)
+            raise
+
+        def batches() -> Generator[list[IndexRow], None, None]:
+            try:
+                while True:
+                    rows = cur.fetchmany(batch)
+                    if not rows:
+                        return
+                    yield rows
+            finally:
+                snapshot.__exit__(None, None, None)
+
+        return head, count, batches()
+
+    def _log(self, cur: sqlite3.Cursor, ids: Sequence[str], op: str) -> None:
+        cur.executemany("INSERT INTO changes(record_id, op) VALUES (?, ?)", [(i, op) for i in ids])
+        self._writes_since_trim += len(ids) or 1
+        if self._writes_since_trim >= _TRIM_EVERY:
+            self._writes_since_trim = 0
+            head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+            cut = head - _CHANGES_KEPT
+            if cut > 0 and cur.execute("SELECT 1 FROM changes WHERE seq <= ? LIMIT 1", (cut,)).fetchone():
+                cur.execute("DELETE FROM changes WHERE seq <= ?", (cut,))
+                cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('trimmed_through', ?)", (str(cut),))
+
+    # -- dimension -------------------------------------------------------------
+    def get_dim(self) -> int | None:
+        value = self._one("SELECT value FROM meta WHERE key='dim'")
+        return None if value is None else int(value)
+
+    @staticmethod
+    def _check_dim(cur: sqlite3.Cursor, dim: int) -> int:
+        """Fix the store's dimension on first write; return the stored one (caller compares)."""
+        row = cur.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
+        if row is None:
+            cur.execute("INSERT INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
+            return dim
+        return int(row[0])
+
+    # -- writes ----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key=?", (key,))
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as cur:
+            cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int:
+        """Insert or replace records by id (and ``meta`` entries, same transaction).
+
+        Returns the store's dimension; on a mismatch nothing is written.
+        """
+        with self.write() as cur:
+            stored = self._check_dim(cur, dim)
+            if stored != dim:
+                return stored
+            for key, value in (meta or {}).items():
+                cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            cur.executemany(
+                "INSERT INTO records(id, content, scope, categories, metadata, importance, created_at, created_us,"
+                " last_accessed, source, private, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
+                " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
+                " created_at=excluded.created_at, created_us=excluded.created_us,"
+                " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
+                " embedding=excluded.embedding",
+                [
+                    (
+                        r.id, r.content, r.scope, r.categories, r.metadata, r.importance, r.created_at,
+                        r.created_us, r.last_accessed, r.source, int(r.private), r.embedding,
+                    )
+                    for r in rows
+                ],
+            )
+            self._log(cur, [r.id for r in rows], "u")
+        return dim
+
+    def delete_ids(self, ids: Sequence[str]) -> int:
+        """Delete records by id; returns how many existed."""
+        if not ids:
+            return 0
+        deleted = 0
+        with self.write() as cur:
+            for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+                marks = ",".join("?" * len(chunk))
+                gone = [r[0] for r in cur.execute(f"SELECT id FROM records WHERE id IN ({marks})", chunk)]
+                if gone:
+                    marks = ",".join("?" * len(gone))
+                    cur.execute(f"DELETE FROM records WHERE id IN ({marks})", gone)
+                    self._log(cur, gone, "d")
+                    deleted += len(gone)
+        return deleted
+
+    def reset_all(self) -> None:
+        """Delete every record and forget the dimension (a new embedder may follow)."""
+        with self.write() as cur:
+            cur.execute("DELETE FROM records")
+            cur.execute("DELETE FROM meta WHERE key='dim'")
+            cur.execute("INSERT INTO changes(record_id, op) VALUES (NULL, 'r')")
+
+    def touch(self, ids: Sequence[str], when: str) -> None:
+        """Set ``last_accessed``; not logged, because the index does not hold it."""
+        if not ids:
+            return
+        with self.write() as cur:
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                cur.execute(f"UPDATE records SET last_accessed=? WHERE id IN ({marks})", [when, *chunk])
+
+    # -- reads -------------------------------------------------------------------
+    def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """Full rows (``RECORD_COLUMNS``) for the given ids."""
+        out: dict[str, tuple[Any, ...]] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.query(f"SELECT {RECORD_COLUMNS} FROM records WHERE id IN ({marks})", chunk):
+                out[row[0]] = row
+        return out
+
+    def file_size(self) -> int:
+        """Bytes on disk, WAL included."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(str(self.path) + suffix)
+            except OSError:
+                pass
+        return total
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,155 @@
+"""Converting between CrewAI's ``MemoryRecord`` and stored rows, with input validation.
+
+Validation happens before anything is written, so a bad record in a batch
+leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._persistence import RecordRow
+
+_EPOCH = datetime(1970, 1, 1)
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def memory_types() -> Any:
+    """``crewai.memory.types`` (imported on first use, so importing crewai_rust stays cheap)."""
+    from crewai.memory import types
+
+    return types
+
+
+def dimension_error(stored: int, new: int) -> Exception:
+    """CrewAI's own ``EmbeddingDimensionMismatchError`` (a ValueError), with both sizes."""
+    from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
+
+    return EmbeddingDimensionMismatchError(stored, new)
+
+
+def naive_utc(dt: datetime) -> datetime:
+    """CrewAI keeps naive UTC datetimes; convert aware ones to that."""
+    if dt.tzinfo is not None:
+        return dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def to_micros(dt: datetime) -> int:
+    """Microseconds since the epoch, for exact ordering and ``older_than`` comparisons."""
+    return (naive_utc(dt) - _EPOCH) // timedelta(microseconds=1)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+
+
+def vector_f32(values: Any, what: str) -> np.ndarray:
+    """A float32 copy of ``values``; NaN, infinities and float32 overflow raise ValueError."""
+    try:
+        vec = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be a list of numbers: {exc}") from None
+    if vec.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {vec.shape}")
+    if not np.isfinite(vec).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if len(vec) and np.abs(vec).max() > _F32_MAX:
+        raise ValueError(f"{what} has values beyond the float32 range")
+    return vec.astype(np.float32)
+
+
+Encoder = Callable[[Any, str], bytes]
+
+
+def encode_python(values: Any, what: str) -> bytes:
+    """numpy twin: validated float32 bytes of an embedding."""
+    return vector_f32(values, what).tobytes()
+
+
+def rust_encoder(module: Any) -> Encoder:
+    """Rust twin (``embedding_f32_bytes``), with the same ValueError messages as the numpy twin."""
+    encode_fn = module.embedding_f32_bytes
+
+    def encode(values: Any, what: str) -> bytes:
+        try:
+            return encode_fn(values)
+        except TypeError as exc:
+            raise ValueError(f"{what} must be a list of numbers: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{what} {exc}") from None
+
+    return encode
+
+
+def batch_dimension(records: list[Any]) -> int | None:
+    """The embedding size shared by the batch (None when none has one); mixed sizes raise."""
+    dim = None
+    for record in records:
+        if record.embedding:
+            if dim is None:
+                dim = len(record.embedding)
+            elif len(record.embedding) != dim:
+                raise dimension_error(dim, len(record.embedding))
+    return dim
+
+
+def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
+    """Validate one record and encode it; records without an embedding get zeros, as in LanceDB."""
+    if not isinstance(record.content, str) or not record.content.strip():
+        raise ValueError(f"memory record {record.id!r} has empty content; nothing was saved")
+    if record.embedding:
+        blob = encode(record.embedding, f"embedding of record {record.id!r}")
+        if len(blob) != dim * 4:
+            raise dimension_error(dim, len(blob) // 4)
+    else:
+        blob = bytes(dim * 4)
+    return RecordRow(
+        id=str(record.id),
+        content=record.content,
+        scope=str(record.scope),
+        categories=json.dumps(list(record.categories)),
+        metadata=json.dumps(record.metadata),
+        importance=float(record.importance),
+        created_at=record.created_at.isoformat(),
+        created_us=to_micros(record.created_at),
+        last_accessed=record.last_accessed.isoformat(),
+        source=record.source or "",
+        private=bool(record.private),
+        embedding=blob,
+    )
+
+
+def _parse_dt(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def from_row(row: tuple[Any, ...]) -> Any:
+    """A ``MemoryRecord`` from a ``RECORD_COLUMNS`` row (already validated when it was saved)."""
+    rid, content, scope, cats, meta, importance, created, accessed, source, private, blob = row[:11]
+    embedding = np.frombuffer(blob, dtype=np.float32).tolist()
+    return memory_types().MemoryRecord.model_construct(
+        id=rid,
+        content=content,
+        scope=scope,
+        categories=json.loads(cats),
+        metadata=json.loads(meta),
+        importance=float(importance),
+        created_at=_parse_dt(created),
+        last_accessed=_parse_dt(accessed),
+        embedding=embedding,
+        source=source or None,
+        private=bool(private),
+    )
+
+
+def finite_or_raise(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    return value

@@ -1,0 +1,476 @@
+"""``RustMemoryStorage``: CrewAI's ``StorageBackend`` on SQLite plus an exact in-RAM scan.
+
+SQLite is the source of truth; the :class:`VectorIndex` mirrors it and is
+brought up to date from the change log before every read, so several processes
+can share one path. Scope, category and metadata filters are applied inside
+the scan, so a search returns ``min(limit, matching)`` hits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._env import env_int
+from .._selection import implementation_name, speedups_module
+from .._selection import use_rust as resolve_use_rust
+from . import _kernel_py
+from ._index import VectorIndex
+from ._persistence import SQLiteRecordStore
+from ._records import (
+    Encoder,
+    batch_dimension,
+    encode_python,
+    dimension_error,
+    from_row,
+    memory_types,
+    rust_encoder,
+    to_micros,
+    to_row,
+    utc_now_iso,
+    vector_f32,
+)
+
+logger = logging.getLogger("crewai_rust.memory")
+
+#: LanceDB's default when the first save carries no embedding at all.
+DEFAULT_VECTOR_DIM = 3072
+_METRICS = {"l2": _kernel_py.METRIC_L2, "cosine": _kernel_py.METRIC_COSINE}
+
+Kernel = Callable[[np.ndarray, np.ndarray, int, np.ndarray, "np.ndarray | None", int, int], tuple[np.ndarray, np.ndarray]]
+
+
+class MemoryStoreClosedError(RuntimeError):
+    """An operation on a store after ``close()``."""
+
+
+def default_memory_dir() -> Path:
+    """Where CrewAI's default LanceDB store lives: ``$CREWAI_STORAGE_DIR/memory`` or the data dir."""
+    storage_dir = os.environ.get("CREWAI_STORAGE_DIR")
+    if storage_dir:
+        return Path(storage_dir) / "memory"
+    from crewai_core.paths import db_storage_path
+
+    return Path(db_storage_path()) / "memory"
+
+
+THREADS_ENV = "CREWAI_RUST_MEMORY_THREADS"
+
+
+def _rust_kernel(module: Any) -> Kernel:
+    fn = module.vector_top_k
+    threads = env_int(THREADS_ENV, 0, minimum=0) or 0  # 0 = one or two threads by store size
+
+    def search(matrix, sqnorms, n, query, rows, k, metric):  # type: ignore[no-untyped-def]
+        got_rows, got_scores = fn(matrix, sqnorms, n, query, rows, k, metric, threads)
+        return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
+
+    return search
+
+
+def _scope_clause(prefix: str | None) -> tuple[str, list[Any]]:
+    """SQL for "scope starts with ``prefix``" (exact, case-sensitive; LIKE would fold ASCII case)."""
+    if not prefix:
+        return "1=1", []
+    return "scope >= ? AND substr(scope, 1, ?) = ?", [prefix, len(prefix), prefix]
+
+
+def _normalised(prefix: str | None) -> str | None:
+    """LanceDB's listing normalisation: no trailing slash, a leading one; None for the root."""
+    if prefix is None or not prefix.strip("/"):
+        return None
+    prefix = prefix.rstrip("/")
+    return prefix if prefix.startswith("/") else "/" + prefix
+
+
+class RustMemoryStorage:
+    """A persistent, exact, multi-process memory backend for CrewAI's unified ``Memory``.
+
+    Args:
+        path: directory of the store; None uses CrewAI's default memory directory.
+            The database file is ``crewai_rust_memory.sqlite3`` there, beside any LanceDB files.
+        vector_dim: embedding size; None fixes it at the first save (as LanceDB does).
+        metric: ``"l2"`` (score ``1 / (1 + squared L2)``, LanceDB's scale) or ``"cosine"``.
+        use_rust: True/False/None (auto) for the compiled search kernel and embedding encoder.
+        import_lancedb: on the first open, import CrewAI's LanceDB memory table found in ``path``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        vector_dim: int | None = None,
+        metric: str = "l2",
+        use_rust: bool | None = None,
+        import_lancedb: bool = True,
+    ) -> None:
+        if metric not in _METRICS:
+            raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
+        if vector_dim is not None and (not isinstance(vector_dim, int) or vector_dim <= 0):
+            raise ValueError(f"vector_dim must be a positive integer, got {vector_dim!r}")
+        self._rust = resolve_use_rust(use_rust)
+        self.implementation = implementation_name(self._rust)
+        module = speedups_module() if self._rust else None
+        self._kernel: Kernel = _rust_kernel(module) if module is not None else _kernel_py.search
+        self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
+        self.metric = metric
+        self._metric_code = _METRICS[metric]
+        self.path = Path(path) if path is not None else default_memory_dir()
+        self._declared_dim = vector_dim
+        self._lock = threading.RLock()
+        self._closed = False
+        self._shared = False  # set by the activation factory: Memory.close() must not close it
+        self._store = SQLiteRecordStore(self.path)
+        self._index = VectorIndex()
+        self._seen = 0
+        try:
+            if import_lancedb:
+                from ._lancedb_import import import_if_present
+
+                import_if_present(self)
+            self._reload()
+        except BaseException:
+            self._store.close()
+            raise
+
+    # -- bookkeeping -----------------------------------------------------------------
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self._index.n} records"
+        return f"RustMemoryStorage({str(self.path)!r}, metric={self.metric!r}, {self.implementation}, {state})"
+
+    @property
+    def db_path(self) -> Path:
+        return self._store.path
+
+    @property
+    def vector_dim(self) -> int | None:
+        """The store's embedding size (None until the first save when not declared)."""
+        return self._store.get_dim() or self._declared_dim
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MemoryStoreClosedError(f"RustMemoryStorage at {self.path} is closed")
+
+    def _reload(self) -> None:
+        head, count, batches = self._store.load_index_rows()
+        try:
+            self._index.load(count, batches, self._store.get_dim())
+        finally:
+            batches.close()  # ends the read snapshot even when loading failed
+        self._seen = head
+
+    def _sync(self) -> None:
+        """Apply the deltas committed (by any process) since this process last looked."""
+        changes = self._store.changes_since(self._seen)
+        if changes.stale:
+            self._reload()
+            return
+        if changes.head <= self._seen:
+            return
+        index = self._index
+        if changes.reset:
+            index.clear(None)
+        for record_id in changes.deleted:
+            index.remove(record_id)
+        for seq, record_id, scope, cats, meta, blob in changes.upserted:
+            index.upsert(seq, record_id, scope, cats, meta, blob)
+        self._seen = changes.head
+
+    def refresh(self) -> None:
+        """Pick up other processes' writes now (reads do this on their own)."""
+        with self._lock:
+            self._check_open()
+            self._sync()
+
+    # -- writes ------------------------------------------------------------------------
+    def save(self, records: list[Any]) -> None:
+        """Insert or replace records by id; all validated before anything is written."""
+        if not records:
+            return
+        with self._lock:
+            self._check_open()
+            dim = batch_dimension(records)
+            stored = self._store.get_dim() or self._declared_dim
+            if stored is not None and dim is not None and dim != stored:
+                raise dimension_error(stored, dim)
+            dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
+            rows = [to_row(record, dim, self._encode) for record in records]
+            stored_now = self._store.upsert(rows, dim)
+            if stored_now != dim:  # another process fixed a different size meanwhile
+                raise dimension_error(stored_now, dim)
+            self._sync()
+
+    def update(self, record: Any) -> None:
+        """Replace the record with the same id (inserted when absent, like LanceDB)."""
+        self.save([record])
+
+    def touch_records(self, record_ids: list[str]) -> None:
+        """Set ``last_accessed`` to now (Memory calls this on every recall)."""
+        if not record_ids:
+            return
+        with self._lock:
+            self._check_open()
+            self._store.touch([str(r) for r in record_ids], utc_now_iso())
+
+    def delete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
+        """Delete records matching every given criterion; no criterion deletes all. Returns the count."""
+        with self._lock:
+            self._check_open()
+            clause, params = _scope_clause(_normalised(scope_prefix))
+            sql = f"SELECT id, categories, metadata FROM records WHERE {clause}"
+            if older_than is not None:
+                sql += " AND created_us < ?"
+                params.append(to_micros(older_than))
+            rows = self._store.query(sql, params)
+            if record_ids is not None:
+                wanted = {str(r) for r in record_ids}
+                if not wanted and not (scope_prefix or categories or older_than or metadata_filter):
+                    return 0
+                if wanted:
+                    rows = [r for r in rows if r[0] in wanted]
+            ids = [r[0] for r in rows if _matches(r[1], r[2], categories, metadata_filter)]
+            deleted = self._store.delete_ids(ids)
+            self._sync()
+            return deleted
+
+    def reset(self, scope_prefix: str | None = None) -> None:
+        """Delete everything (and forget the dimension), or everything in a scope and its subscopes."""
+        with self._lock:
+            self._check_open()
+            if scope_prefix is None or not scope_prefix.strip("/"):
+                self._store.reset_all()
+            else:
+                prefix = scope_prefix.rstrip("/")
+                rows = self._store.query(
+                    "SELECT id FROM records WHERE scope = ? OR substr(scope, 1, ?) = ?",
+                    [prefix, len(prefix) + 1, prefix + "/"],
+                )
+                self._store.delete_ids([r[0] for r in rows])
+            self._sync()
+
+    # -- search ------------------------------------------------------------------------
+    def search(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[Any, float]]:
+        """Exact nearest records, best first; filters applied inside the scan."""
+        with self._lock:
+            self._check_open()
+            self._sync()
+            index = self._index
+            dim = index.dim or self.vector_dim
+            if dim is None:
+                return []
+            query = vector_f32(query_embedding, "query embedding")
+            if len(query) != dim:
+                raise dimension_error(dim, len(query))
+            if limit <= 0 or index.n == 0:
+                return []
+            prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
+            rows = index.select_rows(prefix, categories, metadata_filter)
+            if rows is not None and len(rows) == 0:
+                return []
+            ranked, scores = _kernel_py.exact_top(
+                self._kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, limit,
+                self._metric_code,
+            )
+            hits = [(index.ids[r], float(s)) for r, s in zip(ranked.tolist(), scores.tolist()) if s >= min_score]
+            hits = hits[:limit]
+            found = self._store.fetch([rid for rid, _ in hits])
+        return [(from_row(found[rid]), score) for rid, score in hits if rid in found]
+
+    # -- reads -------------------------------------------------------------------------
+    def get_record(self, record_id: str) -> Any:
+        """The record with this id, or None."""
+        self._check_open()
+        found = self._store.fetch([str(record_id)])
+        row = found.get(str(record_id))
+        return None if row is None else from_row(row)
+
+    def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[Any]:
+        """Records in a scope, newest first (ties: last inserted first)."""
+        self._check_open()
+        if limit <= 0 or offset < 0:
+            return []
+        from ._persistence import RECORD_COLUMNS
+
+        clause, params = _scope_clause(_normalised(scope_prefix))
+        rows = self._store.query(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE {clause} ORDER BY created_us DESC, seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [from_row(r) for r in rows]
+
+    def get_scope_info(self, scope: str) -> Any:
+        """Record count, categories, date range and immediate children of a scope."""
+        self._check_open()
+        scope = scope.rstrip("/") or "/"
+        prefix = _normalised(scope)
+        clause, params = _scope_clause(prefix)
+        ScopeInfo = memory_types().ScopeInfo
+        count, oldest_us, newest_us = self._store.query(
+            f"SELECT COUNT(*), MIN(created_us), MAX(created_us) FROM records WHERE {clause}", params
+        )[0]
+        if not count:
+            return ScopeInfo(path=scope, record_count=0, categories=[], child_scopes=[])
+        cats: set[str] = set()
+        for (cat_json,) in self._store.query(f"SELECT DISTINCT categories FROM records WHERE {clause}", params):
+            cats.update(_json_list(cat_json))
+        child_prefix = (prefix + "/") if prefix else "/"
+        children = set()
+        for (sc,) in self._store.query(f"SELECT DISTINCT scope FROM records WHERE {clause}", params):
+            if sc.startswith(child_prefix):
+                first = sc[len(child_prefix) :].split("/", 1)[0]
+                if first:
+                    children.add(child_prefix + first)
+        oldest = self._store.query(
+            f"SELECT created_at FROM records WHERE {clause} AND created_us = ? LIMIT 1", [*params, oldest_us]
+        )[0][0]
+        newest = self._store.query(
+            f"SELECT created_at FROM records WHERE {clause} AND created_us = ? LIMIT 1", [*params, newest_us]
+        )[0][0]
+        return ScopeInfo(
+            path=scope,
+            record_count=int(count),
+            categories=sorted(cats),
+            oldest_record=datetime.fromisoformat(oldest),
+            newest_record=datetime.fromisoformat(newest),
+            child_scopes=sorted(children),
+        )
+
+    def list_scopes(self, parent: str = "/") -> list[str]:
+        """Immediate child scope paths under ``parent``."""
+        self._check_open()
+        parent = parent.rstrip("/") or ""
+        prefix = (parent + "/") if parent else "/"
+        clause, params = _scope_clause(prefix.rstrip("/") or None)
+        children = set()
+        for (sc,) in self._store.query(f"SELECT DISTINCT scope FROM records WHERE {clause}", params):
+            if sc.startswith(prefix) and sc != (prefix.rstrip("/") or "/"):
+                first = sc[len(prefix) :].split("/", 1)[0]
+                if first:
+                    children.add(prefix + first)
+        return sorted(children)
+
+    def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
+        """Category -> number of records carrying it, within a scope."""
+        self._check_open()
+        prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
+        clause, params = _scope_clause(prefix)
+        counts: dict[str, int] = {}
+        for cat_json, n in self._store.query(
+            f"SELECT categories, COUNT(*) FROM records WHERE {clause} GROUP BY categories", params
+        ):
+            for c in _json_list(cat_json):
+                counts[c] = counts.get(c, 0) + int(n)
+        return counts
+
+    def count(self, scope_prefix: str | None = None) -> int:
+        """Records in a scope and its subscopes (all when None)."""
+        self._check_open()
+        clause, params = _scope_clause(_normalised(scope_prefix))
+        return int(self._store.query(f"SELECT COUNT(*) FROM records WHERE {clause}", params)[0][0])
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database. Stores handed out by ``patch()`` stay open until ``unpatch()``."""
+        if self._shared:
+            return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._store.close()
+                self._index.clear(None)
+
+    def stats(self) -> dict[str, Any]:
+        """Records, dimension, scopes and file size (for ``python -m crewai_rust memory stats``)."""
+        self._check_open()
+        return {
+            "path": str(self.db_path),
+            "records": self.count(),
+            "vector_dim": self.vector_dim,
+            "metric": self.metric,
+            "scopes": [r[0] for r in self._store.query("SELECT DISTINCT scope FROM records ORDER BY scope")],
+            "file_bytes": self._store.file_size(),
+            "implementation": self.implementation,
+        }
+
+    def _import_rows(self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None) -> None:
+        """Bulk insert of already-encoded rows (the LanceDB import), with ``meta`` in the same commit."""
+        stored = self._store.upsert(list(rows), dim, meta)
+        if stored != dim:
+            raise dimension_error(stored, dim)
+
+    # -- async twins (the work is short and already thread-safe) ------------------------
+    async def asave(self, records: list[Any]) -> None:
+        self.save(records)
+
+    async def asearch(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[Any, float]]:
+        return self.search(query_embedding, scope_prefix, categories, metadata_filter, limit, min_score)
+
+    async def adelete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
+        return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
+
+
+def _json_list(text: str) -> list[str]:
+    import json
+
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return list(value) if isinstance(value, list) else []
+
+
+def _matches(cat_json: str, meta_json: str, categories: list[str] | None, metadata_filter: dict[str, Any] | None) -> bool:
+    import json
+
+    if categories:
+        have = _json_list(cat_json)
+        if not any(c in have for c in categories):
+            return False
+    if metadata_filter:
+        meta = json.loads(meta_json or "{}")
+        if not all(meta.get(k) == v for k, v in metadata_filter.items()):
+            return False
+    return True

@@ -1,0 +1,134 @@
+"""The search kernel twins: numpy and Rust pick the same rows for the same inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crewai_rust.memory import _kernel_py
+
+
+def _brute(matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, metric: int) -> list[int]:
+    block = matrix[rows].astype(np.float64)
+    q = query.astype(np.float64)
+    if metric == _kernel_py.METRIC_L2:
+        score = -((block - q) ** 2).sum(1)
+    else:
+        norms = np.linalg.norm(block, axis=1)
+        score = np.where(norms > 0, block @ q / np.where(norms > 0, norms, 1), 0.0)
+    order = np.lexsort((rows, -score))
+    return rows[order][:k].tolist()
+
+
+cases = st.tuples(
+    st.integers(min_value=1, max_value=300),  # rows
+    st.sampled_from([1, 3, 8, 31, 64, 100]),  # dim
+    st.integers(min_value=1, max_value=40),  # k
+    st.sampled_from([_kernel_py.METRIC_L2, _kernel_py.METRIC_COSINE]),
+    st.floats(min_value=0.0, max_value=1.0),  # fraction selected (1.0 = no selection)
+    st.booleans(),  # duplicate rows (ties)
+    st.integers(min_value=0, max_value=2**31),
+)
+
+
+def _inputs(args: Any) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray | None, int, int]:
+    n, dim, k, metric, fraction, dupes, seed = args
+    rng = np.random.default_rng(seed)
+    cap = n + 5  # capacity beyond n, as in the index
+    matrix = rng.normal(size=(cap, dim)).astype(np.float32)
+    if dupes:
+        matrix[: n // 2] = matrix[0]
+    sqnorms = np.einsum("ij,ij->i", matrix, matrix).astype(np.float32)
+    query = rng.normal(size=dim).astype(np.float32)
+    rows = None if fraction >= 1.0 else np.flatnonzero(rng.random(n) < fraction).astype(np.int64)
+    return matrix, sqnorms, n, query, rows, k, metric
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=cases)
+def test_twins_pick_the_same_rows(speedups: Any, args: Any) -> None:
+    matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
+    want_rows, want_scores = _kernel_py.search(matrix, sqnorms, n, query, rows, k, metric)
+    for threads in (1, 2):
+        got_rows, got_scores = speedups.vector_top_k(matrix, sqnorms, n, query, rows, k, metric, threads)
+        # Rank scores are float32 sums in a different order: equal within rounding.
+        assert np.allclose(got_scores, want_scores, rtol=1e-4, atol=1e-3)
+        # Rows agree except where float32 rounding swaps near-equal neighbours.
+        if len(set(np.round(want_scores, 3))) == len(want_scores):
+            assert list(got_rows) == want_rows.tolist()
+        assert len(got_rows) == len(want_rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=cases)
+def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
+    """Candidates re-ranked in float64 give the brute-force answer, ties by sequence, near ties included."""
+    matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
+    if use_rust:
+        from crewai_rust import _speedups
+
+        def kernel(*a: Any) -> Any:
+            got_rows, got_scores = _speedups.vector_top_k(*a)
+            return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
+    else:
+        kernel = _kernel_py.search
+    seqs = np.arange(len(matrix), dtype=np.int64)  # sequence = row here
+    ranked, _ = _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    selected = np.arange(n, dtype=np.int64) if rows is None else rows
+    assert ranked[:k].tolist() == _brute(matrix, query, selected, k, metric)
+
+
+def test_rust_rejects_bad_buffers(speedups: Any) -> None:
+    matrix = np.zeros((4, 3), dtype=np.float32)
+    norms = np.zeros(4, dtype=np.float32)
+    with pytest.raises(ValueError, match="query has 2 values"):
+        speedups.vector_top_k(matrix, norms, 4, np.zeros(2, dtype=np.float32), None, 1, 0)
+    with pytest.raises(ValueError, match="outside"):
+        speedups.vector_top_k(matrix, norms, 4, np.zeros(3, dtype=np.float32), np.array([7]), 1, 0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        speedups.vector_top_k(np.zeros((3, 4), dtype=np.float32).T, norms, 4, np.zeros(3, dtype=np.float32), None, 1, 0)
+    with pytest.raises(BufferError):
+        speedups.vector_top_k(matrix.astype(np.float64), norms, 4, np.zeros(3, dtype=np.float32), None, 1, 0)
+    with pytest.raises(ValueError, match="metric"):
+        speedups.vector_top_k(matrix, norms, 4, np.zeros(3, dtype=np.float32), None, 1, 5)
+
+
+values = st.lists(
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(-10**6, 10**6), st.booleans()),
+    max_size=50,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vals=values)
+def test_embedding_encoder_twins_agree(speedups: Any, vals: list[Any]) -> None:
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    encode_rust = rust_encoder(speedups)
+    try:
+        want: Any = encode_python(vals, "emb")
+    except ValueError as exc:
+        want = str(exc)
+    try:
+        got: Any = encode_rust(vals, "emb")
+    except ValueError as exc:
+        got = str(exc)
+    assert got == want
+
+
+@pytest.mark.parametrize("bad", ["abc", [1.0, "x"], [[1.0, 2.0]], [1.0, None]])
+def test_embedding_encoders_reject_non_numbers_with_value_error(use_rust: bool, bad: Any) -> None:
+    from crewai_rust.memory._records import encode_python, rust_encoder
+
+    if use_rust:
+        from crewai_rust import _speedups
+
+        encode = rust_encoder(_speedups)
+    else:
+        encode = encode_python
+    with pytest.raises(ValueError, match="^emb "):
+        encode(bad, "emb")
