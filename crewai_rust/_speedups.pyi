@@ -76,8 +76,14 @@ from typing import Any
 
 _Params = Sequence[Any] | Mapping[str, Any] | None
 
+def sqlite_version() -> str:
+    """Version of the SQLite library the Rust twin links (the system ``libsqlite3``)."""
+
+def sqlite_library_address() -> int:
+    """Address of ``sqlite3_libversion`` in that library (same as ``_sqlite3``'s when shared)."""
+
 class SqlitePool:
-    """r2d2 pool of bundled-SQLite connections; statements run with the GIL released.
+    """r2d2 pool of SQLite connections (system libsqlite3); statements run with the GIL released.
 
     Values and errors follow stdlib ``sqlite3`` (its exception classes are raised).
     """

@@ -63,7 +63,7 @@ def test_ours_writes_stock_reads(tmp_path: Path, use_rust: bool) -> None:
         ours.add(task, _output(task, f"result {i}"), i, inputs={"topic": "ai"})
     ours.update(1, output={"raw": "replayed"}, was_replayed=True)
     expected = ours.load()
-    _shared.close_all()  # the Rust twin's SQLite must be closed before stdlib sqlite3 opens the file
+    _shared.close_all()  # (overlap with stock is covered in test_database_library)
 
     stock_rows = StockStorage(str(path)).load()
     assert stock_rows == expected
@@ -250,7 +250,7 @@ def test_flow_persisted_by_one_resumes_under_the_other(tmp_path: Path, use_rust:
         flow = _flow_class(makers[first](path))(suppress_flow_events=True)
         assert flow.kickoff() == 11
         flow_id = flow.state.id
-        _shared.close_all()  # stdlib sqlite3 (stock) and the Rust twin never overlap on one file
+        _shared.close_all()  # each side opens the file afresh, as a resumed run would
 
         resumed = _flow_class(makers[second](path))(suppress_flow_events=True)
         assert resumed.kickoff(inputs={"id": flow_id}) == 22
@@ -262,7 +262,7 @@ def test_flow_persisted_by_one_resumes_under_the_other(tmp_path: Path, use_rust:
         conn.close()
         assert methods == ["one", "two", "one", "two"]
     finally:
-        _shared.configure(use_rust=False)
+        _shared.configure(use_rust=_shared.Settings().use_rust)
 
 
 def test_pending_feedback_round_trips_between_ours_and_stock(tmp_path: Path, use_rust: bool) -> None:
@@ -288,7 +288,7 @@ def test_pending_feedback_round_trips_between_ours_and_stock(tmp_path: Path, use
         state, loaded = ours.load_pending_feedback("f-2")
         assert state == {"id": "f-2"} and loaded.message == "ok?"
     finally:
-        _shared.configure(use_rust=False)
+        _shared.configure(use_rust=_shared.Settings().use_rust)
 
 
 # -- a real offline crew --------------------------------------------------------

@@ -50,7 +50,7 @@ def test_file_is_wal_and_shared_with_plain_sqlite3(tmp_path: Path, use_rust: boo
     db = RustSQLiteWrapper(path, use_rust=use_rust)
     db.execute("CREATE TABLE t (name TEXT)")
     db.execute("INSERT INTO t (name) VALUES ('x')")
-    db.close()  # the Rust twin's SQLite must not overlap stdlib sqlite3 on one file in-process
+    db.close()
     with sqlite3.connect(path) as plain:
         assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert plain.execute("SELECT name FROM t").fetchall() == [("x",)]
@@ -61,15 +61,24 @@ def test_file_is_wal_and_shared_with_plain_sqlite3(tmp_path: Path, use_rust: boo
     db.close()
 
 
-def test_two_sqlite_copies_on_one_file_are_refused(tmp_path: Path, speedups: object) -> None:
-    path = tmp_path / "one.db"
-    rust = RustSQLiteWrapper(path, use_rust=True)
-    with pytest.raises(sqlite3.ProgrammingError, match="rust twin"):
-        RustSQLiteWrapper(path, use_rust=False)
-    second = RustSQLiteWrapper(path, use_rust=True)  # the same library twice is fine
-    second.close()
-    rust.close()
-    RustSQLiteWrapper(path, use_rust=False).close()  # once closed, the other twin may open it
+def test_file_prefixed_path_names_the_file_stdlib_would_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_rust: bool
+) -> None:
+    # sqlite3.connect("file:...") reads a URI or a literal name depending on how the
+    # library was built (SQLITE_USE_URI); both twins must land on the file stdlib opens.
+    monkeypatch.chdir(tmp_path)
+    name = "file:odd.db"
+    db = RustSQLiteWrapper(name, use_rust=use_rust)
+    db.execute("CREATE TABLE t (x)")
+    db.execute("INSERT INTO t VALUES (1)")
+    db.close()
+    with sqlite3.connect(name) as plain:
+        assert plain.execute("SELECT x FROM t").fetchall() == [(1,)]
+    plain.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) in (
+        ["odd.db"],
+        ["file:odd.db"],
+    )
 
 
 def test_transaction_commits_and_rolls_back(db: RustSQLiteWrapper) -> None:

@@ -2,10 +2,14 @@
 
 ``patch(database={...})`` options (environment variable in brackets):
 
-* ``use_rust`` (bool, default False): True puts CrewAI's task-output and flow files on the
-  Rust twin. It links its own SQLite, so it is only safe when nothing else in the process
-  opens those files with stdlib ``sqlite3`` (stock classes created before ``patch()``, a
-  user's own ``SQLiteFlowPersistence``); the Python twin has no such caveat.
+* ``use_rust`` (bool or None, default None): which twin runs CrewAI's task-output and flow
+  files. None picks the Rust twin when it is built and runs on the same SQLite library
+  instance as Python's ``sqlite3`` (checked at run time, see ``sqlite_library()``), since
+  stock code in the process (classes created before ``patch()``, a user's own
+  ``SQLiteFlowPersistence``) may open the same files; otherwise the Python twin, and the
+  reason is logged (logger ``crewai_rust``, INFO) and kept in ``sqlite_library()``.
+  True forces the Rust twin (error if not built; with separate SQLite copies, nothing else
+  in the process may then open those files with stdlib ``sqlite3``); False the Python twin.
 * ``pool_size`` [CREWAI_RUST_DB_POOL_SIZE] connections per database file (default 4).
 * ``busy_timeout`` [CREWAI_RUST_DB_BUSY_TIMEOUT] seconds to wait on a locked database (30).
 * ``synchronous`` [CREWAI_RUST_DB_SYNCHRONOUS] ``PRAGMA synchronous`` (default NORMAL:
@@ -16,13 +20,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from .._env import env_int
 from .._patcher import Patcher
-from .._selection import implementation_name, use_rust
+from .._selection import implementation_name
 from . import _shared
+from ._library import choose_rust, library_sharing
+
+logger = logging.getLogger("crewai_rust")
 
 _KNOWN = {"use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir"}
 
@@ -39,7 +47,7 @@ def _settings(options: dict[str, Any]) -> _shared.Settings:
     if int(pool_size) < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     return _shared.Settings(
-        use_rust=bool(options.get("use_rust", False)),
+        use_rust=None if options.get("use_rust") is None else bool(options["use_rust"]),
         pool_size=int(pool_size),
         busy_timeout=float(busy_timeout),  # type: ignore[arg-type]
         synchronous=synchronous,
@@ -48,7 +56,15 @@ def _settings(options: dict[str, Any]) -> _shared.Settings:
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     settings = _settings(options)
-    rust = use_rust(True) if settings.use_rust else False
+    rust, why = choose_rust(settings.use_rust)
+    if settings.use_rust is None and not rust:
+        logger.info("crewai_rust DATABASE: %s", why)
+    elif rust and not library_sharing().shared:
+        logger.warning(
+            "crewai_rust DATABASE: use_rust=True although %s; do not open CrewAI's database files "
+            "with stdlib sqlite3 in this process",
+            why,
+        )
     _shared.configure(**{**settings.__dict__, "use_rust": rust})
 
     if options.get("task_outputs", True):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import _wrapper
+from ._library import choose_rust
 from ._wrapper import RustSQLiteWrapper
 
 
@@ -24,8 +25,9 @@ class Settings:
     """How shared pools are opened; set by ``patch(database={...})``."""
 
     #: CrewAI's own (stock) code may still open these files with stdlib sqlite3 in
-    #: this process, so the drop-ins use the Python twin unless told otherwise.
-    use_rust: bool = False
+    #: this process: None picks the Rust twin only when it shares that SQLite
+    #: library instance (see ``_library``), True/False force a twin.
+    use_rust: bool | None = None
     pool_size: int = 4
     busy_timeout: float = 30.0
     synchronous: str = "NORMAL"
@@ -59,7 +61,8 @@ def _identity(path: str) -> tuple[int, int] | None:
 def shared_database(path: str, use_rust: bool | None = None) -> RustSQLiteWrapper:
     """The process's open pool for ``path`` (opened with the current settings on first use)."""
     settings = _settings
-    rust = bool(settings.use_rust if use_rust is None else use_rust)
+    requested = settings.use_rust if use_rust is None else use_rust
+    rust, _ = choose_rust(requested)
     absolute = os.path.abspath(path)
     key = (absolute, rust, _wrapper._process_generation)
     with _lock:
@@ -73,7 +76,7 @@ def shared_database(path: str, use_rust: bool | None = None) -> RustSQLiteWrappe
         db = RustSQLiteWrapper(
             absolute,
             pool_size=settings.pool_size,
-            use_rust=rust,
+            use_rust=requested,  # resolves as above, and keeps the reason on the wrapper
             busy_timeout=settings.busy_timeout,
             synchronous=settings.synchronous,
         )

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
 from .._selection import implementation_name, speedups_module
-from .._selection import use_rust as _resolve_use_rust
 from ._errors import is_busy, with_path
+from ._library import choose_rust, library_sharing
 from ._pypool import PySqlitePool
 
 T = TypeVar("T")
@@ -42,13 +42,13 @@ _open_files: dict[tuple[str, str], int] = {}
 def _claim(path: str, implementation: str) -> Callable[[], None] | None:
     """Refuse to open a file another SQLite copy in this process has open.
 
-    The Rust twin links its own (bundled) SQLite. POSIX locks do not conflict
-    within one process, so two SQLite libraries on one file cannot see each
-    other's locks: one may checkpoint and delete the WAL under the other and
-    writes are lost (sqlite.org/howtocorrupt.html, "multiple copies of SQLite").
-    Returns the release callback, or None for in-memory databases.
+    Only needed when the twins run on different SQLite library copies (see
+    ``_library``): POSIX locks do not conflict within one process, so two copies
+    on one file cannot see each other's locks, one may checkpoint and delete the
+    WAL under the other and writes are lost. When both share one library
+    instance, nothing is tracked. Returns the release callback, or None.
     """
-    if path in ("", ":memory:"):
+    if path in ("", ":memory:") or library_sharing().shared:
         return None
     real = os.path.realpath(path)
     other = "python" if implementation == "rust" else "rust"
@@ -84,11 +84,15 @@ class RustSQLiteWrapper:
 
     Every call checks a connection out for its duration, so threads do not
     queue behind one shared connection; the Rust twin releases the GIL while
-    SQLite works. The Rust twin links its own SQLite: while it has a file open,
-    do not open that file with stdlib ``sqlite3`` in the same process (other
-    processes are fine); opening it with the Python twin is refused. Errors are Python's ``sqlite3`` exception classes under both
-    twins. Inside ``with db.transaction():`` the calling thread's statements run
-    on the transaction's connection.
+    SQLite works. ``use_rust=None`` picks the Rust twin when it runs on the same
+    SQLite library instance as stdlib ``sqlite3`` (the usual case: both link the
+    system ``libsqlite3``), so files can be shared freely in-process. If they
+    differ, ``None`` picks the Python twin; a forced ``use_rust=True`` file must
+    then not be opened with stdlib ``sqlite3`` in this process (other processes
+    are fine), and opening it with the Python twin is refused. Errors are
+    Python's ``sqlite3`` exception classes under both twins. Inside
+    ``with db.transaction():`` the calling thread's statements run on the
+    transaction's connection.
     """
 
     def __init__(
@@ -108,8 +112,10 @@ class RustSQLiteWrapper:
         self.db_path = os.fspath(db_path)
         self.pool_size = pool_size
         self.busy_timeout = float(busy_timeout)
-        rust = _resolve_use_rust(use_rust)
+        rust, why = choose_rust(use_rust)
         self.implementation = implementation_name(rust)
+        #: Why this twin runs (e.g. the SQLite library check's outcome).
+        self.implementation_reason = why
         factory: Callable[..., Any] = speedups_module().SqlitePool if rust else PySqlitePool  # type: ignore[union-attr]
         release = _claim(self.db_path, self.implementation)
         try:

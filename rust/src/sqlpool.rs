@@ -1,4 +1,4 @@
-//! A pooled SQLite (r2d2 + bundled rusqlite) that behaves like Python's `sqlite3`.
+//! A pooled SQLite (r2d2 + rusqlite on the system libsqlite3) that behaves like Python's `sqlite3`.
 //!
 //! The Python glue converts arguments while holding the GIL and then calls the
 //! functions here with the GIL released. Parameter binding, row counts and the
@@ -95,15 +95,11 @@ impl std::error::Error for DbError {}
 impl From<rusqlite::Error> for DbError {
     fn from(err: rusqlite::Error) -> Self {
         match err {
+            // (Without rusqlite's `modern_sqlite`, SQL errors arrive here too, not as SqlInputError.)
             rusqlite::Error::SqliteFailure(e, msg) => DbError::Sqlite {
                 code: e.extended_code & 0xff,
                 extended: e.extended_code,
                 message: msg.unwrap_or_else(|| e.to_string()),
-            },
-            rusqlite::Error::SqlInputError { error, msg, .. } => DbError::Sqlite {
-                code: error.extended_code & 0xff,
-                extended: error.extended_code,
-                message: msg,
             },
             rusqlite::Error::MultipleStatement => DbError::Programming(MULTIPLE_STATEMENTS.to_owned()),
             other => DbError::Sqlite { code: ffi::SQLITE_ERROR, extended: ffi::SQLITE_ERROR, message: other.to_string() },
@@ -148,23 +144,19 @@ pub fn is_memory_path(path: &str) -> bool {
     path.is_empty() || path == ":memory:"
 }
 
-/// The bundled SQLite is built with URI filenames on; CPython's `sqlite3.connect`
-/// (uri=False) treats `file:...` literally. Escape such a path into a URI that
-/// names the same literal file.
-fn literal_filename(path: &str) -> String {
-    if !path.starts_with("file:") {
-        return path.to_owned();
-    }
-    let mut uri = String::from("file:");
-    for ch in path.chars() {
-        match ch {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3F"),
-            '#' => uri.push_str("%23"),
-            _ => uri.push(ch),
-        }
-    }
-    uri
+/// The SQLite library this crate links (the system `libsqlite3`): its version string.
+pub fn library_version() -> String {
+    // SAFETY: sqlite3_libversion returns a pointer to a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_libversion()) }.to_string_lossy().into_owned()
+}
+
+/// Where `sqlite3_libversion` lives in this process, as this crate resolved it.
+///
+/// Equal to the address another module (CPython's `_sqlite3`) resolves for the same
+/// symbol exactly when both use one copy of the library, which is what makes sharing
+/// a database file inside one process safe (POSIX lock bookkeeping is per library copy).
+pub fn library_address() -> usize {
+    ffi::sqlite3_libversion as *const () as usize
 }
 
 fn valid_synchronous(value: &str) -> DbResult<&'static str> {
@@ -186,8 +178,10 @@ impl SqlPool {
         let memory = is_memory_path(path);
         let busy = config.busy_timeout;
         let cache = config.statement_cache;
+        // CPython's `sqlite3.connect(path)` flags (no SQLITE_OPEN_URI): a `file:` name means
+        // what the library's SQLITE_USE_URI default makes of it, for stock code and us alike.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let manager = SqliteConnectionManager::file(literal_filename(path))
+        let manager = SqliteConnectionManager::file(path)
             .with_flags(flags)
             .with_init(move |conn| init_connection(conn, busy, cache, synchronous, memory));
         // Fail fast with SQLite's own error (cannot open, not a database) instead of
@@ -220,7 +214,8 @@ fn init_connection(
 ) -> rusqlite::Result<()> {
     conn.busy_timeout(busy)?;
     conn.set_prepared_statement_cache_capacity(cache);
-    // The bundled SQLite enables foreign keys by default; CPython's does not.
+    // Foreign keys off, as in stock builds and the Python twin, even if this library
+    // was built with SQLITE_DEFAULT_FOREIGN_KEYS=1 (the bundled build rusqlite offers is).
     conn.execute_batch("PRAGMA foreign_keys=OFF")?;
     if !memory {
         // Also the validity check: a file that is not a database fails here.
@@ -526,12 +521,19 @@ mod tests {
     }
 
     #[test]
+    fn reports_the_linked_library() {
+        let version = library_version();
+        assert_eq!(version.split('.').count(), 3, "{version}");
+        assert!(version.starts_with("3."), "{version}");
+        assert_ne!(library_address(), 0);
+        assert_eq!(library_address(), library_address());
+    }
+
+    #[test]
     fn sql_helpers() {
         assert!(is_blank_sql("  -- c\n /* d */ "));
         assert!(!is_blank_sql(" ;"));
         assert!(is_dml("\n insert into t"));
         assert!(!is_dml("-- x\ninsert"));
-        assert_eq!(literal_filename("file:a?b"), "file:file:a%3Fb");
-        assert_eq!(literal_filename("/x/y.db"), "/x/y.db");
     }
 }

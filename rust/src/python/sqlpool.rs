@@ -471,8 +471,23 @@ impl SqliteConn {
     }
 }
 
+/// Version of the SQLite library the Rust twin runs on (`sqlite3.sqlite_version` for it).
+#[pyfunction]
+fn sqlite_version() -> String {
+    sqlpool::library_version()
+}
+
+/// Address of `sqlite3_libversion` in the library the Rust twin runs on; equal to
+/// the one `_sqlite3` resolves exactly when both twins share one SQLite instance.
+#[pyfunction]
+fn sqlite_library_address() -> usize {
+    sqlpool::library_address()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SqlitePool>()?;
     m.add_class::<SqliteConn>()?;
+    m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
+    m.add_function(wrap_pyfunction!(sqlite_library_address, m)?)?;
     Ok(())
 }
