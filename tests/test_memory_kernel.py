@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crewai_rust.memory import _kernel_py
@@ -18,8 +18,10 @@ def _brute(matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, metr
     if metric == _kernel_py.METRIC_L2:
         score = -((block - q) ** 2).sum(1)
     else:
+        # Elementwise product + row sum: equal rows score bit-equal wherever they sit
+        # (``block @ q`` rounds a block's last rows differently).
         norms = np.linalg.norm(block, axis=1)
-        score = np.where(norms > 0, block @ q / np.where(norms > 0, norms, 1), 0.0)
+        score = np.where(norms > 0, (block * q).sum(1) / np.where(norms > 0, norms, 1), 0.0)
     order = np.lexsort((rows, -score))
     return rows[order][:k].tolist()
 
@@ -65,6 +67,7 @@ def test_twins_pick_the_same_rows(speedups: Any, args: Any) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=cases)
+@example(args=(53, 100, 2, _kernel_py.METRIC_COSINE, 0.09375, True, 0))  # equal rows once scored 1 ulp apart
 def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
     """Candidates re-ranked in float64 give the brute-force answer, ties by sequence, near ties included."""
     matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
@@ -80,6 +83,24 @@ def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
     ranked, _ = _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)
     selected = np.arange(n, dtype=np.int64) if rows is None else rows
     assert ranked[:k].tolist() == _brute(matrix, query, selected, k, metric)
+
+
+@pytest.mark.parametrize("metric", [_kernel_py.METRIC_L2, _kernel_py.METRIC_COSINE])
+@pytest.mark.parametrize("dim", [31, 100])
+def test_rerank_scores_equal_rows_equally_wherever_they_sit(metric: int, dim: int) -> None:
+    """Copies of one vector tie exactly, so sequence decides, at any position in the candidates."""
+    rng = np.random.default_rng(7)
+    matrix = rng.normal(size=(40, dim)).astype(np.float32)
+    matrix[1::3] = matrix[1]  # copies at rows 1, 4, 7, ...
+    query = rng.normal(size=dim).astype(np.float32).astype(np.float64)
+    seqs = np.arange(len(matrix), dtype=np.int64)[::-1].copy()  # later rows were inserted first
+    copies = np.arange(1, 40, 3)
+    for count in range(1, 14):
+        cand = np.concatenate([np.arange(0, 40, 3)[:count], copies])
+        ranked, scores = _kernel_py.rerank(matrix, seqs, cand, query, metric)
+        tied = scores[np.isin(ranked, copies)]
+        assert len(set(tied.tolist())) == 1
+        assert ranked[np.isin(ranked, copies)].tolist() == sorted(copies.tolist(), key=lambda r: seqs[r])
 
 
 def test_rust_rejects_bad_buffers(speedups: Any) -> None:

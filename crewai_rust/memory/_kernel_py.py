@@ -66,6 +66,17 @@ def search(
     return rows[best], scores[best]
 
 
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Per-row sums whose rounding depends only on the row's values, never on its position.
+
+    BLAS ``dgemv`` (``block @ q``) and ``einsum`` take different code paths for a
+    block's last rows, so two identical vectors could get scores one ulp apart
+    and their tie would no longer go to the earlier sequence. An elementwise
+    product is exact per element and ``sum(axis=1)`` reduces every row alike.
+    """
+    return values.sum(axis=1)
+
+
 def rerank(
     matrix: np.ndarray,
     seqs: np.ndarray,
@@ -73,20 +84,23 @@ def rerank(
     query64: np.ndarray,
     metric: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact float64 scores of candidate rows, ordered by score desc then insertion sequence."""
+    """Exact float64 scores of candidate rows, ordered by score desc then insertion sequence.
+
+    Equal vectors always get bit-equal scores (see :func:`_row_sums`), so the
+    order never depends on where a row sits in the candidate list.
+    """
     if len(rows) == 0:
         return rows, np.zeros(0)
     block = matrix[rows].astype(np.float64)
     if metric == METRIC_L2:
         diff = block - query64
-        dist = np.einsum("ij,ij->i", diff, diff)
-        scores = 1.0 / (1.0 + dist)
+        scores = 1.0 / (1.0 + _row_sums(diff * diff))
     else:
-        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
-        qnorm = float(np.sqrt(query64 @ query64))
+        norms = np.sqrt(_row_sums(block * block))
+        qnorm = float(np.sqrt((query64 * query64).sum()))
         denom = norms * qnorm
         scores = np.zeros(len(rows))
-        np.divide(block @ query64, denom, out=scores, where=denom > 0)
+        np.divide(_row_sums(block * query64), denom, out=scores, where=denom > 0)
     order = np.lexsort((seqs[rows], -scores))
     return rows[order], scores[order]
 
