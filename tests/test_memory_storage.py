@@ -273,3 +273,21 @@ def test_cached_selections_follow_writes(store: RustMemoryStorage) -> None:
     assert {r.id for r, _ in store.search(q, scope_prefix="/deep")} == {"r400", "r401"}
     store.delete(record_ids=["r400"])
     assert [r.id for r, _ in store.search(q, scope_prefix="/deep")] == ["r401"]
+
+
+def test_metadata_goes_through_crewai_rust_json(store: RustMemoryStorage) -> None:
+    """Metadata is encoded by crewai_rust.serialization: CrewJSONEncoder's conversions, NaN refused."""
+    from uuid import UUID
+
+    from crewai_rust.serialization import JSONEncodeError
+
+    when = datetime(2026, 1, 2, 3, 4, 5)
+    uid = UUID("12345678-1234-5678-1234-567812345678")
+    store.save([rec(1, metadata={"when": when, "id": uid, "n": 3})])
+    got = store.get_record(rec(1).id)
+    assert got is not None
+    assert got.metadata == {"when": when.isoformat(), "id": str(uid), "n": 3}
+    before = snapshot(store)
+    with pytest.raises(JSONEncodeError, match="metadata|NaN|nan|finite"):
+        store.save([rec(2, metadata={"score": float("nan")})])
+    assert snapshot(store) == before

@@ -8,11 +8,12 @@ instead of once per row in Python.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+from ..serialization import loads
 
 V = TypeVar("V")
 
@@ -65,8 +66,8 @@ class VectorIndex:
         self.row_of: dict[str, int] = {}
         self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
         self.scopes: _Interner[str] = _Interner(_identity)
-        self.categories: _Interner[list[str]] = _Interner(lambda s: list(json.loads(s)))
-        self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(json.loads(s)))
+        self.categories: _Interner[list[str]] = _Interner(lambda s: list(loads(s)))
+        self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(loads(s)))
 
     def __len__(self) -> int:
         return self.n

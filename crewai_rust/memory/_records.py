@@ -6,7 +6,6 @@ leaves the store exactly as it was.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..serialization import dumps, loads
 from ._persistence import RecordRow
 
 _EPOCH = datetime(1970, 1, 1)
@@ -114,8 +114,8 @@ def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
         id=str(record.id),
         content=record.content,
         scope=str(record.scope),
-        categories=json.dumps(list(record.categories)),
-        metadata=json.dumps(record.metadata),
+        categories=dumps(list(record.categories)),
+        metadata=dumps(record.metadata),
         importance=float(record.importance),
         created_at=record.created_at.isoformat(),
         created_us=to_micros(record.created_at),
@@ -138,8 +138,8 @@ def from_row(row: tuple[Any, ...]) -> Any:
         id=rid,
         content=content,
         scope=scope,
-        categories=json.loads(cats),
-        metadata=json.loads(meta),
+        categories=loads(cats),
+        metadata=loads(meta),
         importance=float(importance),
         created_at=_parse_dt(created),
         last_accessed=_parse_dt(accessed),

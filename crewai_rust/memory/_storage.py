@@ -453,24 +453,24 @@ class RustMemoryStorage:
 
 
 def _json_list(text: str) -> list[str]:
-    import json
+    from ..serialization import loads
 
     try:
-        value = json.loads(text or "[]")
+        value = loads(text or "[]")
     except ValueError:
         return []
     return list(value) if isinstance(value, list) else []
 
 
 def _matches(cat_json: str, meta_json: str, categories: list[str] | None, metadata_filter: dict[str, Any] | None) -> bool:
-    import json
+    from ..serialization import loads
 
     if categories:
         have = _json_list(cat_json)
         if not any(c in have for c in categories):
             return False
     if metadata_filter:
-        meta = json.loads(meta_json or "{}")
+        meta = loads(meta_json or "{}")
         if not all(meta.get(k) == v for k, v in metadata_filter.items()):
             return False
     return True
