@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+import crewai_rust
+
 from crewai_rust.database import RustSQLiteWrapper
 from crewai_rust.database._filelock import FileLockBackend, LockTimeoutError, lock_path
 
-ROOT = str(Path(__file__).resolve().parents[1])
+# Where the crewai_rust under test was imported from (the source tree in a
+# checkout, site-packages under tox): child processes must import the same one.
+ROOT = str(Path(crewai_rust.__file__).resolve().parent.parent)
 
 WORKER = textwrap.dedent(
     """

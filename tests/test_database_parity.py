@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import math
 import sqlite3
 from pathlib import Path
@@ -113,12 +115,19 @@ STATEMENTS = [
 ]
 
 
+EAGER_DECODE_ON_310 = {"SELECT cast(x'ff' AS TEXT) AS broken"}
+
+
 @pytest.mark.parametrize("as_dict", [False, True])
 @pytest.mark.filterwarnings("ignore:Binding.*is a named parameter:DeprecationWarning")  # 3.12+ stdlib only
 def test_statements_and_errors_match(twins: tuple[RustSQLiteWrapper, RustSQLiteWrapper], as_dict: bool) -> None:
     for sql, params in STATEMENTS:
         outcomes = [_outcome(lambda db=db: db.query(sql, params, as_dict=as_dict)) for db in twins]
         assert _same(outcomes[0], outcomes[1]), (sql, outcomes)
+        if sys.version_info < (3, 11) and sql in EAGER_DECODE_ON_310:
+            # Python 3.10's sqlite3 steps and decodes the first row inside execute(); 3.11+ and the
+            # Rust twin decode only when rows are fetched. query() above agrees on every version.
+            continue
         executes = [_outcome(lambda db=db: db.execute(sql, params).rowcount) for db in twins]
         assert _same(executes[0], executes[1]), (sql, executes)
 

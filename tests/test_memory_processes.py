@@ -18,11 +18,15 @@ from pathlib import Path
 
 import pytest
 
+import crewai_rust
+
 from crewai_rust.memory._persistence import DB_FILENAME
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+# Where the crewai_rust under test was imported from (the source tree in a
+# checkout, site-packages under tox): child processes must import the same one.
+ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 WORKER_PRELUDE = textwrap.dedent(
     """

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import crewai_rust
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crewai_rust.tasks import RustTaskExecutor
 
-ROOT = Path(__file__).resolve().parent.parent
+# Where the crewai_rust under test was imported from (the source tree in a
+# checkout, site-packages under tox): child processes must import the same one.
+ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 # A job: ("ok", v) returns v, ("fail", v) raises, ("sleep", ms) sleeps then returns ms,
 # ("slow", 0) overruns the timeout used below.
