@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="draw speed-ups as a PNG chart (needs matplotlib)")
     parser.add_argument("--suite", metavar="DIR", default="benchmarks", help="the benchmarks directory")
     parser.add_argument("--only", metavar="NAME", action="append", help="run only bench_NAME.py (repeatable)")
+    parser.add_argument("--markdown", metavar="JSON", help="print the README table for an existing --json file and exit")
 
 
 def machine_info() -> dict[str, Any]:
@@ -99,6 +100,12 @@ def plot(rows: list[dict[str, Any]], target: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from .report import machine_line, markdown_table
+
+        payload = json.loads(Path(args.markdown).read_text())
+        print(machine_line(payload) + "\n\n" + markdown_table(payload))
+        return 0
     suite = Path(args.suite).resolve()
     files = _suite_files(suite, args.only)
     if not files:
