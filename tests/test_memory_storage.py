@@ -291,3 +291,18 @@ def test_metadata_goes_through_crewai_rust_json(store: RustMemoryStorage) -> Non
     with pytest.raises(JSONEncodeError, match="metadata|NaN|nan|finite"):
         store.save([rec(2, metadata={"score": float("nan")})])
     assert snapshot(store) == before
+
+
+def test_dropped_store_releases_its_connection(tmp_path: Path, use_rust: bool) -> None:
+    """A store collected without close() closes its SQLite connection (no 3.13 ResourceWarning)."""
+    import gc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        dropped = RustMemoryStorage(tmp_path, use_rust=use_rust)
+        dropped.save([rec(1)])
+        del dropped
+        gc.collect()
+    reopened = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    assert [r.id for r in reopened.list_records()] == ["r1"]
+    reopened.close()

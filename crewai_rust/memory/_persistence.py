@@ -14,6 +14,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,6 +143,9 @@ class SQLiteRecordStore:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
+            # A store dropped without close() (CrewAI does not always close its
+            # storage) still releases its connection when it is collected.
+            weakref.finalize(self, self._conn.close)
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
             self._conn.execute("PRAGMA synchronous=NORMAL")
