@@ -272,6 +272,38 @@ fn batches(binder: &mut Binder, seq: &Bound<'_, PyAny>) -> PyResult<Vec<Params>>
     seq.try_iter()?.map(|item| binder.params(Some(&item?))).collect()
 }
 
+/// What a pool and a checked-out connection share: run a statement on some
+/// connection with the GIL released. Binding, running and raising are written
+/// once on top of it.
+trait StatementRunner {
+    fn with_conn<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&rusqlite::Connection) -> sqlpool::DbResult<T> + Send,
+    ) -> Result<T, DbError>;
+
+    /// `(rowcount, lastrowid)` of one statement, like a sqlite3 cursor.
+    fn run_execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<(i64, i64)> {
+        let mut binder = Binder::default();
+        let params = binder.params(params)?;
+        let done = self.with_conn(py, |c| sqlpool::execute(c, sql, &params)).map_err(|e| binder.raise(py, e))?;
+        Ok((done.rowcount, done.lastrowid))
+    }
+
+    /// The rows of one query, at most `limit`.
+    fn run_query(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        params: Option<&Bound<'_, PyAny>>,
+        limit: Option<usize>,
+    ) -> PyResult<Rows> {
+        let mut binder = Binder::default();
+        let params = binder.params(params)?;
+        self.with_conn(py, |c| sqlpool::query(c, sql, &params, limit)).map_err(|e| binder.raise(py, e))
+    }
+}
+
 /// A pool of SQLite connections to one file; every call checks one out for its duration.
 #[pyclass(frozen, module = "crewai_rust._speedups")]
 pub struct SqlitePool {
@@ -282,7 +314,9 @@ impl SqlitePool {
     fn pool(&self, py: Python<'_>) -> PyResult<Arc<SqlPool>> {
         self.pool.lock().map_err(|_| closed_error(py))?.clone().ok_or_else(|| closed_error(py))
     }
+}
 
+impl StatementRunner for SqlitePool {
     /// Check out a connection and run `f` on it with the GIL released.
     fn with_conn<T: Send>(
         &self,
@@ -324,10 +358,7 @@ impl SqlitePool {
     /// Run one statement; returns `(rowcount, lastrowid)` like a sqlite3 cursor.
     #[pyo3(signature = (sql, params=None))]
     fn execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<(i64, i64)> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let done = self.with_conn(py, |c| sqlpool::execute(c, sql, &params)).map_err(|e| binder.raise(py, e))?;
-        Ok((done.rowcount, done.lastrowid))
+        self.run_execute(py, sql, params)
     }
 
     /// Run one DML statement per parameter set in one transaction; returns rows changed.
@@ -346,10 +377,7 @@ impl SqlitePool {
         params: Option<&Bound<'py, PyAny>>,
         as_dict: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let rows = self.with_conn(py, |c| sqlpool::query(c, sql, &params, None)).map_err(|e| binder.raise(py, e))?;
-        rows_to_py(py, &rows, as_dict)
+        rows_to_py(py, &self.run_query(py, sql, params, None)?, as_dict)
     }
 
     /// The first row or None.
@@ -361,10 +389,7 @@ impl SqlitePool {
         params: Option<&Bound<'py, PyAny>>,
         as_dict: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let rows = self.with_conn(py, |c| sqlpool::query(c, sql, &params, Some(1))).map_err(|e| binder.raise(py, e))?;
-        first_row_to_py(py, &rows, as_dict)
+        first_row_to_py(py, &self.run_query(py, sql, params, Some(1))?, as_dict)
     }
 
     /// Hold one pooled connection (for a transaction) until `release()`.
@@ -393,7 +418,7 @@ pub struct SqliteConn {
     conn: Mutex<Option<PooledConn>>,
 }
 
-impl SqliteConn {
+impl StatementRunner for SqliteConn {
     fn with_conn<T: Send>(
         &self,
         py: Python<'_>,
@@ -413,10 +438,7 @@ impl SqliteConn {
 impl SqliteConn {
     #[pyo3(signature = (sql, params=None))]
     fn execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<(i64, i64)> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let done = self.with_conn(py, |c| sqlpool::execute(c, sql, &params)).map_err(|e| binder.raise(py, e))?;
-        Ok((done.rowcount, done.lastrowid))
+        self.run_execute(py, sql, params)
     }
 
     fn executemany(&self, py: Python<'_>, sql: &str, seq: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -433,10 +455,7 @@ impl SqliteConn {
         params: Option<&Bound<'py, PyAny>>,
         as_dict: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let rows = self.with_conn(py, |c| sqlpool::query(c, sql, &params, None)).map_err(|e| binder.raise(py, e))?;
-        rows_to_py(py, &rows, as_dict)
+        rows_to_py(py, &self.run_query(py, sql, params, None)?, as_dict)
     }
 
     #[pyo3(signature = (sql, params=None, as_dict=false))]
@@ -447,10 +466,7 @@ impl SqliteConn {
         params: Option<&Bound<'py, PyAny>>,
         as_dict: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let rows = self.with_conn(py, |c| sqlpool::query(c, sql, &params, Some(1))).map_err(|e| binder.raise(py, e))?;
-        first_row_to_py(py, &rows, as_dict)
+        first_row_to_py(py, &self.run_query(py, sql, params, Some(1))?, as_dict)
     }
 
     /// True while a transaction is open on this connection.
