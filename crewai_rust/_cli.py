@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import sys
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,6 +34,11 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ._launch import relaunch, relaunch_target
+
+    root = relaunch_target()
+    if root is not None:
+        return relaunch(root, list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(prog="python -m crewai_rust", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in _available().items():

@@ -83,8 +83,23 @@ def _reason_unused() -> str:
     if _import_error is None:
         return ""
     if "No module named 'crewai_rust._speedups'" in _import_error:
-        return "not built (installed without the Rust extension)"
+        return _reason_not_built()
     return f"import failed: {_import_error}"
+
+
+def _reason_not_built() -> str:
+    from ._launch import package_root, shadowed_install
+    from ._version import __version__
+
+    installed = shadowed_install()
+    if installed is None:
+        return "not built (installed without the Rust extension)"
+    return (
+        f"the imported crewai_rust ({package_root() / 'crewai_rust'}) has no compiled module, but the installed "
+        f"crewai_rust {__version__} in {installed} has one: the source folder comes first on sys.path "
+        f"(run from another directory, or build it in place with .ci/dev-build; "
+        f"`python -m crewai_rust` re-runs itself against the installed copy)"
+    )
 
 
 def build_info() -> dict[str, Any]:
@@ -107,3 +122,14 @@ def build_info() -> dict[str, Any]:
         info["profile"] = compiled["profile"]
         info["cpu_features"] = list(compiled["cpu_features"])
     return info
+
+
+def implementation_summary() -> str:
+    """One line for a command's first output: which twins run, from where, and why not rust."""
+    from ._launch import package_root
+
+    where = package_root() / "crewai_rust"
+    if speedups_enabled():
+        info = build_info()
+        return f"implementation: rust (compiled _speedups {info['speedups_version']}, {info['profile']}) from {where}"
+    return f"implementation: python (pure twins) from {where}: {_reason_unused()}"

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._launch import python_command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a few minutes)")
@@ -69,7 +71,8 @@ def _suite_files(suite: Path, only: list[str] | None) -> list[Path]:
 def _run_one(path: Path, quick: bool) -> tuple[list[dict[str, Any]], str | None]:
     with tempfile.TemporaryDirectory(prefix="crewai_rust_bench_") as tmp:
         out = Path(tmp) / "rows.json"
-        cmd = [sys.executable, str(path), "--json", str(out)] + (["--quick"] if quick else [])
+        # The script imports the crewai_rust this command runs, not the checkout's source folder.
+        cmd = [*python_command(str(path), module=False), "--json", str(out)] + (["--quick"] if quick else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not out.exists():
             return [], (proc.stderr or proc.stdout)[-2000:]
@@ -106,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         payload = json.loads(Path(args.markdown).read_text())
         print(machine_line(payload) + "\n\n" + markdown_table(payload))
         return 0
+    from .._selection import implementation_summary
+
+    print(implementation_summary(), flush=True)
     suite = Path(args.suite).resolve()
     files = _suite_files(suite, args.only)
     if not files:

@@ -44,7 +44,7 @@ def run(mode: str, out_path: str) -> None:
     import crewai_rust
 
     from . import scenario
-    from .timing import PhaseTimer
+    from .timing import PhaseTimer, covered_seconds
 
     status: dict[str, Any] | None = None
     if mode == "patched":
@@ -53,14 +53,23 @@ def run(mode: str, out_path: str) -> None:
     timer.install()
 
     progress("building crews")
-    llm = scenario.ScriptedLLM(scenario.respond, latency=latency)
+    llm = scenario.TimedScriptedLLM(scenario.respond, latency=latency)
+    windows: dict[str, tuple[float, float]] = {}
+
+    def window(name: str, fn: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return timer.measure(name, fn)
+        finally:
+            windows[name] = (start, time.perf_counter())
+
     main_crew = scenario.build_main_crew(llm)
     progress("kickoff: 3 agents, 4 tasks (2 async), memory on")
-    main_out = timer.measure("whole kickoff", lambda: main_crew.kickoff(inputs={"topic": scenario.TOPICS[0]}))
+    main_out = window("whole kickoff", lambda: main_crew.kickoff(inputs={"topic": scenario.TOPICS[0]}))
     fan_crew = scenario.build_fanout_crew(llm)
     inputs = [{"topic": scenario.TOPICS[1 + i % (len(scenario.TOPICS) - 1)] + f" #{i}"} for i in range(fanout)]
     progress(f"kickoff_for_each over {fanout} inputs")
-    fan_outs = timer.measure("task fan-out", lambda: fan_crew.kickoff_for_each(inputs=inputs))
+    fan_outs = window("task fan-out", lambda: fan_crew.kickoff_for_each(inputs=inputs))
     progress("waiting for background memory saves")
     for crew in (main_crew, fan_crew):
         memory = getattr(crew, "_memory", None)
@@ -77,6 +86,10 @@ def run(mode: str, out_path: str) -> None:
             "fanout": [[t.raw for t in out.tasks_output] for out in fan_outs],
         },
         "phases": timer.report(),
+        "floors": {
+            name: {"wall": end - start, "llm_floor": covered_seconds(scenario.LLM_SPANS, start, end)}
+            for name, (start, end) in windows.items()
+        },
         "timer_missing": timer.missing,
         "tool_executions": dict(scenario.EXECUTIONS),
         "llm_calls": llm.calls,

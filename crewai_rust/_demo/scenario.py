@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -27,6 +28,30 @@ _executions_lock = threading.Lock()
 def _executed(name: str) -> None:
     with _executions_lock:
         EXECUTIONS[name] += 1
+
+
+#: (start, end) perf_counter of every agent-facing scripted LLM call in this process
+LLM_SPANS: list[tuple[float, float]] = []
+
+
+class TimedScriptedLLM(ScriptedLLM):
+    """The scripted LLM, recording when each agent call was in flight.
+
+    Calls with a ``response_model`` (memory analysis inside background saves)
+    are not recorded: they run beside the tasks, not on their path.
+    """
+
+    def call(self, messages: Any, tools: list[dict[str, Any]] | None = None, callbacks: list[Any] | None = None,
+             available_functions: dict[str, Any] | None = None, from_task: Any | None = None,
+             from_agent: Any | None = None, response_model: Any | None = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return super().call(messages, tools, callbacks, available_functions, from_task, from_agent,
+                                response_model)
+        finally:
+            if response_model is None:
+                with _executions_lock:
+                    LLM_SPANS.append((start, time.perf_counter()))
 
 
 _TOPIC = re.compile(r"topic '([^']+)'")

@@ -38,6 +38,7 @@ class PhaseTimer:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.missing: list[str] = []
+        self.spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
 
     def _wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         timer = self
@@ -59,6 +60,7 @@ class PhaseTimer:
                 with timer._lock:
                     timer.seconds[phase] += elapsed - nested
                     timer.calls[phase] += 1
+                    timer.spans[phase].append((start, start + elapsed))
 
         return timed
 
@@ -81,4 +83,30 @@ class PhaseTimer:
         return self._wrap(phase, fn)()
 
     def report(self) -> dict[str, dict[str, float]]:
-        return {p: {"seconds": s, "calls": self.calls[p]} for p, s in self.seconds.items()}
+        """Per phase: exclusive seconds summed over threads, calls, and the wall-clock seconds its calls covered."""
+        return {
+            p: {"seconds": s, "calls": self.calls[p], "wall": covered_seconds(self.spans[p], float("-inf"), float("inf"))}
+            for p, s in self.seconds.items()
+        }
+
+
+def covered_seconds(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of ``[start, end]`` during which at least one span was in flight.
+
+    With the scripted LLM's agent calls as spans this is the floor of a
+    window: the time it would still take if the framework cost nothing and
+    the calls kept their order; the rest of the window is framework time.
+    """
+    clipped = sorted((max(a, start), min(b, end)) for a, b in spans if b > start and a < end)
+    total = 0.0
+    cur_a = cur_b = None
+    for a, b in clipped:
+        if cur_b is None or a > cur_b:
+            if cur_b is not None and cur_a is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None and cur_a is not None:
+        total += cur_b - cur_a
+    return total
