@@ -2,6 +2,11 @@
 
 from typing import TypedDict
 
+from typing_extensions import Self, final
+
+# Each section extends __all__ with its own names (PyO3 sets the module's __all__).
+__all__ = ["__version__", "build_info", "cpu_features"]
+
 __version__: str
 
 class _BuildInfo(TypedDict):
@@ -16,15 +21,17 @@ def cpu_features() -> list[str]:
     """SIMD features of this CPU that the kernels can use, sorted."""
 
 # --- serialization ---
+__all__ += ["AgentMessage", "dumps_many", "loads_many"]
 from datetime import datetime
 from typing import Any
 
+@final
 class AgentMessage:
     """AgentMessage held in Rust (serde + a writer emitting orjson's exact bytes)."""
 
     implementation: str
-    def __init__(
-        self,
+    def __new__(
+        cls,
         role: str,
         content: str | list[dict[str, Any]] | None = None,
         *,
@@ -36,7 +43,7 @@ class AgentMessage:
         tool_call_id: str | None = None,
         timestamp: datetime | str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def id(self) -> str: ...
     @property
@@ -71,6 +78,7 @@ def dumps_many(messages: list[AgentMessage]) -> str:
 def loads_many(text: str | bytes | bytearray | memoryview) -> list[AgentMessage]:
     """A JSON array of message documents; errors name the index and the field."""
 # --- database ---
+__all__ += ["SqlitePool", "SqliteConn", "sqlite_version", "sqlite_library_address"]
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -82,20 +90,21 @@ def sqlite_version() -> str:
 def sqlite_library_address() -> int:
     """Address of ``sqlite3_libversion`` in that library (same as ``_sqlite3``'s when shared)."""
 
+@final
 class SqlitePool:
     """r2d2 pool of SQLite connections (system libsqlite3); statements run with the GIL released.
 
     Values and errors follow stdlib ``sqlite3`` (its exception classes are raised).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str,
         pool_size: int = 4,
         busy_timeout: float = 30.0,
         statement_cache: int = 256,
         synchronous: str = "NORMAL",
-    ) -> None: ...
+    ) -> Self: ...
     def execute(self, sql: str, params: _Params = None) -> tuple[int, int]:
         """(rowcount, lastrowid) of one statement run to completion in autocommit."""
     def executemany(self, sql: str, seq: Iterable[_Params]) -> int:
@@ -108,6 +117,7 @@ class SqlitePool:
     @property
     def closed(self) -> bool: ...
 
+@final
 class SqliteConn:
     """One pooled connection checked out of a :class:`SqlitePool`."""
 
@@ -120,6 +130,7 @@ class SqliteConn:
     def release(self) -> None:
         """Roll back anything left open and return the connection to the pool."""
 # --- tools ---
+__all__ += ["tool_canonical", "tool_fingerprint", "tool_call_fingerprint", "ToolGuard"]
 from typing import Any
 
 def tool_canonical(value: Any) -> bytes:
@@ -136,18 +147,19 @@ class _ToolCounters(TypedDict):
     refusals: dict[str, int]
     seconds: float
 
+@final
 class ToolGuard:
     """Loop-guard window per run, call budget per run, counters per tool (thread-safe)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         loop_window: int,
         max_repeats: int,
         cycle_repeats: int,
         max_cycle_length: int,
         max_calls: int | None = None,
         max_runs: int = 256,
-    ) -> None: ...
+    ) -> Self: ...
     def admit(self, run: str, fingerprint: str, tool: str) -> str | None: ...
     def note_refusal(self, tool: str, reason: str) -> None: ...
     def add_time(self, tool: str, seconds: float) -> None: ...
@@ -156,15 +168,17 @@ class ToolGuard:
     def reset(self) -> None: ...
     def counters(self) -> dict[str, _ToolCounters]: ...
 # --- tasks ---
+__all__ += ["Fanout"]
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
+@final
 class Fanout:
     """Bounded concurrent execution of python callables on the shared Tokio runtime."""
 
     max_concurrency: int
-    def __init__(self, max_concurrency: int) -> None: ...
+    def __new__(cls, max_concurrency: int) -> Self: ...
     def submit(self, func: Callable[[], Any], ctx: Context) -> None:
         """Run ``ctx.copy().run(func)`` when a permit is free; errors go to ``sys.unraisablehook``."""
     def run_batch(
@@ -178,7 +192,8 @@ class Fanout:
     ) -> list[Any]:
         """``[func(item) for item in items]`` concurrently, in input order."""
 # --- memory ---
-from collections.abc import Buffer as _Buffer  # noqa: E402  (3.12+; a protocol for type checkers only)
+__all__ += ["vector_top_k", "embedding_f32_bytes"]
+from typing_extensions import Buffer as _Buffer  # a protocol for type checkers only (collections.abc from 3.12)
 
 def vector_top_k(
     matrix: _Buffer,

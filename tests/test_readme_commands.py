@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -51,15 +52,20 @@ def test_readme_install_and_demo_run_rust_for_every_component(tmp_path: Path) ->
     clone.mkdir()
     _scratch_clone(clone)
     venv = tmp_path / "venv"
-    # System site packages: CrewAI and the other dependencies come from this env, offline.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # CrewAI and the other dependencies come from this env's site-packages (offline), not a download.
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "outer-env.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREWAI_RUST_") and k != "PYTHONPATH"}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(["sh", "-c", command], cwd=clone, env=env, capture_output=True, text=True,
                           timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert out.splitlines()[0].startswith("implementation: rust"), out[:2000]
+    lines = out.splitlines()
+    demo = next(i for i, line in enumerate(lines) if line.startswith("crewai_rust demo:"))
+    assert lines[demo - 1].startswith("implementation: rust"), "\n".join(lines[demo - 3:demo + 1]) + proc.stderr[-2000:]
     assert "task outputs identical in both runs: yes" in out
     section = out.split("components in the patched run", 1)[1]
     impls = dict(re.findall(r"^  ([A-Z]+)\s+(\S+)", section, re.M))
