@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -36,3 +37,38 @@ def env_int(name: str, default: int | None = None, *, minimum: int = 1) -> int |
     if value < minimum:
         raise ValueError(f"{name}={raw!r}: must be at least {minimum}")
     return value
+
+
+def env_float(name: str, default: float | None = None, *, minimum: float = 0.0, finite: bool = True) -> float | None:
+    """Return the float value of ``name`` (at least ``minimum``, finite unless told); ``default`` when unset."""
+    import math
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number") from None
+    if (finite and not math.isfinite(value)) or not value >= minimum:
+        raise ValueError(f"{name}={raw!r}: must be a {'finite ' if finite else ''}number of at least {minimum:g}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Return ``name`` upper-cased when it is one of ``choices``; ``default`` when unset."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().upper()
+    if value not in choices:
+        raise ValueError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def check_options(component: str, options: Mapping[str, object], known: Iterable[str]) -> None:
+    """The one unknown-option check of every component: a typo raises instead of being ignored."""
+    allowed = set(known)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"unknown {component} option(s) {unknown}; known: {sorted(allowed)}")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no bench_*.py found in {suite} (run from a source checkout or pass --suite)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(suite))
-    from _harness import add_ratios, format_table  # the suite's own harness
+    from _harness import add_ratios, format_table  # type: ignore[import-not-found]  # the suite's own harness
 
     rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}

@@ -41,6 +41,9 @@ class TimedScriptedLLM(ScriptedLLM):
     are not recorded: they run beside the tasks, not on their path.
     """
 
+    def __init__(self, respond: Any = None, *, latency: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(respond, latency=latency, **kwargs)
+
     def call(self, messages: Any, tools: list[dict[str, Any]] | None = None, callbacks: list[Any] | None = None,
              available_functions: dict[str, Any] | None = None, from_task: Any | None = None,
              from_agent: Any | None = None, response_model: Any | None = None) -> Any:

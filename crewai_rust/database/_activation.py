@@ -21,10 +21,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from .._env import env_int
+from .._env import check_options, env_choice, env_float, env_int
 from .._patcher import Patcher
 from .._selection import implementation_name
 from . import _shared
@@ -32,24 +31,23 @@ from ._library import choose_rust, library_sharing
 
 logger = logging.getLogger("crewai_rust")
 
+_SYNC = ("OFF", "NORMAL", "FULL", "EXTRA")
 _KNOWN = {"use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir"}
 
 
 def _settings(options: dict[str, Any]) -> _shared.Settings:
-    unknown = sorted(set(options) - _KNOWN)
-    if unknown:
-        raise TypeError(f"unknown database option(s) {unknown}; known: {sorted(_KNOWN)}")
+    check_options("database", options, _KNOWN)
     pool_size = options.get("pool_size", env_int("CREWAI_RUST_DB_POOL_SIZE", 4))
-    busy_timeout = options.get("busy_timeout", env_int("CREWAI_RUST_DB_BUSY_TIMEOUT", 30, minimum=0))
-    synchronous = str(options.get("synchronous", os.environ.get("CREWAI_RUST_DB_SYNCHRONOUS") or "NORMAL")).upper()
-    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+    busy_timeout = options.get("busy_timeout", env_float("CREWAI_RUST_DB_BUSY_TIMEOUT", 30.0))
+    synchronous = str(options.get("synchronous", env_choice("CREWAI_RUST_DB_SYNCHRONOUS", "NORMAL", _SYNC))).upper()
+    if synchronous not in _SYNC:
         raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
     if int(pool_size) < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     return _shared.Settings(
         use_rust=None if options.get("use_rust") is None else bool(options["use_rust"]),
         pool_size=int(pool_size),
-        busy_timeout=float(busy_timeout),  # type: ignore[arg-type]
+        busy_timeout=float(busy_timeout),
         synchronous=synchronous,
     )
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .._env import check_options
 from .._patcher import Patcher
 from .._selection import implementation_name, use_rust
 
@@ -63,9 +64,7 @@ def make_factory(options: dict[str, Any]) -> Any:
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Register the factory; returns which search kernel the stores will use."""
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise TypeError(f"unknown memory option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    check_options("memory", options, _OPTIONS)
     rust = use_rust(options.get("use_rust"))
     if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(dict(options))):
         raise RuntimeError("crewai.memory.storage.factory.set_memory_storage_factory is not available")

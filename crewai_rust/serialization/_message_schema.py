@@ -76,10 +76,10 @@ def clean_json(field: str, value: Any, depth: int = 0, root: str | None = None) 
             raise fail(field, f"integer {number} is outside the 64-bit range [-2**63, 2**64)")
         return number
     if isinstance(value, float):
-        number = float.__float__(value)
-        if not math.isfinite(number):
-            raise fail(field, f"non-finite number {number!r}: JSON has no NaN/Infinity")
-        return number
+        real = float.__float__(value)
+        if not math.isfinite(real):
+            raise fail(field, f"non-finite number {real!r}: JSON has no NaN/Infinity")
+        return real
     if isinstance(value, (dict, list, tuple)) and depth >= MAX_DEPTH:
         raise fail(field if root is None else root, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):

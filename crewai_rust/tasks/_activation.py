@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._env import env_flag
+from .._env import check_options, env_flag, env_float
 from .._patcher import Patcher
 from ._config import check_timeout, resolve_max_concurrency
 from ._crew_fanout import (
@@ -43,22 +43,18 @@ _active: dict[str, Any] = {}
 def _timeout_option(options: dict[str, Any]) -> float | None:
     if "timeout" in options:
         return check_timeout(options["timeout"])
-    import os
-
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
+    raw = env_float(TIMEOUT_ENV, None, minimum=float("-inf"), finite=False)
+    if raw is None:
         return None
     try:
-        return check_timeout(float(raw))
+        return check_timeout(raw)
     except ValueError as exc:
         raise ValueError(f"{TIMEOUT_ENV}={raw!r}: {exc}") from None
 
 
 def settings_from(options: dict[str, Any]) -> dict[str, Any]:
     """Validated options, with environment fallbacks; unknown keys are an error."""
-    unknown = sorted(set(options) - _KNOWN)
-    if unknown:
-        raise TypeError(f"unknown tasks option(s) {unknown}; known: {sorted(_KNOWN)}")
+    check_options("tasks", options, _KNOWN)
     usage = options.get("usage_metrics", "stock")
     if usage not in USAGE_MODES:
         raise ValueError(f"usage_metrics must be one of {USAGE_MODES}, got {usage!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._env import env_flag, env_int
+from .._env import check_options, env_flag, env_int
 from ._executor import DEFAULTS
 
 _INT_ENV = {
@@ -38,9 +38,7 @@ KNOWN = set(_INT_ENV) | set(_FLAG_ENV) | {"use_rust"}
 
 def resolve(options: dict[str, Any]) -> dict[str, Any]:
     """Merged settings; unknown option names raise so a typo is never ignored."""
-    unknown = sorted(set(options) - KNOWN)
-    if unknown:
-        raise TypeError(f"unknown tools option(s) {unknown}; known: {sorted(KNOWN)}")
+    check_options("tools", options, KNOWN)
     settings: dict[str, Any] = {}
     for name, (env, minimum) in _INT_ENV.items():
         settings[name] = options[name] if name in options else env_int(env, DEFAULTS.get(name), minimum=minimum)
