@@ -30,7 +30,10 @@ def _rust_extensions() -> list:
             "crewai_rust._speedups",
             path="rust/Cargo.toml",
             binding=Binding.PyO3,
-            features=["extension-module"],
+            # setuptools-rust sets PYO3_BUILD_EXTENSION_MODULE (PyO3's deprecated
+            # `extension-module` feature is not needed); --locked builds exactly the
+            # committed Cargo.lock, so an sdist never resolves newer crates.
+            cargo_manifest_args=["--locked"],
             optional=(mode != "1"),
             debug=os.environ.get("CREWAI_RUST_DEBUG", "") == "1",
         )

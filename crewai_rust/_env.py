@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import overload
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -25,6 +26,10 @@ def env_flag(name: str, default: bool | None = None) -> bool | None:
     raise ValueError(f"{name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
 
 
+@overload
+def env_int(name: str, default: int, *, minimum: int = 1) -> int: ...
+@overload
+def env_int(name: str, default: None = None, *, minimum: int = 1) -> int | None: ...
 def env_int(name: str, default: int | None = None, *, minimum: int = 1) -> int | None:
     """Return the integer value of ``name`` (at least ``minimum``); ``default`` when unset."""
     raw = os.environ.get(name)
@@ -39,6 +44,10 @@ def env_int(name: str, default: int | None = None, *, minimum: int = 1) -> int |
     return value
 
 
+@overload
+def env_float(name: str, default: float, *, minimum: float = 0.0, finite: bool = True) -> float: ...
+@overload
+def env_float(name: str, default: None = None, *, minimum: float = 0.0, finite: bool = True) -> float | None: ...
 def env_float(name: str, default: float | None = None, *, minimum: float = 0.0, finite: bool = True) -> float | None:
     """Return the float value of ``name`` (at least ``minimum``, finite unless told); ``default`` when unset."""
     import math

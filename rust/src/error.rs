@@ -7,18 +7,12 @@ use std::fmt;
 pub enum Error {
     /// An argument has the wrong shape or value (maps to `ValueError`).
     InvalidArgument(String),
-    /// A value has the wrong type (maps to `TypeError`).
-    WrongType(String),
-    /// The operation cannot run in the current state (maps to `RuntimeError`).
-    InvalidState(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidArgument(msg) | Error::WrongType(msg) | Error::InvalidState(msg) => {
-                f.write_str(msg)
-            }
+            Error::InvalidArgument(msg) => f.write_str(msg),
         }
     }
 }
@@ -35,6 +29,5 @@ mod tests {
     #[test]
     fn display_is_the_message() {
         assert_eq!(Error::InvalidArgument("bad dim".into()).to_string(), "bad dim");
-        assert_eq!(Error::WrongType("not a list".into()).to_string(), "not a list");
     }
 }

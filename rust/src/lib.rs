@@ -6,10 +6,10 @@
 
 pub mod buildinfo;
 pub mod error;
+pub mod fanout;
 pub mod message;
 pub mod sqlpool;
 pub mod toolguard;
-pub mod fanout;
 pub mod vector;
 
 #[cfg(feature = "python")]

@@ -11,9 +11,8 @@ use std::fmt;
 use std::fmt::Write as _;
 
 /// Keys of the JSON object, in the order both twins write them.
-pub const FIELDS: [&str; 10] = [
-    "id", "role", "content", "sender", "task_id", "name", "tool_calls", "tool_call_id", "timestamp", "metadata",
-];
+pub const FIELDS: [&str; 10] =
+    ["id", "role", "content", "sender", "task_id", "name", "tool_calls", "tool_call_id", "timestamp", "metadata"];
 const REQUIRED: [&str; 3] = ["id", "role", "timestamp"];
 pub const ROLES: [&str; 4] = ["user", "assistant", "system", "tool"];
 /// A field value may nest at most this many containers (same limit in the Python twin).
@@ -283,11 +282,15 @@ fn digits(bytes: &[u8]) -> Option<i64> {
 /// Strict ISO 8601, the subset both twins parse:
 /// `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|+hh:mm|-hh:mm]` (no zone = UTC).
 pub fn parse_timestamp(text: &str) -> Result<i64, FieldError> {
-    let shape = || {
-        FieldError::new("timestamp", format!("expected ISO 8601 like 2024-05-01T12:00:00Z, got {}", py_repr(text)))
-    };
+    let shape =
+        || FieldError::new("timestamp", format!("expected ISO 8601 like 2024-05-01T12:00:00Z, got {}", py_repr(text)));
     let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':'
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(shape());
     }
@@ -707,9 +710,6 @@ mod tests {
     #[test]
     fn duplicate_keys_keep_first_position_last_value() {
         let value: JsonValue = serde_json::from_str(r#"{"a":1,"b":2,"a":3}"#).unwrap();
-        assert_eq!(
-            value,
-            JsonValue::Object(vec![("a".into(), JsonValue::Int(3)), ("b".into(), JsonValue::Int(2))])
-        );
+        assert_eq!(value, JsonValue::Object(vec![("a".into(), JsonValue::Int(3)), ("b".into(), JsonValue::Int(2))]));
     }
 }

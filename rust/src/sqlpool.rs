@@ -102,7 +102,9 @@ impl From<rusqlite::Error> for DbError {
                 message: msg.unwrap_or_else(|| e.to_string()),
             },
             rusqlite::Error::MultipleStatement => DbError::Programming(MULTIPLE_STATEMENTS.to_owned()),
-            other => DbError::Sqlite { code: ffi::SQLITE_ERROR, extended: ffi::SQLITE_ERROR, message: other.to_string() },
+            other => {
+                DbError::Sqlite { code: ffi::SQLITE_ERROR, extended: ffi::SQLITE_ERROR, message: other.to_string() }
+            }
         }
     }
 }
@@ -116,13 +118,6 @@ impl From<r2d2::Error> for DbError {
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
 const MULTIPLE_STATEMENTS: &str = "You can only execute one statement at a time.";
-
-impl DbError {
-    /// True for SQLITE_BUSY / SQLITE_LOCKED: the operation had no effect and may be retried.
-    pub fn is_busy(&self) -> bool {
-        matches!(self, DbError::Sqlite { code, .. } if *code == ffi::SQLITE_BUSY || *code == ffi::SQLITE_LOCKED)
-    }
-}
 
 /// How every pooled connection is set up.
 #[derive(Debug, Clone)]
@@ -165,9 +160,7 @@ fn valid_synchronous(value: &str) -> DbResult<&'static str> {
         "NORMAL" => Ok("NORMAL"),
         "FULL" => Ok("FULL"),
         "EXTRA" => Ok("EXTRA"),
-        _ => Err(DbError::Programming(format!(
-            "synchronous must be OFF, NORMAL, FULL or EXTRA, not {value:?}"
-        ))),
+        _ => Err(DbError::Programming(format!("synchronous must be OFF, NORMAL, FULL or EXTRA, not {value:?}"))),
     }
 }
 
@@ -250,7 +243,8 @@ pub fn is_blank_sql(sql: &str) -> bool {
 /// CPython 3.11's DML test: the first non-whitespace word is INSERT/UPDATE/DELETE/REPLACE.
 pub fn is_dml(sql: &str) -> bool {
     let rest = sql.trim_start_matches([' ', '\t', '\n', '\r']);
-    let starts = |word: &str| rest.len() >= word.len() && rest.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes());
+    let starts =
+        |word: &str| rest.len() >= word.len() && rest.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes());
     starts("insert") || starts("update") || starts("delete") || starts("replace")
 }
 

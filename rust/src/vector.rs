@@ -123,11 +123,17 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Dot product of the common prefix of `a` and `b` with AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (`best_dot` checks at run time). Every load
+/// stays below `min(a.len(), b.len())`, so no slice is read out of bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
-    let n = a.len();
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut s0 = _mm256_setzero_ps();
     let mut s1 = _mm256_setzero_ps();
@@ -166,7 +172,8 @@ pub fn best_dot() -> DotFn {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were detected at run time just above.
+            // SAFETY: dot_avx2 needs AVX2 and FMA, both detected at run time just above;
+            // it bounds its own reads by the shorter slice.
             return |a, b| unsafe { dot_avx2(a, b) };
         }
     }
@@ -376,7 +383,8 @@ mod tests {
         let m = vec![0.0f32, 0.0, 1.0, 0.0];
         let norms = sqnorms(&m, 2);
         let q = vec![-1.0f32, 0.0];
-        let s = Search { matrix: &m, dim: 2, n: 2, sqnorms: &norms, query: &q, rows: None, k: 2, metric: Metric::Cosine };
+        let s =
+            Search { matrix: &m, dim: 2, n: 2, sqnorms: &norms, query: &q, rows: None, k: 2, metric: Metric::Cosine };
         assert_eq!(top_k(&s, 1).unwrap(), vec![(0, 0.0), (1, -1.0)]);
     }
 

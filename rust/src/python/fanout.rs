@@ -156,9 +156,7 @@ impl Fanout {
     #[new]
     fn new(max_concurrency: usize) -> PyResult<Self> {
         if max_concurrency == 0 || max_concurrency > Semaphore::MAX_PERMITS {
-            return Err(PyValueError::new_err(format!(
-                "max_concurrency must be at least 1, got {max_concurrency}"
-            )));
+            return Err(PyValueError::new_err(format!("max_concurrency must be at least 1, got {max_concurrency}")));
         }
         Ok(Fanout { permits: Arc::new(Semaphore::new(max_concurrency)), max_concurrency })
     }
@@ -173,9 +171,10 @@ impl Fanout {
                 .spawn_blocking(move || {
                     let _ = Python::try_attach(|py| {
                         let func = func.bind(py);
-                        let outcome = ctx.bind(py).call_method0(intern!(py, "copy")).and_then(|c| {
-                            c.call_method1(intern!(py, "run"), (func,))
-                        });
+                        let outcome = ctx
+                            .bind(py)
+                            .call_method0(intern!(py, "copy"))
+                            .and_then(|c| c.call_method1(intern!(py, "run"), (func,)));
                         if let Err(err) = outcome {
                             err.write_unraisable(py, Some(func));
                         }
@@ -210,7 +209,8 @@ impl Fanout {
             None => None,
         };
         let make_timeout_error = {
-            let factory = py.import(intern!(py, "crewai_rust.tasks._collect"))?.getattr(intern!(py, "timeout_error"))?;
+            let factory =
+                py.import(intern!(py, "crewai_rust.tasks._collect"))?.getattr(intern!(py, "timeout_error"))?;
             move |index: usize| -> PyResult<PyErr> {
                 let exc = factory.call1((index, timeout.unwrap_or(0.0)))?;
                 Ok(PyErr::from_value(exc))

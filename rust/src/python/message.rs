@@ -6,14 +6,14 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
-    PyTzInfo, PyType,
+    PyBool, PyByteArray, PyBytes, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType,
+    PyTzInfo,
 };
 use pyo3::IntoPyObjectExt;
 
 use crate::message::{
-    self, check_role, format_timestamp, parse_timestamp, timestamp_fields, timestamp_from_fields,
-    FieldError, JsonValue, Message, FIELDS, MAX_DEPTH,
+    self, check_role, format_timestamp, parse_timestamp, timestamp_fields, timestamp_from_fields, FieldError,
+    JsonValue, Message, FIELDS, MAX_DEPTH,
 };
 
 const CREWAI_EXTRA: &str = "crewai_extra";
@@ -475,7 +475,17 @@ impl RustAgentMessage {
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDateTime>> {
         let (year, month, day, hour, minute, second, micros) = timestamp_fields(self.inner.timestamp_us);
         let tz = utc(py)?;
-        PyDateTime::new(py, year as i32, month as u8, day as u8, hour as u8, minute as u8, second as u8, micros, Some(&tz))
+        PyDateTime::new(
+            py,
+            year as i32,
+            month as u8,
+            day as u8,
+            hour as u8,
+            minute as u8,
+            second as u8,
+            micros,
+            Some(&tz),
+        )
     }
 
     #[getter]
@@ -592,7 +602,10 @@ impl RustAgentMessage {
             None => Ok(py.NotImplemented()),
             Some(json) => {
                 let equal = self.inner.to_json() == json;
-                Ok(PyBool::new(py, if matches!(op, CompareOp::Eq) { equal } else { !equal }).to_owned().into_any().unbind())
+                Ok(PyBool::new(py, if matches!(op, CompareOp::Eq) { equal } else { !equal })
+                    .to_owned()
+                    .into_any()
+                    .unbind())
             }
         }
     }

@@ -5,13 +5,15 @@ use pyo3::prelude::*;
 
 mod buildinfo;
 mod errors;
+mod fanout;
 mod message;
 mod sqlpool;
 mod toolguard;
-mod fanout;
 mod vector;
 
-#[pymodule]
+// The module holds the GIL-protected state PyO3 expects and has not been tested
+// free-threaded, so it says so instead of inheriting a default.
+#[pymodule(gil_used = true)]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::buildinfo::VERSION)?;
     buildinfo::register(m)?;

@@ -38,7 +38,8 @@ fn sqlite3_adapt(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     // CPython's message uses tp_name (e.g. 'decimal.Decimal'), not __name__.
-    // SAFETY: every live object has a type whose tp_name is a valid C string.
+    // SAFETY: `obj` is live while we hold it (GIL held), so its type object is live too,
+    // and CPython guarantees tp_name is a NUL-terminated string for every type.
     unsafe {
         let tp = pyo3::ffi::Py_TYPE(obj.as_ptr());
         CStr::from_ptr((*tp).tp_name).to_string_lossy().into_owned()
@@ -79,6 +80,8 @@ impl Binder {
             Ok(Param::Value(Value::Real(adapted.extract::<f64>()?)))
         } else if adapted.is_instance_of::<PyString>() {
             Ok(self.text(&adapted))
+        // SAFETY: `adapted` is a live object we hold a reference to, with the GIL held;
+        // PyObject_CheckBuffer only reads its type's buffer slot and cannot fail.
         } else if unsafe { pyo3::ffi::PyObject_CheckBuffer(adapted.as_ptr()) } == 1 {
             let raw = py.get_type::<PyBytes>().call1((&adapted,))?;
             Ok(Param::Value(Value::Blob(raw.cast::<PyBytes>()?.as_bytes().to_vec())))
@@ -121,6 +124,8 @@ impl Binder {
             }
             return Ok(Params::Named(named));
         }
+        // SAFETY: `obj` is a live object borrowed for this call, with the GIL held;
+        // PySequence_Check only reads its type slots and cannot fail.
         if unsafe { pyo3::ffi::PySequence_Check(obj.as_ptr()) } == 1 {
             let len = obj.len()?;
             let mut values = Vec::with_capacity(len);
@@ -238,8 +243,11 @@ fn row_to_py<'py>(
             Ok(dict.into_any())
         }
         None => {
-            let values =
-                cells.iter().enumerate().map(|(i, c)| cell_to_py(py, c, &rows.columns[i])).collect::<PyResult<Vec<_>>>()?;
+            let values = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| cell_to_py(py, c, &rows.columns[i]))
+                .collect::<PyResult<Vec<_>>>()?;
             Ok(PyTuple::new(py, values)?.into_any())
         }
     }

@@ -8,8 +8,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::string::PyStringData;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
-    PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
 };
 
 use crate::toolguard::canon::{self, MARK_TRUNCATED, MAX_DEPTH, MAX_NODES, TAG_FALSE, TAG_NONE, TAG_TRUE};
@@ -17,8 +16,9 @@ use crate::toolguard::window::{Guard, GuardConfig, Reason, REASONS};
 
 /// Code points of a Python string, straight from its internal buffer.
 fn code_points(s: &Bound<'_, PyString>) -> PyResult<Vec<u32>> {
-    // SAFETY: the data borrow ends before `s` can be mutated or freed (we hold the GIL
-    // and a reference to `s` for the whole call).
+    // SAFETY: `PyString::data` needs the string not to be mutated while the slice lives:
+    // a str visible to Python code is immutable, and the slice borrows `s`, which keeps
+    // the object (and its buffer) alive; the slice is dropped before we return.
     let data = unsafe { s.data()? };
     Ok(match data {
         PyStringData::Ucs1(b) => b.iter().map(|&c| c as u32).collect(),
@@ -29,7 +29,8 @@ fn code_points(s: &Bound<'_, PyString>) -> PyResult<Vec<u32>> {
 
 /// Append a Python string without materialising an intermediate UTF-8 copy.
 fn push_str(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
-    // SAFETY: as in `code_points`; the slice is only read during this call.
+    // SAFETY: as in `code_points`: an immutable str kept alive by `s`; the slice is only
+    // read during this call.
     let data = unsafe { s.data()? };
     match data {
         PyStringData::Ucs1(b) if b.is_ascii() => canon::push_utf8(out, b),
@@ -98,7 +99,9 @@ impl Walker {
         }
         let ptr = value.as_ptr();
         // Exact built-in types first (one pointer comparison each), subclasses below.
-        // SAFETY: `ptr` is a live object borrowed for this call; the checks only read its type.
+        // SAFETY: `ptr` is a live object borrowed for this call (GIL held); the *_CheckExact
+        // macros only read its type pointer, and each `cast_unchecked` follows the exact check
+        // for that type.
         unsafe {
             if ffi::PyUnicode_CheckExact(ptr) != 0 {
                 return push_str(out, value.cast_unchecked::<PyString>());
@@ -106,7 +109,8 @@ impl Walker {
             if ffi::PyLong_CheckExact(ptr) != 0 {
                 return self.int(out, value);
             }
-            if ffi::PyDict_CheckExact(ptr) != 0 || ffi::PyList_CheckExact(ptr) != 0 || ffi::PyTuple_CheckExact(ptr) != 0 {
+            if ffi::PyDict_CheckExact(ptr) != 0 || ffi::PyList_CheckExact(ptr) != 0 || ffi::PyTuple_CheckExact(ptr) != 0
+            {
                 return self.enter(out, value);
             }
             if ffi::PyFloat_CheckExact(ptr) != 0 {
@@ -242,7 +246,11 @@ fn tool_fingerprint(value: &Bound<'_, PyAny>) -> PyResult<String> {
 
 /// Fingerprint of one tool call: the canonical (agent, tool, args) triple.
 #[pyfunction]
-fn tool_call_fingerprint(agent: &Bound<'_, PyAny>, tool: &Bound<'_, PyAny>, args: &Bound<'_, PyAny>) -> PyResult<String> {
+fn tool_call_fingerprint(
+    agent: &Bound<'_, PyAny>,
+    tool: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyAny>,
+) -> PyResult<String> {
     let mut out = Vec::with_capacity(128);
     canon::push_header(&mut out, b'L', 3);
     let mut walker = Walker::new();
@@ -277,7 +285,8 @@ impl PyToolGuard {
         max_calls: Option<u64>,
         max_runs: usize,
     ) -> PyResult<Self> {
-        let guard = Guard::new(GuardConfig { loop_window, max_repeats, cycle_repeats, max_cycle_length, max_calls, max_runs })?;
+        let guard =
+            Guard::new(GuardConfig { loop_window, max_repeats, cycle_repeats, max_cycle_length, max_calls, max_runs })?;
         Ok(PyToolGuard { inner: Mutex::new(guard) })
     }
 

@@ -8,15 +8,23 @@ use pyo3::types::PyBytes;
 use crate::vector::{top_k, Metric, Search};
 
 fn slice_of<'a, T: pyo3::buffer::Element>(buf: &'a PyBuffer<T>, what: &str) -> PyResult<&'a [T]> {
-    let ptr = buf
-        .as_slice_ptr()
-        .ok_or_else(|| PyValueError::new_err(format!("{what} must be a C-contiguous buffer")))?;
-    // SAFETY: the buffer stays exported (and its memory pinned) while `buf` lives; the
-    // caller (RustMemoryStorage) holds its store lock, so nothing writes the arrays meanwhile.
+    let ptr =
+        buf.as_slice_ptr().ok_or_else(|| PyValueError::new_err(format!("{what} must be a C-contiguous buffer")))?;
+    // SAFETY: extracting `PyBuffer<T>` checked the element format and alignment, and
+    // `as_slice_ptr` C-contiguity (the slice covers exactly `item_count` elements); `buf` holds the buffer export, and with it a reference to the array, for as long as the
+    // slice lives (the slice borrows `buf`). Memory held that way is not freed: numpy's
+    // `resize` refuses while another reference exists, and a grown index gets a new array.
+    // The slice is read with the GIL released, so the contract of `vector_top_k` is that
+    // nobody writes the arrays or calls `resize(refcheck=False)` on them until it returns;
+    // RustMemoryStorage meets it by holding its store lock around every search and every
+    // write or growth of its index (see memory/_storage.py `search`).
     Ok(unsafe { ptr.as_ref() })
 }
 
 /// The `k` best rows of `matrix[:n]` (or of `rows`) for `query`: `(rows, rank scores)`, best first.
+///
+/// The arrays are read in place with the GIL released: the caller must not write them,
+/// or resize them with `refcheck=False`, until this returns.
 #[pyfunction]
 #[pyo3(signature = (matrix, sqnorms, n, query, rows, k, metric, threads=0))]
 #[allow(clippy::too_many_arguments)]

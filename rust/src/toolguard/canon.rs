@@ -8,7 +8,9 @@
 
 use std::io::Write;
 
-use super::blake2b::Blake2b;
+use blake2::digest::Digest;
+
+use super::blake2b::{digest, hex, Blake2b128};
 
 /// Strings and byte strings of at least this many UTF-8 bytes are hashed, not copied.
 pub const BLOB_THRESHOLD: usize = 64 * 1024;
@@ -16,7 +18,7 @@ pub const BLOB_THRESHOLD: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 100;
 /// After this many visited values every further value encodes as the budget marker.
 pub const MAX_NODES: usize = 200_000;
-/// Digest size in bytes of fingerprints and of hashed blobs.
+/// Digest size in bytes of fingerprints and of hashed blobs (BLAKE2b-128).
 pub const DIGEST_LEN: usize = 16;
 
 pub const TAG_NONE: &[u8] = b"N";
@@ -100,7 +102,8 @@ pub fn integral_float_decimal(f: f64) -> String {
     let exponent = ((bits >> 52) & 0x7ff) as i64 - 1075;
     let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
     // Here |f| >= 2^63, so exponent > 0: value = mantissa * 2^exponent.
-    let mut limbs: Vec<u64> = vec![mantissa % 1_000_000_000, mantissa / 1_000_000_000 % 1_000_000_000, mantissa / 1_000_000_000_000_000_000];
+    let mut limbs: Vec<u64> =
+        vec![mantissa % 1_000_000_000, mantissa / 1_000_000_000 % 1_000_000_000, mantissa / 1_000_000_000_000_000_000];
     let mut remaining = exponent;
     while remaining > 0 {
         let shift = remaining.min(30);
@@ -179,7 +182,7 @@ where
         }
         return;
     }
-    let mut hasher = Blake2b::new(DIGEST_LEN);
+    let mut hasher = Blake2b128::new();
     let mut chunk: Vec<u8> = Vec::with_capacity(16 * 1024 + 4);
     for cp in code_points {
         push_code_point(&mut chunk, cp);
@@ -209,18 +212,7 @@ fn push_blob(out: &mut Vec<u8>, small: u8, hashed: u8, bytes: &[u8]) {
         out.extend_from_slice(bytes);
     } else {
         push_header(out, hashed, bytes.len());
-        let mut hasher = Blake2b::new(DIGEST_LEN);
-        hasher.update(bytes);
-        out.extend_from_slice(&hasher.finalize());
-    }
-}
-
-/// Append a sorted, counted group of entry encodings (mapping `M` or set `E`).
-pub fn push_sorted_group(out: &mut Vec<u8>, tag: u8, mut entries: Vec<Vec<u8>>) {
-    entries.sort_unstable();
-    push_header(out, tag, entries.len());
-    for e in entries {
-        out.extend_from_slice(&e);
+        out.extend_from_slice(&digest(bytes));
     }
 }
 
@@ -257,9 +249,7 @@ pub fn strip_addresses(cps: &[u32]) -> Vec<u32> {
 
 /// The hex fingerprint of a canonical encoding.
 pub fn fingerprint_of(canonical: &[u8]) -> String {
-    let mut hasher = Blake2b::new(DIGEST_LEN);
-    hasher.update(canonical);
-    super::blake2b::hex(&hasher.finalize())
+    hex(&digest(canonical))
 }
 
 #[cfg(test)]
@@ -333,12 +323,5 @@ mod tests {
         assert_eq!(strip_addresses(&cps("<Foo object at 0x7f3a9c>")), cps("<Foo object>"));
         assert_eq!(strip_addresses(&cps("x at 0xg")), cps("x at 0xg"));
         assert_eq!(strip_addresses(&cps(" at 0x1 at 0x2")), cps(""));
-    }
-
-    #[test]
-    fn groups_sort_their_entries() {
-        let mut a = Vec::new();
-        push_sorted_group(&mut a, b'M', vec![b"S1:b".to_vec(), b"S1:a".to_vec()]);
-        assert_eq!(a, b"M2:S1:aS1:b".to_vec());
     }
 }
