@@ -137,11 +137,6 @@ def unpatch() -> dict[str, Any]:
     return status()
 
 
-def component_options(name: str) -> dict[str, Any]:
-    """The options the active component was given through ``patch()``."""
-    return dict(_states[name.upper()].options)
-
-
 def status() -> dict[str, Any]:
     """Per component: enabled, implementation, targets patched, targets missing (with reasons)."""
     from ._selection import build_info

@@ -6,7 +6,6 @@ leaves the store exactly as it was.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
 from typing import Any
@@ -147,9 +146,3 @@ def from_row(row: tuple[Any, ...]) -> Any:
         source=source or None,
         private=bool(private),
     )
-
-
-def finite_or_raise(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value}")
-    return value

@@ -18,8 +18,6 @@ from ._errors import MessageFormatError
 #: Keys of the JSON object, in the order both twins write them.
 FIELDS = ("id", "role", "content", "sender", "task_id", "name", "tool_calls", "tool_call_id", "timestamp", "metadata")
 REQUIRED = ("id", "role", "timestamp")
-#: Left out of the JSON when None.
-OPTIONAL_STRINGS = ("sender", "task_id", "name", "tool_call_id")
 ROLES = ("user", "assistant", "system", "tool")
 _UTC = timezone.utc
 FIELD_SET = frozenset(FIELDS)
