@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import crewai_rust
+
 
 @pytest.mark.slow
 @pytest.mark.crew
@@ -23,6 +25,9 @@ def test_demo_runs_stock_and_patched_with_identical_outputs(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "task outputs identical in both runs: yes" in proc.stdout
+    expected_first = "implementation: rust" if crewai_rust.speedups_enabled() else "implementation: python"
+    assert proc.stdout.splitlines()[0].startswith(expected_first), proc.stdout[:500]
+    assert "framework time above it" in proc.stdout and "scripted LLM on the critical path" in proc.stdout
     data = json.loads(report.read_text())
     assert data["identical"] is True
     stock, patched = data["stock"], data["patched"]
@@ -36,4 +41,16 @@ def test_demo_runs_stock_and_patched_with_identical_outputs(tmp_path: Path) -> N
     assert patched["memory_storage"].endswith("RustMemoryStorage")
     for mode in (stock, patched):
         assert mode["timer_missing"] == [], mode["timer_missing"]
+        for window in ("whole kickoff", "task fan-out"):
+            floor = mode["floors"][window]
+            assert 0.0 <= floor["llm_floor"] <= floor["wall"], floor
         assert len(mode["outputs"]["fanout"]) == 2
+
+
+def test_covered_seconds_merges_overlapping_spans_inside_the_window() -> None:
+    from crewai_rust._demo.timing import covered_seconds
+
+    spans = [(1.0, 2.0), (1.5, 3.0), (5.0, 6.0), (-1.0, 0.5), (9.0, 12.0)]
+    assert covered_seconds(spans, 0.0, 10.0) == pytest.approx(0.5 + 2.0 + 1.0 + 1.0)
+    assert covered_seconds([], 0.0, 1.0) == 0.0
+    assert covered_seconds([(2.0, 3.0)], 0.0, 1.0) == 0.0
