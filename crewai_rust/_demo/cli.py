@@ -110,10 +110,11 @@ def explain_slower(stock: dict[str, Any], patched: dict[str, Any]) -> list[str]:
         if s_wall is not None and p_wall is not None:
             note += f" (its calls covered {s_wall * 1000:.1f} ms of wall clock stock, {p_wall * 1000:.1f} ms patched)"
         if p_wall is not None and s_wall is not None and p_wall <= s_wall:
-            note += ": more threads now do this at the same time (the fan-out runs concurrently), so their times add up, but the crew waited less"
+            note += (": more of these calls now run at the same time (concurrent fan-out, async tasks), so their "
+                     "summed time grew while the wall clock they cover shrank")
         elif key in ("memory recall", "waiting for saves") and _ms(s_ph, "memory save")[0] > _ms(p_ph, "memory save")[0]:
-            note += ("; the background saves got faster, so a recall now runs beside (and waits on) saves that used "
-                     "to be still queued: time moved from the saves, not added")
+            note += ("; the background saves got faster, so a recall can now run beside (and wait on) saves that "
+                     "used to be still queued: time moved from the saves, not added")
         else:
             note += (f"; the other phases gave back {saved_elsewhere:.1f} ms. A call that now overlaps other work "
                      "(async tasks, background saves) also counts its waits for the GIL or a shared lock here; "
@@ -123,7 +124,8 @@ def explain_slower(stock: dict[str, Any], patched: dict[str, Any]) -> list[str]:
 
 
 def format_report(stock: dict[str, Any], patched: dict[str, Any]) -> str:
-    lines = format_floors(stock, patched) + ["", f"{'phase (cumulative time, all threads)':<38} {'stock':>14} {'patched':>14} {'speed-up':>9}"]
+    header = f"{'phase (cumulative time, all threads)':<38} {'stock':>14} {'patched':>14} {'speed-up':>9}"
+    lines = format_floors(stock, patched) + ["", header]
     lines.append("-" * len(lines[-1]))
     for key, label in PHASES:
         s_ms, s_calls = _ms(stock["phases"], key)
