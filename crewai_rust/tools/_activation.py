@@ -4,6 +4,7 @@ a faster ``check_repeated_tool_call`` wherever CrewAI binds that name."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -45,7 +46,7 @@ def _install_hooks(patcher: Patcher, executor: RustToolExecutor, *, tool_hooks: 
             patcher.report_missing(f"crewai.hooks:{register_name}", "not in this CrewAI version")
             continue
         register(hook)
-        patcher.add_undo(f"crewai.hooks:{register_name}", lambda u=unregister, h=hook: u(h))
+        patcher.add_undo(f"crewai.hooks:{register_name}", functools.partial(unregister, hook))
 
 
 def _replace_repeated_check(patcher: Patcher) -> None:
