@@ -232,24 +232,6 @@ def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(use_rust: 
         assert stock.llm_calls == patched.llm_calls == 5 and (stock.tool_runs, patched.tool_runs) == (5, 3)
 
 
-def test_stock_vs_patched_table(request: pytest.FixtureRequest) -> None:
-    """Prints the closing table (run after the scenarios; ``-s`` shows it)."""
-    if not TABLE:
-        pytest.skip("run together with the scenario tests")
-    lines = ["| scenario | stock LLM calls / tool runs / end | patched (rust) | patched (python) |", "|---|---|---|---|"]
-    for scenario, outcomes in TABLE.items():
-        cells = []
-        for impl in ("stock", "rust", "python"):
-            o = outcomes.get(impl)
-            cells.append("-" if o is None else f"{o.llm_calls} / {o.tool_runs} / {o.kind}")
-        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    print("\n" + "\n".join(lines))
-    for outcomes in TABLE.values():
-        for impl in ("rust", "python"):
-            if impl in outcomes:
-                assert outcomes[impl].llm_calls <= outcomes["stock"].llm_calls
-
-
 def test_escalation_asks_for_the_final_answer_and_an_obeying_model_finishes(use_rust: bool) -> None:
     from crewai_rust.tools import active_executor
 
@@ -458,3 +440,76 @@ def test_env_sets_the_budget_and_escalation(monkeypatch: pytest.MonkeyPatch) -> 
     assert active_executor().before_llm_hook in get_before_llm_call_hooks()  # type: ignore[union-attr]
     crewai_rust.unpatch()
     assert all(getattr(h, "__self__", None) is None or "RustToolExecutor" not in type(h.__self__).__name__ for h in get_before_llm_call_hooks())
+
+
+def test_parallel_crews_each_get_their_own_budget(use_rust: bool) -> None:
+    import threading
+
+    from crewai_rust.tools import active_executor
+
+    crewai_rust.patch("tools", tools={"use_rust": use_rust, "max_llm_calls": 10})
+    crews = [_thirty_pages_crew(pages=7) for _ in range(3)]  # 8 LLM calls each, 24 in all
+    outcomes: list[Outcome] = []
+
+    def run(parts: tuple[Any, Any, list[str]]) -> None:
+        outcomes.append(_kick(*parts))
+
+    threads = [threading.Thread(target=run, args=(parts,)) for parts in crews]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert [o.error for o in outcomes] == [None] * 3 and [o.llm_calls for o in outcomes] == [8] * 3
+    assert active_executor().stats()["budget_stops"] == 0  # type: ignore[union-attr]
+
+
+def test_text_mode_cycle_ends_with_tool_loop_error(use_rust: bool) -> None:
+    """The ReAct (text) path: the same escalation, stopped from the tool hooks."""
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM
+    from crewai_rust.tools import ToolLoopError
+
+    class TextLLM(ScriptedLLM):
+        def supports_function_calling(self) -> bool:
+            return False
+
+    def build() -> tuple[Any, Any, list[str]]:
+        runs: list[str] = []
+
+        def respond(messages: list[dict[str, Any]], tools: Any) -> Any:
+            step = sum(1 for m in messages if "Observation:" in str(m.get("content") or ""))
+            text = "A" if step % 2 == 0 else "B"
+            return f'Thought: again\nAction: echo\nAction Input: {{"text": "{text}"}}'
+
+        llm = TextLLM(respond)
+        agent = Agent(role="Looper", goal="g", backstory="b", llm=llm, tools=[_tool("echo", runs)], max_iter=40)
+        return Crew(agents=[agent], tasks=[Task(description="echo", expected_output="x", agent=agent)]), llm, runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stock = _kick(*build())
+    crewai_rust.patch("tools", tools={"use_rust": use_rust})
+    patched = _kick(*build())
+    TABLE.setdefault("A,B cycle, text (ReAct) mode", {})["stock"] = stock
+    TABLE["A,B cycle, text (ReAct) mode"]["rust" if use_rust else "python"] = patched
+    assert isinstance(patched.error, ToolLoopError), patched.error
+    assert patched.llm_calls < stock.llm_calls and patched.tool_runs < stock.tool_runs
+
+
+def test_stock_vs_patched_table(request: pytest.FixtureRequest) -> None:
+    """Prints the closing table (run after the scenarios; ``-s`` shows it)."""
+    if not TABLE:
+        pytest.skip("run together with the scenario tests")
+    lines = ["| scenario | stock LLM calls / tool runs / end | patched (rust) | patched (python) |", "|---|---|---|---|"]
+    for scenario, outcomes in TABLE.items():
+        cells = []
+        for impl in ("stock", "rust", "python"):
+            o = outcomes.get(impl)
+            cells.append("-" if o is None else f"{o.llm_calls} / {o.tool_runs} / {o.kind}")
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    print("\n" + "\n".join(lines))
+    for outcomes in TABLE.values():
+        for impl in ("rust", "python"):
+            if impl in outcomes:
+                assert outcomes[impl].llm_calls <= outcomes["stock"].llm_calls
