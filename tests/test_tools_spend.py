@@ -191,7 +191,9 @@ TABLE: dict[str, dict[str, Outcome]] = {}
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(use_rust: bool, scenario: str) -> None:
+def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(
+    use_rust: bool, scenario: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from crewai.tools.tool_failure import ToolExecutionFailedError
 
     from crewai_rust.tools import ToolLoopError, active_executor
@@ -200,7 +202,9 @@ def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(use_rust: 
         warnings.simplefilter("ignore")  # stock's own end, not a serializer warning turned into an error
         stock = _kick(*SCENARIOS[scenario]())
     crewai_rust.patch("tools", tools={"use_rust": use_rust})
-    patched = _kick(*SCENARIOS[scenario]())
+    with caplog.at_level(logging.WARNING, logger="crewai_rust.tools"):
+        patched = _kick(*SCENARIOS[scenario]())
+    ours = [r.getMessage() for r in caplog.records if r.name == "crewai_rust.tools"]
     executor = active_executor()
     assert executor is not None
     TABLE.setdefault(scenario, {})["stock"] = stock
@@ -216,6 +220,11 @@ def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(use_rust: 
         assert error.refusals >= 2 and error.tools and error.fingerprints and error.agent in {"Looper", "Alice", "Bob"}
         assert error.record.failure.reason.value == "repeated_call"
         assert stats["escalations"] >= 1 and stats["loop_stops"] >= 1
+        # Each escalation and each stop is logged once, with the run id.
+        stops = [m for m in ours if m.startswith("crewai_rust tools: stopped agent")]
+        assert len(stops) == stats["loop_stops"] and all(error.run in m for m in stops)
+        assert len([m for m in ours if "escalating agent" in m]) == stats["escalations"]
+        assert len([m for m in ours if "refused" in m and "call of" in m]) == stats["refusals"] - stats["refusals_by_reason"]["escalated"]
         assert patched.llm_calls < stock.llm_calls
         clone = pickle.loads(pickle.dumps(error))
         assert type(clone) is ToolLoopError and str(clone) == str(error) and clone.fingerprints == error.fingerprints
