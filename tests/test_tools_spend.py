@@ -522,3 +522,33 @@ def test_stock_vs_patched_table(request: pytest.FixtureRequest) -> None:
         for impl in ("rust", "python"):
             if impl in outcomes:
                 assert outcomes[impl].llm_calls <= outcomes["stock"].llm_calls
+
+
+def test_a_guardrail_retry_after_the_forced_answer_is_not_a_loop(use_rust: bool) -> None:
+    """The forced answer was given; a guardrail re-runs the same task in a new conversation."""
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM
+
+    runs: list[str] = []
+    verdicts: list[bool] = []
+
+    def respond(messages: list[dict[str, Any]], tools: Any) -> Any:
+        text = "\n".join(str(m.get("content") or "") for m in messages)
+        if _forced(messages) or "not good enough" in text:
+            return "Final Answer: " + ("second try" if "not good enough" in text else "first try")
+        step = _tool_results(messages)
+        return _call(step, "echo", {"text": "A" if step % 2 == 0 else "B"})  # a cycle: escalation, not CrewAI, stops it
+
+    def guardrail(output: Any):  # type: ignore[no-untyped-def]  # noqa: ANN202 - CrewAI checks a real annotation
+        verdicts.append("second try" in output.raw)
+        return (True, output.raw) if verdicts[-1] else (False, "not good enough")
+
+    llm = ScriptedLLM(respond)
+    agent = Agent(role="Looper", goal="g", backstory="b", llm=llm, tools=[_tool("echo", runs)], max_iter=40)
+    task = Task(description="Do the thing", expected_output="x", agent=agent, guardrail=guardrail)
+    crewai_rust.patch("tools", tools={"use_rust": use_rust})
+    outcome = _kick(Crew(agents=[agent], tasks=[task]), llm, runs)
+    assert outcome.error is None, outcome.error
+    assert verdicts == [False, True] and "second try" in outcome.result.raw
+    assert outcome.tool_runs == 4 and outcome.llm_calls == 7 + 1  # 4 runs, 2 refusals, forced answer; 1 retry call

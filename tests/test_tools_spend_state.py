@@ -120,3 +120,15 @@ def test_typed_errors_import_lazily() -> None:
     code = "import sys, crewai_rust.tools as t; assert 'crewai' not in sys.modules; t.ToolLoopError; assert 'crewai' in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_same_task_in_a_new_conversation_starts_again() -> None:
+    guard = SpendGuard(max_refusals=1, max_llm_calls=None, max_tokens=None)
+    guard.note_refusal("r", "A", "t", "x", "fp", "repeat")
+    prompt = {"role": "user", "content": "final answer now"}
+    conversation: list[Any] = [{"role": "user", "content": "task"}]
+    assert guard.before_llm("r", "A", "t", None, messages=conversation, force_message=prompt)[0] == "force"
+    conversation.append(prompt)
+    # A guardrail re-runs task t: new messages without the forced prompt -> not a loop.
+    assert guard.before_llm("r", "A", "t", None, messages=[{"role": "user", "content": "task, retry"}]) == ("ok", None)
+    assert _phase(guard, "r", "A") == NORMAL

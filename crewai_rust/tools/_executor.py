@@ -400,11 +400,15 @@ class RustToolExecutor:
         run = _runs.run_key(getattr(ctx, "crew", None))
         role = _runs.agent_role(ctx.agent)
         # Direct LLM-layer calls (memory, planning) count for the budget, not for an agent's loop.
-        verdict, info = self._spend.before_llm(run, role, _task_key(ctx.task), ctx.llm, loops=executor is not None)
+        force = _force_final_answer_message()
+        messages = ctx.messages
+        verdict, info = self._spend.before_llm(
+            run, role, _task_key(ctx.task), ctx.llm, loops=executor is not None, messages=messages, force_message=force
+        )
         if verdict == "ok":
             return None
         if verdict == "force":
-            ctx.messages.append(_force_final_answer_message())
+            messages.append(force)  # in place: CrewAI sends the executor's own list
             return None
         if verdict == "loop":
             raise self._loop_error(run, role, info[0]["tools"][-1] if info[0]["tools"] else "", ctx.task, None, state=info)

@@ -11,8 +11,10 @@ tokens spent, and per (run, agent) the refusals of that agent's current task:
   ignored the forced final answer: ``STOPPED`` and a ``ToolLoopError``.
 - ``STOPPED``: every later LLM or tool call of that agent in the run is stopped.
 
-An LLM call for a different task of the agent means the earlier task ended with
-an answer: its count starts again. Pure Python and CrewAI-free; the hooks that
+An LLM call for a different task of the agent, or for the same task in a new
+conversation (a guardrail or retry re-running it: the forced prompt is no longer
+in the messages), means the earlier run of the task ended with an answer: its
+count starts again. Pure Python and CrewAI-free; the hooks that
 drive it live in the executor.
 """
 
@@ -43,10 +45,12 @@ class AgentLoop:
     fingerprints: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     stopped_logged: bool = False
+    forced_message: Any = None  # the prompt object appended to the conversation
 
     def restart(self, task: Any) -> None:
         self.task, self.refusals, self.phase = task, 0, NORMAL
         self.tools, self.fingerprints, self.reasons = [], [], []
+        self.forced_message = None
 
     def describe(self) -> dict[str, Any]:
         return {"refusals": self.refusals, "tools": list(self.tools), "fingerprints": list(self.fingerprints)}
@@ -148,7 +152,9 @@ class SpendGuard:
                 return True
             return False
 
-    def before_llm(self, run: str, agent: str, task: Any, llm: Any, *, loops: bool = True) -> tuple[str, Any]:
+    def before_llm(
+        self, run: str, agent: str, task: Any, llm: Any, *, loops: bool = True, messages: list[Any] | None = None, force_message: Any = None
+    ) -> tuple[str, Any]:
         """Decide one LLM call: ("ok", None), ("force", loop), ("loop", (loop, first)) or ("budget", (limit, usage, first))."""
         record = usage_record(llm) if llm is not None else None
         with self._lock:
@@ -174,10 +180,15 @@ class SpendGuard:
                     state.restart(task)  # a new task: the earlier one ended with an answer
                 elif state.phase == PENDING:
                     state.phase = FORCED
+                    state.forced_message = force_message
                     self.forced_answers += 1
                     verdict = ("force", state.describe())
                 elif state.phase == FORCED:
-                    verdict = ("loop", self._stop(state))
+                    marker = state.forced_message
+                    if marker is not None and messages is not None and not any(m is marker for m in reversed(messages)):
+                        state.restart(task)  # the task runs again in a new conversation (guardrail, retry)
+                    else:
+                        verdict = ("loop", self._stop(state))
             if verdict[0] != "loop":
                 spend.llm_calls += 1
             return verdict
