@@ -215,6 +215,7 @@ def test_a_model_ignoring_refusals_costs_no_more_llm_calls_than_stock(
     assert patched.llm_calls <= stock.llm_calls and patched.tool_runs <= stock.tool_runs
     stats = executor.stats()
     assert stats["refusals"] >= 2
+    assert crewai_rust.status()["components"]["TOOLS"]["stats"] == stats
     if isinstance(patched.error, ToolLoopError):
         error = patched.error
         assert error.refusals >= 2 and error.tools and error.fingerprints and error.agent in {"Looper", "Alice", "Bob"}
