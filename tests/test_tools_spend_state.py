@@ -114,11 +114,17 @@ def test_executor_rejects_bad_spend_options(bad: dict[str, Any]) -> None:
 
 
 def test_typed_errors_import_lazily() -> None:
+    import os
     import subprocess
     import sys
 
+    import crewai_rust
+
+    # The crewai_rust under test (source tree or installed), not whatever the cwd holds.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(crewai_rust.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
     code = "import sys, crewai_rust.tools as t; assert 'crewai' not in sys.modules; t.ToolLoopError; assert 'crewai' in sys.modules"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
 
 
