@@ -1,6 +1,8 @@
 """TOOLS benchmarks: call fingerprints, guard decisions, the guard's added cost
-per tool call (standalone and through CrewAI's hooks), and CrewAI's
-``check_repeated_tool_call`` against the exact faster replacement.
+per tool call (standalone and through CrewAI's hooks), the before-LLM-call
+hook's added cost per LLM call (escalation + budget) next to CrewAI's own
+per-call overhead, and CrewAI's ``check_repeated_tool_call`` against the exact
+faster replacement.
 
 ``python benchmarks/bench_tools.py [--quick]``
 """
@@ -139,6 +141,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
             unregister_before_tool_call_hook(ex.before_hook)
             unregister_after_tool_call_hook(ex.after_hook)
 
+    rows.extend(_llm_hook_rows(impls, repeat, numbers["small"]))
+
     # -- check_repeated_tool_call: stock vs the exact replacement -----------------------
     from crewai.utilities import agent_utils
 
@@ -162,6 +166,88 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 c(d, tool_name="search", tool_args=small, result=fresh[s["i"]])
 
             rows.append(measure("repeated", case, impl, one, repeat=repeat, number=number))
+    return rows
+
+
+def _llm_hook_rows(impls: list[tuple[str, bool]], repeat: int, number: int) -> list[dict[str, Any]]:
+    """The before-LLM hook per LLM call: CrewAI's own call path around an instant LLM, with and without it."""
+    from crewai.utilities.agent_utils import get_llm_response
+    from crewai_core.printer import PRINTER
+
+    from crewai_rust.testing import ScriptedLLM
+    from crewai_rust.tools import RustToolExecutor
+
+    class _Agent:
+        role = "Researcher"
+        verbose = False
+
+    class _Task:
+        id = "task-1"
+
+    class _Executor:
+        """What CrewAI's hook dispatch reads from an AgentExecutor."""
+
+        def __init__(self, hooks: list[Any]) -> None:
+            self.before_llm_call_hooks = hooks
+            self.after_llm_call_hooks: list[Any] = []
+            self.messages = [{"role": "user", "content": "Current Task: research the loop guard"}]
+            self.llm = ScriptedLLM(lambda m, t: "Final Answer: done")
+            self.iterations = 0
+            self.agent, self.task, self.crew = _Agent(), _Task(), None
+
+    def one_call(ex: _Executor) -> None:
+        get_llm_response(ex.llm, list(ex.messages), [], PRINTER, executor_context=ex, verbose=False)  # type: ignore[arg-type]
+
+    rows = []
+    case = "LLM call path, instant LLM"
+    stock = _Executor([])
+    rows.append(measure("llm-hook", case, "stock", lambda: one_call(stock), repeat=repeat, number=number // 4))
+    noop = _Executor([lambda ctx: None])
+    rows.append(measure("llm-hook", case, "noop-hook", lambda: one_call(noop), repeat=repeat, number=number // 4))
+    for impl, rust in impls:
+        # A budget high enough never to stop, escalation on: every check runs, none fires.
+        guard = RustToolExecutor(use_rust=rust, max_llm_calls=10**12, max_tokens=10**12)
+        ex = _Executor([guard.before_llm_hook])
+        rows.append(measure("llm-hook", case, impl, lambda e=ex: one_call(e), repeat=repeat, number=number // 4))
+    rows.extend(_crew_rows(impls, repeat))
+    return rows
+
+
+def _crew_rows(impls: list[tuple[str, bool]], repeat: int) -> list[dict[str, Any]]:
+    """A whole kickoff per LLM call (10 calls: 9 tool calls, 1 answer): CrewAI's own per-call cost, stock vs patched."""
+    import crewai_rust
+    from crewai import Agent, Crew, Task
+    from crewai.tools import BaseTool
+
+    from crewai_rust.testing import ScriptedLLM
+
+    class Page(BaseTool):
+        name: str = "page"
+        description: str = "Read one page."
+
+        def _run(self, n: int) -> str:
+            return f"page {n}"
+
+    def respond(messages: list[dict[str, Any]], tools: Any) -> Any:
+        step = sum(1 for m in messages if m.get("role") == "tool")
+        if not tools or step >= 9:
+            return None
+        return [{"id": f"c{step}", "type": "function", "function": {"name": "page", "arguments": json.dumps({"n": step})}}]
+
+    llm = ScriptedLLM(respond)
+    agent = Agent(role="Reader", goal="read", backstory="b", llm=llm, tools=[Page()], max_iter=20)
+    crew = Crew(agents=[agent], tasks=[Task(description="Read the pages", expected_output="a summary", agent=agent)])
+    case, calls = "crew kickoff per LLM call (10 calls)", 10
+    rows = [measure("llm-hook", case, "stock", crew.kickoff, repeat=repeat, number=1, extra={"per": "kickoff / 10"})]
+    for impl, rust in impls:
+        crewai_rust.patch("tools", tools={"use_rust": rust, "max_llm_calls": 10**6})
+        try:
+            rows.append(measure("llm-hook", case, impl, crew.kickoff, repeat=repeat, number=1))
+        finally:
+            crewai_rust.unpatch()
+    for r in rows:  # report per LLM call
+        for key in ("median_s", "q1_s", "q3_s"):
+            r[key] /= calls
     return rows
 
 

@@ -142,8 +142,13 @@ def status() -> dict[str, Any]:
     from ._selection import build_info
 
     with _lock:
+        components = {name: state.as_dict() for name, state in _states.items()}
+        for name, state in _states.items():
+            stats = getattr(importlib.import_module(COMPONENTS[name]), "stats", None) if state.enabled else None
+            if stats is not None:
+                components[name]["stats"] = stats()  # what the component did (e.g. TOOLS refusals, stops)
         return {
             "disabled": _global_disabled,
             "speedups_enabled": build_info()["speedups_enabled"],
-            "components": {name: state.as_dict() for name, state in _states.items()},
+            "components": components,
         }

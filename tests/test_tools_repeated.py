@@ -174,3 +174,37 @@ def test_environment_configures_and_typos_fail(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("CREWAI_RUST_TOOLS_MAX_REPEATS", "zero")
     state = crewai_rust.patch("tools")["components"]["TOOLS"]
     assert not state["enabled"] and "CREWAI_RUST_TOOLS_MAX_REPEATS" in state["error"]
+
+
+@given(st.text(max_size=30), st.text(max_size=30))
+@settings(max_examples=50, deadline=None)
+def test_a_refused_repeat_counts_as_the_call_it_repeats(real: str, refusal_text: str) -> None:
+    """Only the guard's RefusedResult is keyed differently: by the result it stands for."""
+    import pickle
+
+    from crewai_rust.tools._errors import RefusedResult
+    from crewai_rust.tools._repeated import repeated_call_key
+
+    args = {"text": "hi"}
+    refused = RefusedResult(refusal_text, stands_for=real)
+    assert str(refused) == refusal_text  # the agent reads the refusal
+    assert repeated_call_key("echo", args, refused) == repeated_call_key("echo", args, real)
+    # A refused call that never ran stands for nothing: keyed by its (stable) text, like CrewAI.
+    assert repeated_call_key("echo", args, RefusedResult(refusal_text)) == repeated_call_key("echo", args, refusal_text)
+    clone = pickle.loads(pickle.dumps(refused))
+    assert clone == refused and clone.stands_for == real
+
+
+def test_crewai_stops_on_the_fifth_call_counting_refused_repeats() -> None:
+    from crewai.tools.tool_failure import ToolExecutionFailedError
+    from crewai.utilities import agent_utils
+
+    from crewai_rust.tools._errors import RefusedResult
+
+    _, fast = _pair()
+    counts: dict[int, int] = {}
+    for result in ("x", "x", "x", RefusedResult("Tool call refused: ...", "x")):
+        fast(counts, tool_name="echo", tool_args={"text": "hi"}, result=result)
+    with pytest.raises(ToolExecutionFailedError):
+        fast(counts, tool_name="echo", tool_args={"text": "hi"}, result=RefusedResult("Tool call refused: ...", "x"))
+    assert agent_utils.MAX_REPEATED_TOOL_CALLS == 5

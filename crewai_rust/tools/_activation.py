@@ -1,8 +1,10 @@
-"""``patch()`` for TOOLS: the loop guard in CrewAI's tool-call hooks and a faster
-``check_repeated_tool_call`` wherever CrewAI binds that name."""
+"""``patch()`` for TOOLS: the loop guard in CrewAI's tool-call hooks, its
+escalation and the per-kickoff LLM budget in CrewAI's before-LLM-call hook, and
+a faster ``check_repeated_tool_call`` wherever CrewAI binds that name."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -23,14 +25,20 @@ def active_executor() -> RustToolExecutor | None:
     return _active
 
 
-def _install_hooks(patcher: Patcher, executor: RustToolExecutor) -> None:
+def _install_hooks(patcher: Patcher, executor: RustToolExecutor, *, tool_hooks: bool = True, llm_hook: bool = True) -> None:
     hooks = patcher.resolve("crewai.hooks")
     if hooks is None:
         return
-    pairs = (
-        ("register_before_tool_call_hook", "unregister_before_tool_call_hook", executor.before_hook),
-        ("register_after_tool_call_hook", "unregister_after_tool_call_hook", executor.after_hook),
-    )
+    pairs: list[tuple[str, str, Any]] = []
+    if tool_hooks:
+        pairs += [
+            ("register_before_tool_call_hook", "unregister_before_tool_call_hook", executor.before_hook),
+            ("register_after_tool_call_hook", "unregister_after_tool_call_hook", executor.after_hook),
+        ]
+    if llm_hook:
+        # Escalation and the budget act before an LLM call; CrewAI skips after-LLM hooks
+        # for tool-call answers, so an after hook could not see the case that matters.
+        pairs.append(("register_before_llm_call_hook", "unregister_before_llm_call_hook", executor.before_llm_hook))
     for register_name, unregister_name, hook in pairs:
         register = getattr(hooks, register_name, None)
         unregister = getattr(hooks, unregister_name, None)
@@ -38,7 +46,7 @@ def _install_hooks(patcher: Patcher, executor: RustToolExecutor) -> None:
             patcher.report_missing(f"crewai.hooks:{register_name}", "not in this CrewAI version")
             continue
         register(hook)
-        patcher.add_undo(f"crewai.hooks:{register_name}", lambda u=unregister, h=hook: u(h))
+        patcher.add_undo(f"crewai.hooks:{register_name}", functools.partial(unregister, hook))
 
 
 def _replace_repeated_check(patcher: Patcher) -> None:
@@ -71,12 +79,18 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     install_guard = settings.pop("guard")
     replace_check = settings.pop("replace_repeated_check")
     executor = RustToolExecutor(**settings)
-    if install_guard:
-        _install_hooks(patcher, executor)
+    budget = settings["max_llm_calls"] is not None or settings["max_tokens"] is not None
+    if install_guard or budget:
+        _install_hooks(patcher, executor, tool_hooks=install_guard, llm_hook=budget or (install_guard and settings["max_refusals"] > 0))
     if replace_check:
         _replace_repeated_check(patcher)
     _active = executor
     return executor.implementation
+
+
+def stats() -> dict[str, Any] | None:
+    """What ``crewai_rust.status()`` shows for TOOLS: the active executor's :meth:`~RustToolExecutor.stats`."""
+    return _active.stats() if _active is not None else None
 
 
 def deactivate() -> None:

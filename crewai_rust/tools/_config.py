@@ -8,6 +8,9 @@ Environment variables (read when ``patch()`` runs):
 - ``CREWAI_RUST_TOOLS_CYCLE_REPEATS``: rounds of a short cycle allowed (default 2)
 - ``CREWAI_RUST_TOOLS_MAX_CYCLE_LENGTH``: longest cycle looked for (default 3; 0 or 1 turns cycle detection off)
 - ``CREWAI_RUST_TOOLS_MAX_CALLS``: tool calls per kickoff (default: no budget)
+- ``CREWAI_RUST_TOOLS_MAX_REFUSALS``: refusals of one agent in one task before its forced final answer (default 2; 0 = never)
+- ``CREWAI_RUST_TOOLS_MAX_LLM_CALLS``: LLM calls per kickoff (default: no budget)
+- ``CREWAI_RUST_TOOLS_MAX_TOKENS``: tokens per kickoff, from CrewAI's usage records (default: no budget)
 - ``CREWAI_RUST_TOOLS_STRICT``: 1 makes a refusal abort the kickoff (default 0)
 - ``CREWAI_RUST_TOOLS_GUARD``: 0 leaves the hooks out (only the faster repeated-call check)
 - ``CREWAI_RUST_TOOLS_REPEATED_CHECK``: 0 keeps CrewAI's own ``check_repeated_tool_call``
@@ -27,6 +30,9 @@ _INT_ENV = {
     "cycle_repeats": ("CREWAI_RUST_TOOLS_CYCLE_REPEATS", 1),
     "max_cycle_length": ("CREWAI_RUST_TOOLS_MAX_CYCLE_LENGTH", 0),
     "max_calls": ("CREWAI_RUST_TOOLS_MAX_CALLS", 1),
+    "max_refusals": ("CREWAI_RUST_TOOLS_MAX_REFUSALS", 0),
+    "max_llm_calls": ("CREWAI_RUST_TOOLS_MAX_LLM_CALLS", 1),
+    "max_tokens": ("CREWAI_RUST_TOOLS_MAX_TOKENS", 1),
 }
 _FLAG_ENV = {
     "strict": ("CREWAI_RUST_TOOLS_STRICT", False),

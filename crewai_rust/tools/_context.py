@@ -21,6 +21,8 @@ class Frame(NamedTuple):
     marker: Any
     started: float
     refusal: Any
+    run: str = ""
+    fingerprint: str = ""
 
 
 _CHAIN: contextvars.ContextVar[tuple[Frame, ...]] = contextvars.ContextVar("crewai_rust_tool_chain", default=())

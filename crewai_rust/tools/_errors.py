@@ -35,6 +35,26 @@ class Refusal:
         }
 
 
+class RefusedResult(str):
+    """The text an agent reads for a refused call, and the result that call stands for.
+
+    CrewAI stops a run on the 5th identical (tool, args, result); a refused
+    repeat is the same no-progress call as the one it repeats, so the faster
+    ``check_repeated_tool_call`` counts it under ``stands_for`` (the last result
+    the same call produced in this run), not under the refusal text.
+    """
+
+    stands_for: str | None
+
+    def __new__(cls, text: str, stands_for: str | None = None) -> RefusedResult:
+        self = super().__new__(cls, text)
+        self.stands_for = stands_for
+        return self
+
+    def __reduce__(self) -> Any:
+        return (RefusedResult, (str(self), self.stands_for))
+
+
 class ToolGuardError(Exception):
     """Base class of the tool executor's errors."""
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from .._selection import implementation_name, speedups_module, use_rust as resolve_rust
 from . import _context, _runs
-from ._errors import Refusal, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
+from ._errors import Refusal, RefusedResult, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
 from ._fingerprint import call_fingerprint as py_call_fingerprint, normalise_args
-from ._window import PyToolGuard
+from ._spend import SpendGuard
+from ._window import REASONS, PyToolGuard
 
 logger = logging.getLogger("crewai_rust.tools")
 
@@ -34,7 +35,26 @@ DEFAULTS: dict[str, Any] = {
     "strict": False,
     "cycle_repeats": 2,
     "max_cycle_length": 3,
+    "max_refusals": 2,
+    "max_llm_calls": None,
+    "max_tokens": None,
 }
+
+#: CrewAI's forced-final-answer prompt (``I18N_DEFAULT.errors("force_final_answer")``), read once.
+_FORCE_FINAL_ANSWER: list[str] = []
+
+
+def _force_final_answer_message() -> dict[str, str]:
+    if not _FORCE_FINAL_ANSWER:
+        from crewai.utilities.i18n import I18N_DEFAULT
+
+        _FORCE_FINAL_ANSWER.append(I18N_DEFAULT.errors("force_final_answer"))
+    return {"role": "user", "content": _FORCE_FINAL_ANSWER[0]}
+
+
+def _task_key(task: Any) -> Any:
+    """A task's identity that outlives nothing: its uuid (a new delegated Task gets a new one)."""
+    return None if task is None else getattr(task, "id", None) or id(task)
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = False, minimum: int = 1) -> None:
@@ -49,7 +69,11 @@ class RustToolExecutor:
 
     Defaults never stop a legitimate workflow: 8 nested tool calls, 3 identical
     calls (same agent, tool and canonical arguments) within the last 10, two
-    full rounds of a cycle of 2 or 3 calls, no budget.
+    full rounds of a cycle of 2 or 3 calls, no budget. Inside CrewAI, an agent
+    refused ``max_refusals`` times in one task is asked for its final answer
+    (CrewAI's own prompt) and stopped with ``ToolLoopError`` if it calls tools
+    again; ``max_llm_calls`` / ``max_tokens`` cap each kickoff's LLM spending
+    (``BudgetExceededError``).
     """
 
     def __init__(
@@ -65,6 +89,9 @@ class RustToolExecutor:
         max_cycle_length: int = DEFAULTS["max_cycle_length"],
         max_runs: int = 256,
         refusal_log_size: int = 1000,
+        max_refusals: int = DEFAULTS["max_refusals"],
+        max_llm_calls: int | None = DEFAULTS["max_llm_calls"],
+        max_tokens: int | None = DEFAULTS["max_tokens"],
     ) -> None:
         _positive("max_recursion_depth", max_recursion_depth)
         _positive("loop_window", loop_window)
@@ -74,6 +101,9 @@ class RustToolExecutor:
         _positive("max_cycle_length", max_cycle_length, minimum=0)
         _positive("max_runs", max_runs)
         _positive("refusal_log_size", refusal_log_size)
+        _positive("max_refusals", max_refusals, minimum=0)
+        _positive("max_llm_calls", max_llm_calls, allow_none=True)
+        _positive("max_tokens", max_tokens, allow_none=True)
         self.max_recursion_depth = max_recursion_depth
         self.loop_window = loop_window
         self.max_repeats = max_repeats
@@ -81,6 +111,11 @@ class RustToolExecutor:
         self.strict = bool(strict)
         self.cycle_repeats = cycle_repeats
         self.max_cycle_length = max_cycle_length
+        self.max_refusals = max_refusals
+        self.max_llm_calls = max_llm_calls
+        self.max_tokens = max_tokens
+        self._spend = SpendGuard(max_refusals, max_llm_calls, max_tokens, max_runs)
+        self._max_runs = max_runs
         self._rust = resolve_rust(use_rust)
         guard_args = (loop_window, max_repeats, cycle_repeats, max_cycle_length, max_calls, max_runs)
         if self._rust:
@@ -92,11 +127,13 @@ class RustToolExecutor:
             self._fingerprint = py_call_fingerprint
         self._tools: dict[str, Callable[..., Any]] = {}
         self._refusals: deque[Refusal] = deque(maxlen=refusal_log_size)
-        self._refusal_counts: dict[str, int] = {}
+        self._results: dict[str, dict[str, str]] = {}  # run -> fingerprint -> last result CrewAI saw
+        self._escalated_refusals = 0
         self._lock = threading.Lock()
         # Bound once so CrewAI's unregister_* finds the very objects registered.
         self.before_hook = self._before_tool_call
         self.after_hook = self._after_tool_call
+        self.before_llm_hook = self._before_llm_call
 
     @property
     def implementation(self) -> str:
@@ -112,6 +149,9 @@ class RustToolExecutor:
             "strict": self.strict,
             "cycle_repeats": self.cycle_repeats,
             "max_cycle_length": self.max_cycle_length,
+            "max_refusals": self.max_refusals,
+            "max_llm_calls": self.max_llm_calls,
+            "max_tokens": self.max_tokens,
             "implementation": self.implementation,
         }
 
@@ -147,7 +187,7 @@ class RustToolExecutor:
             if reason is not None:
                 refusal = self._refuse(reason, tool_name, role, run, depth, chain, fingerprint=fingerprint, counted=True)
         marker = marker if marker is not None else object()
-        _context.push(_context.Frame(role, tool_name, coworker, marker, time.perf_counter(), refusal))
+        _context.push(_context.Frame(role, tool_name, coworker, marker, time.perf_counter(), refusal, run, fingerprint))
         return refusal
 
     def release(self, marker: Any) -> _context.Frame | None:
@@ -178,11 +218,8 @@ class RustToolExecutor:
         if not counted:
             self._guard.note_refusal(tool, reason)
         links = tuple(f"{f.agent or '?'}:{f.tool}" for f in chain if f.refusal is None) + (f"{agent or '?'}:{tool}",)
-        with self._lock:
-            count = self._refusal_counts[run] = self._refusal_counts.get(run, 0) + 1
-            if len(self._refusal_counts) > 1024:
-                del self._refusal_counts[next(iter(self._refusal_counts))]
-        message = self._message(reason, tool, agent, depth, links, coworker, run) + f" [refusal {count} in this run]"
+        # The same refused call always reads the same: CrewAI's own repeat check must see a repeat.
+        message = self._message(reason, tool, agent, depth, links, coworker, run)
         refusal = Refusal(reason, tool, agent, run, depth, message, links, fingerprint)
         self._refusals.append(refusal)
         logger.warning("crewai_rust tools: refused %s call of %r by %r (run %s): %s", reason, tool, agent, run, message)
@@ -285,21 +322,124 @@ class RustToolExecutor:
         finally:
             _context.reset_run(token)
             self._guard.forget_run(run_id)
+            self._spend.forget_run(run_id)
+            with self._lock:
+                self._results.pop(run_id, None)
 
     # -- CrewAI hooks ------------------------------------------------------
     def _before_tool_call(self, ctx: Any) -> bool | None:
-        refusal = self.admit(ctx.agent, ctx.tool_name, ctx.tool_input, run=_runs.run_key(ctx.crew), marker=ctx.tool_input)
-        return False if refusal is not None else None
+        run = _runs.run_key(ctx.crew)
+        role = _runs.agent_role(ctx.agent)
+        task = _task_key(ctx.task)
+        if self._spend.escalated(run, role, task):
+            return self._refuse_escalated(ctx, run, role)
+        refusal = self.admit(ctx.agent, ctx.tool_name, ctx.tool_input, run=run, marker=ctx.tool_input)
+        if refusal is None:
+            return None
+        if not self.strict and self._spend.note_refusal(run, role, task, refusal.tool, refusal.fingerprint, refusal.reason):
+            logger.warning(
+                "crewai_rust tools: escalating agent %r (run %s): %d refused calls; its next LLM call is CrewAI's "
+                "forced final answer, and a tool call after it ends the task with ToolLoopError",
+                role, run, self.max_refusals,
+            )
+        return False
+
+    def _refuse_escalated(self, ctx: Any, run: str, role: str) -> bool:
+        """A tool call after the forced final answer: blocked here, raised from the after-hook."""
+        fingerprint = self.fingerprint(role, ctx.tool_name, ctx.tool_input)
+        message = f"Tool call refused: agent '{role}' was asked for its final answer and must not call tools."
+        refusal = Refusal("escalated", ctx.tool_name, role, run, len(_context.current_chain()) + 1, message, (), fingerprint)
+        with self._lock:
+            self._escalated_refusals += 1
+        self._refusals.append(refusal)
+        _context.push(_context.Frame(role, ctx.tool_name, None, ctx.tool_input, time.perf_counter(), refusal, run, fingerprint))
+        return False
 
     def _after_tool_call(self, ctx: Any) -> str | None:
         frame = self.release(ctx.tool_input)
-        if frame is None or frame.refusal is None:
+        if frame is None:
             return None
+        refusal = frame.refusal
+        if refusal is None:
+            if frame.fingerprint:
+                self._remember_result(frame.run, frame.fingerprint, ctx.tool_result)
+            return None
+        if refusal.reason == "escalated":
+            raise self._loop_error(refusal.run, refusal.agent, refusal.tool, ctx.task, ctx.tool_input, from_tool=True)
         if self.strict:
-            from ._strict import loop_aborted
+            from ._stops import loop_aborted
 
-            raise loop_aborted(frame.refusal)
-        return str(frame.refusal.message)
+            raise loop_aborted(refusal)
+        return RefusedResult(str(refusal.message), self._last_result(refusal.run, refusal.fingerprint))
+
+    def _remember_result(self, run: str, fingerprint: str, result: Any) -> None:
+        if not isinstance(result, str):
+            return
+        limit = max(16, 2 * self.loop_window)
+        with self._lock:
+            results = self._results.get(run)
+            if results is None:
+                while len(self._results) >= self._max_runs:
+                    del self._results[next(iter(self._results))]
+                results = self._results[run] = {}
+            results.pop(fingerprint, None)
+            results[fingerprint] = result
+            while len(results) > limit:
+                del results[next(iter(results))]
+
+    def _last_result(self, run: str, fingerprint: str) -> str | None:
+        if not fingerprint:
+            return None
+        with self._lock:
+            results = self._results.get(run)
+            return results.get(fingerprint) if results is not None else None
+
+    def _before_llm_call(self, ctx: Any) -> None:
+        """Before every LLM call CrewAI makes: the run's budget, then the agent's escalation state."""
+        executor = getattr(ctx, "executor", None)
+        run = _runs.run_key(getattr(ctx, "crew", None))
+        role = _runs.agent_role(ctx.agent)
+        # Direct LLM-layer calls (memory, planning) count for the budget, not for an agent's loop.
+        force = _force_final_answer_message()
+        messages = ctx.messages
+        verdict, info = self._spend.before_llm(
+            run, role, _task_key(ctx.task), ctx.llm, loops=executor is not None, messages=messages, force_message=force
+        )
+        if verdict == "ok":
+            return None
+        if verdict == "force":
+            messages.append(force)  # in place: CrewAI sends the executor's own list
+            return None
+        if verdict == "loop":
+            raise self._loop_error(run, role, info[0]["tools"][-1] if info[0]["tools"] else "", ctx.task, None, state=info)
+        from ._stops import BudgetExceededError
+
+        (limit, budget), usage, first = info
+        if first:
+            logger.warning(
+                "crewai_rust tools: run %s spent its budget %s=%d (llm_calls=%d, total_tokens=%d); stopping it",
+                run, limit, budget, usage["llm_calls"], usage["total_tokens"],
+            )
+        raise BudgetExceededError(limit, budget, usage, run=run, agent=role)
+
+    def _loop_error(
+        self, run: str, role: str, tool: str, task: Any, tool_args: Any, *, from_tool: bool = False, state: Any = None
+    ) -> Exception:
+        from ._stops import ToolLoopError
+
+        if state is None:
+            state = self._spend.stop_from_tool(run, role, tool, self.fingerprint(role, tool, tool_args) if from_tool else "")
+        loop, first = state
+        if first:
+            logger.warning(
+                "crewai_rust tools: stopped agent %r (run %s) with ToolLoopError: it called %r after %d refused calls "
+                "and the forced final answer",
+                role, run, tool, loop["refusals"],
+            )
+        return ToolLoopError(
+            role, tool, run=run, refusals=loop["refusals"], tools=loop["tools"], fingerprints=loop["fingerprints"],
+            task=task, tool_args=tool_args,
+        )
 
     # -- what happened -------------------------------------------------------
     def counters(self) -> dict[str, dict[str, Any]]:
@@ -313,12 +453,35 @@ class RustToolExecutor:
     def run_calls(self, run: str) -> int:
         return int(self._guard.run_calls(run))
 
+    def run_usage(self, run: str) -> dict[str, int]:
+        """LLM calls and tokens (CrewAI's own records) the guard has seen for run ``run`` so far."""
+        return self._spend.run_usage(run)
+
+    def stats(self) -> dict[str, Any]:
+        """Totals since start or :meth:`reset`: tool calls, refusals (by reason), escalations, stops."""
+        counters = self.counters()
+        by_reason = dict.fromkeys((*REASONS, "escalated"), 0)
+        for entry in counters.values():
+            for reason, n in entry["refusals"].items():
+                by_reason[reason] = by_reason.get(reason, 0) + n
+        with self._lock:
+            by_reason["escalated"] = self._escalated_refusals
+        return {
+            "implementation": self.implementation,
+            "tool_calls": sum(entry["calls"] for entry in counters.values()),
+            "refusals": sum(by_reason.values()),
+            "refusals_by_reason": by_reason,
+            **self._spend.stats(),
+        }
+
     def reset(self) -> None:
         """Forget all runs, counters and refusals."""
         self._guard.reset()
         self._refusals.clear()
+        self._spend.reset()
         with self._lock:
-            self._refusal_counts.clear()
+            self._results.clear()
+            self._escalated_refusals = 0
 
     def __repr__(self) -> str:
         return f"RustToolExecutor({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"

@@ -10,6 +10,13 @@ to its text so that ``"x"``, a ``str`` subclass and an object whose ``str`` is
 ``x`` still collide as they do in CrewAI. Threshold, exception type, message
 and record are CrewAI's own: they are read from ``crewai.utilities.agent_utils``
 at call time, so a changed ``MAX_REPEATED_TOOL_CALLS`` is honoured.
+
+One addition, for the loop guard only: a call the guard refused carries the
+result it stands for (:class:`~crewai_rust.tools._errors.RefusedResult`), the
+last result of the same call in the run, and is counted under that result. A
+refused repeat is the same no-progress call, so CrewAI's stop still comes on
+the 5th identical call, as it does without the guard. Without the guard no
+``RefusedResult`` exists and the keys are exactly CrewAI's.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 import json
 from types import ModuleType
 from typing import Any
+
+from ._errors import RefusedResult
 
 _dumps = json.dumps
 _loads = json.loads
@@ -36,6 +45,8 @@ def _part(value: Any) -> Any:
 
 def repeated_call_key(tool_name: Any, tool_args: Any, result: Any) -> int:
     """The per-run tally key of one (tool, args, result) call."""
+    if isinstance(result, RefusedResult) and result.stands_for is not None:
+        result = result.stands_for
     text = str(result)
     if type(text) is not str:
         text = str.__str__(text)
