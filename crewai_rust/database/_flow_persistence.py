@@ -87,6 +87,24 @@ class PooledFlowPersistence(SQLiteFlowPersistence):
 
     _database: Any = PrivateAttr(default=None)
 
+    # Stock deep-copies and pickles (Flow deep-copies class attributes named like its
+    # config fields, e.g. a ``@persist`` method called ``checkpoint``). The open pool is
+    # process state: a deep copy shares it (it is the process's pool for the file anyway),
+    # a pickle leaves it out and the copy reopens the file on first use.
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> PooledFlowPersistence:
+        memo = {} if memo is None else memo
+        db = self._database
+        if db is not None:
+            memo[id(db)] = db
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_database") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_database": None}}
+        return state
+
     def _db(self) -> RustSQLiteWrapper:
         db = self._database
         if db is None or db.closed:

@@ -10,6 +10,7 @@ processes), and the per-task update is one ``INSERT OR REPLACE``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sqlite3
@@ -90,6 +91,19 @@ class PooledTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
     @property
     def implementation(self) -> str:
         return self._db().implementation
+
+    # Stock deep-copies and pickles (TaskOutputStorageHandler is deep-copied with its
+    # owner). A deep copy shares the process's pool for the file; a pickle leaves it out
+    # and the copy reopens the file on first use.
+    def __deepcopy__(self, memo: dict[int, Any]) -> PooledTaskOutputsStorage:
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, value if key == "_database" else copy.deepcopy(value, memo))
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_database": None}
 
     def _db(self) -> RustSQLiteWrapper:
         db = self._database
