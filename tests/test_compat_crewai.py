@@ -162,3 +162,93 @@ def test_pooled_task_output_file_closes_with_its_last_storage(use_rust: bool, tm
     del second
     assert db.closed, "the last storage is gone: the file must not stay open"
     assert not _shared.open_paths()
+
+
+# -- the Redis case: CrewAI's distributed lock is kept, and status() says so ---------
+
+
+@pytest.fixture
+def crewai_redis_mode(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """CrewAI's ``REDIS_URL`` lock mode against an in-process fakeredis server."""
+    fakeredis = pytest.importorskip("fakeredis")
+    import crewai_core.lock_store as lock_store
+
+    server = fakeredis.FakeServer()
+    monkeypatch.setenv("REDIS_URL", "redis://crewai-rust-test:6379/0")
+    monkeypatch.setattr(lock_store, "_REDIS_URL", "redis://crewai-rust-test:6379/0")  # read at import
+    monkeypatch.setattr(lock_store, "_redis_connection", lambda: fakeredis.FakeRedis(server=server))
+    return server
+
+
+def test_redis_lock_mode_is_kept_and_reported(crewai_redis_mode: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import crewai_core.lock_store as lock_store
+    import portalocker
+
+    used: list[str] = []
+    real = portalocker.RedisLock
+
+    class SpyRedisLock(real):  # type: ignore[misc,valid-type]
+        def __init__(self, channel: str, *args: Any, **kwargs: Any) -> None:
+            used.append(channel)
+            super().__init__(channel, *args, **kwargs)
+
+    monkeypatch.setattr(portalocker, "RedisLock", SpyRedisLock)
+    state = crewai_rust.patch("database")["components"]["DATABASE"]
+    assert state["enabled"], state
+    assert lock_store._backend is None, "CrewAI's Redis/file selection must stay in charge"
+    assert not any("set_lock_backend" in label for label in state["patched"])
+    kept = [k for k in state["kept"] if k["target"] == "crewai_core.lock_store:set_lock_backend"]
+    assert kept and "REDIS_URL" in kept[0]["reason"], state["kept"]
+
+    held, release, outcome = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        with lock_store.lock("compat-redis", timeout=5):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(5)
+    try:
+        with lock_store.lock("compat-redis", timeout=0.3):
+            outcome.append("acquired while held")
+    except portalocker.exceptions.BaseLockException:
+        outcome.append("excluded")
+    release.set()
+    thread.join(5)
+    assert outcome == ["excluded"], "the Redis lock must exclude"
+    assert len(used) >= 2 and len(set(used)) == 1, used
+
+
+def test_a_lock_backend_set_by_the_user_is_kept() -> None:
+    import contextlib
+
+    import crewai_core.lock_store as lock_store
+
+    @contextlib.contextmanager
+    def mine(name: str, *, timeout: float = 120) -> Any:
+        yield
+
+    lock_store.set_lock_backend(mine)
+    try:
+        state = crewai_rust.patch("database")["components"]["DATABASE"]
+        assert lock_store._backend is mine
+        assert [k["target"] for k in state["kept"]] == ["crewai_core.lock_store:set_lock_backend"]
+        crewai_rust.unpatch()
+        assert lock_store._backend is mine
+    finally:
+        lock_store.set_lock_backend(None)
+
+
+def test_file_lock_mode_still_installs_ours() -> None:
+    import crewai_core.lock_store as lock_store
+
+    from crewai_rust.database._filelock import FileLockBackend
+
+    assert not lock_store._redis_available()
+    state = crewai_rust.patch("database")["components"]["DATABASE"]
+    assert isinstance(lock_store._backend, FileLockBackend)
+    assert state["kept"] == []

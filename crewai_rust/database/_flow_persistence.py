@@ -89,13 +89,13 @@ class PooledFlowPersistence(SQLiteFlowPersistence):
 
     # Stock deep-copies and pickles (Flow deep-copies class attributes named like its
     # config fields, e.g. a ``@persist`` method called ``checkpoint``). The open pool is
-    # process state: a deep copy shares it (it is the process's pool for the file anyway),
-    # a pickle leaves it out and the copy reopens the file on first use.
+    # process state: copies leave it out and take the process's pool for the file on
+    # first use (registering as its users).
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> PooledFlowPersistence:
         memo = {} if memo is None else memo
         db = self._database
         if db is not None:
-            memo[id(db)] = db
+            memo[id(db)] = None
         return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -108,7 +108,7 @@ class PooledFlowPersistence(SQLiteFlowPersistence):
     def _db(self) -> RustSQLiteWrapper:
         db = self._database
         if db is None or db.closed:
-            db = self._database = shared_database(self.db_path)
+            db = self._database = shared_database(self.db_path, user=self)
         return db
 
     @property
