@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
-import sqlite3
 from pathlib import Path
 from typing import Any
 
