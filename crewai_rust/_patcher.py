@@ -35,6 +35,8 @@ class Patcher:
     component: str
     patched: list[str] = field(default_factory=list)
     missing: list[MissingTarget] = field(default_factory=list)
+    #: Targets deliberately left to CrewAI (or to the user), with the reason: never a silent skip.
+    kept: list[MissingTarget] = field(default_factory=list)
     _undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
     # -- looking things up -------------------------------------------------
@@ -57,6 +59,11 @@ class Patcher:
         """Record a target the installed CrewAI lacks and warn through the ``crewai_rust`` logger."""
         self.missing.append(MissingTarget(target, reason))
         logger.warning("crewai_rust %s: patch target %s not found (%s)", self.component, target, reason)
+
+    def keep(self, target: str, reason: str) -> None:
+        """Record a target left as it is on purpose (reported by ``status()``, logged at INFO)."""
+        self.kept.append(MissingTarget(target, reason))
+        logger.info("crewai_rust %s: kept %s (%s)", self.component, target, reason)
 
     # -- changing things ---------------------------------------------------
     def replace(self, owner_path: str, attr: str, new: Any) -> Any:

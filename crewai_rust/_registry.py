@@ -51,6 +51,7 @@ class ComponentState:
             "implementation": self.implementation,
             "patched": list(patcher.patched) if patcher else [],
             "missing": [{"target": m.target, "reason": m.reason} for m in patcher.missing] if patcher else [],
+            "kept": [{"target": k.target, "reason": k.reason} for k in patcher.kept] if patcher else [],
             "disabled_reason": self.disabled_reason,
             "error": self.error,
         }

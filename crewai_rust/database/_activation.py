@@ -16,6 +16,11 @@
   WAL commits survive a process crash; FULL also survives power loss).
 * ``task_outputs``, ``flows``, ``locks`` (bool, default True): install each part.
 * ``lock_dir``: directory of the lock files (default: the temp dir, as stock).
+
+The lock part never downgrades a distributed lock: with ``REDIS_URL`` set and
+``redis`` installed (CrewAI's ``portalocker.RedisLock`` mode), or with a lock
+backend the user set already, CrewAI's lock stays and ``status()`` lists it under
+``kept`` with the reason (see ``_lock_choice``).
 """
 
 from __future__ import annotations
@@ -92,12 +97,17 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
     if options.get("locks", True):
         from ._filelock import FileLockBackend
+        from ._lock_choice import crewai_lock_to_keep
 
-        patcher.use_setter(
-            "crewai_core.lock_store:set_lock_backend",
-            "crewai_core.lock_store:_backend",
-            FileLockBackend(options.get("lock_dir")),
-        )
+        keep = crewai_lock_to_keep()
+        if keep is not None:
+            patcher.keep("crewai_core.lock_store:set_lock_backend", keep)
+        else:
+            patcher.use_setter(
+                "crewai_core.lock_store:set_lock_backend",
+                "crewai_core.lock_store:_backend",
+                FileLockBackend(options.get("lock_dir")),
+            )
     return implementation_name(rust)
 
 

@@ -91,6 +91,17 @@ class FileLockBackend:
         self._guard = threading.Lock()
         self._thread_locks: dict[str, threading.Lock] = {}
 
+    # Copies and pickles carry the directory only: the per-name thread locks belong to
+    # this process, and the flock on the lock file is what excludes across copies.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["directory"])  # type: ignore[misc]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FileLockBackend:
+        return type(self)(self.directory)
+
     def _thread_lock(self, name: str) -> threading.Lock:
         lock = self._thread_locks.get(name)
         if lock is None:

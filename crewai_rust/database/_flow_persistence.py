@@ -87,10 +87,28 @@ class PooledFlowPersistence(SQLiteFlowPersistence):
 
     _database: Any = PrivateAttr(default=None)
 
+    # Stock deep-copies and pickles (Flow deep-copies class attributes named like its
+    # config fields, e.g. a ``@persist`` method called ``checkpoint``). The open pool is
+    # process state: copies leave it out and take the process's pool for the file on
+    # first use (registering as its users).
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> PooledFlowPersistence:
+        memo = {} if memo is None else memo
+        db = self._database
+        if db is not None:
+            memo[id(db)] = None
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_database") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_database": None}}
+        return state
+
     def _db(self) -> RustSQLiteWrapper:
         db = self._database
         if db is None or db.closed:
-            db = self._database = shared_database(self.db_path)
+            db = self._database = shared_database(self.db_path, user=self)
         return db
 
     @property

@@ -10,6 +10,7 @@ processes), and the per-task update is one ``INSERT OR REPLACE``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sqlite3
@@ -91,10 +92,23 @@ class PooledTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
     def implementation(self) -> str:
         return self._db().implementation
 
+    # Stock deep-copies and pickles (TaskOutputStorageHandler is deep-copied with its
+    # owner). The open pool is process state: copies leave it out and take the process's
+    # pool for the file on first use (registering as its users).
+    def __deepcopy__(self, memo: dict[int, Any]) -> PooledTaskOutputsStorage:
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, None if key == "_database" else copy.deepcopy(value, memo))
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_database": None}
+
     def _db(self) -> RustSQLiteWrapper:
         db = self._database
         if db is None or db.closed:
-            db = self._database = shared_database(self.db_path, self._use_rust)
+            db = self._database = shared_database(self.db_path, self._use_rust, user=self)
         return db
 
     def _initialize_db(self) -> None:

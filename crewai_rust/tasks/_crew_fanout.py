@@ -83,20 +83,21 @@ def _bounded(kickoff_fn: Callable[[Any, dict[str, Any]], Any], limit: int) -> Ca
 
 
 def make_kickoff_for_each_async(settings: FanoutSettings) -> Callable[..., Any]:
-    """The patched ``Crew.kickoff_for_each_async``: at most ``max_concurrency`` kickoffs at once,
-    each on the shared executor's threads instead of the loop's small default executor."""
+    """The patched ``Crew.kickoff_for_each_async``: at most ``max_concurrency`` kickoffs at once.
+
+    Each input goes through its copy's own ``kickoff_async``, exactly as stock, so a
+    subclass override, a wrapper or a mock of it (and whatever stock's ``kickoff_async``
+    does itself, such as checkpoint handling) is honoured; the threads are the running
+    loop's default executor, as stock. What the patch adds is the bound: stock starts
+    every input at once.
+    """
     from crewai.crews.utils import run_for_each_async
 
     async def kickoff_for_each_async(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
-        executor = settings.executor
-
         async def kickoff_fn(crew: Any, input_data: dict[str, Any]) -> Any:
-            if crew.stream:
-                return await crew.kickoff_async(inputs=input_data, input_files=input_files)
-            future = executor.submit(crew.kickoff, input_data or {}, input_files)
-            return await asyncio.wrap_future(future)
+            return await crew.kickoff_async(inputs=input_data, input_files=input_files)
 
-        return await run_for_each_async(self, inputs, _bounded(kickoff_fn, executor.max_concurrency))
+        return await run_for_each_async(self, inputs, _bounded(kickoff_fn, settings.executor.max_concurrency))
 
     return kickoff_for_each_async
 
