@@ -183,6 +183,19 @@ def test_a_killed_worker_fails_only_its_input_and_is_replaced() -> None:
     assert pool.replaced == 1 and len(pool.pids) == 2
 
 
+def test_first_process_run_warns_about_event_listeners(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai_rust.tasks import _procpool
+
+    monkeypatch.setattr(_procpool, "_warned", False)
+    with pytest.warns(RuntimeWarning, match="event listeners registered in this process"):
+        kickoff_many("_fanout_crews:research_crew", INPUTS[:1], backend="processes", workers=1, max_concurrency=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kickoff_many("_fanout_crews:research_crew", INPUTS[:1], backend="processes", workers=1, max_concurrency=1)
+
+
 def test_executor_backend_processes_map_submit_amap() -> None:
     from _fanout_crews import getpid, nap, square
 
@@ -228,11 +241,12 @@ from crewai_rust.tasks import _backends
 
 
 def run_script(tmp_path: Path, body: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Run ``body`` as a user script in its own session (so a signal can go to its whole process group)."""
     script = tmp_path / "script.py"
     script.write_text(SCRIPT_PRELUDE + textwrap.dedent(body), encoding="utf-8")
     env = {**os.environ, "FANOUT_TEST_SLOW": "60", "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path, **kwargs)
+                            text=True, env=env, cwd=tmp_path, start_new_session=True, **kwargs)
 
 
 def read_pids(proc: subprocess.Popen[str]) -> list[int]:
@@ -260,10 +274,13 @@ if __name__ == "__main__":
 
 
 def test_ctrl_c_stops_the_workers(tmp_path: Path) -> None:
-    proc = run_script(tmp_path, PRINT_PIDS_THEN.format(action="os.kill(os.getpid(), signal.SIGINT)"))
+    # Ctrl-C in a terminal: SIGINT to the whole foreground process group, workers included.
+    proc = run_script(tmp_path, PRINT_PIDS_THEN.format(action="pass"))
     pids = read_pids(proc)
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert "interrupted" in out, err
+    assert proc.returncode == 0, err
     assert wait_gone(pids) == []
 
 

@@ -241,6 +241,8 @@ class ProcessPool:
         for worker in workers:
             worker.conn.close()
         self._wake_w.close()
+        if self._thread is None or not self._thread.is_alive():
+            self._wake_r.close()
 
     # -- dispatcher ------------------------------------------------------------
     def _new_job_id(self) -> int:
