@@ -160,10 +160,12 @@ def test_errors_per_input_and_return_exceptions() -> None:
 
 
 def test_timeout_reports_the_slow_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FANOUT_TEST_SLOW", "1.5")
+    monkeypatch.setenv("FANOUT_TEST_SLOW", "6")
     inputs = [{"topic": "slow 0"}, {"topic": "fine 1"}]
+    # Warm workers (each builds its crew on first use), so only the slow input can overrun.
+    kickoff_many("_fanout_crews:research_crew", INPUTS[:2], backend="processes", workers=2, max_concurrency=2)
     results = kickoff_many("_fanout_crews:research_crew", inputs, backend="processes", workers=2,
-                           max_concurrency=2, timeout=0.5, return_exceptions=True)
+                           max_concurrency=2, timeout=3.0, return_exceptions=True)
     assert isinstance(results[0], TimeoutError)
     assert results[1].raw == stock([inputs[1]])[0][0][-1]
 
