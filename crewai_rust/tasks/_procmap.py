@@ -12,6 +12,7 @@ At most ``max_concurrency`` items of one call are in the workers at once.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -24,6 +25,10 @@ from ._procpool import Job, ProcessPool
 
 Progress = Callable[[int, int], Any]
 _POLL = 0.1
+
+
+def _notify(finished: queue.SimpleQueue[int], index: int, _future: object) -> None:
+    finished.put(index)
 
 
 def process_map(
@@ -57,7 +62,7 @@ def process_map(
             job = pool.submit(fn, items[index])
             jobs[index] = job
             collector.running += 1  # settled by ``returned`` when its future completes
-            job.future.add_done_callback(lambda _f, i=index: finished.put(i))
+            job.future.add_done_callback(functools.partial(_notify, finished, index))
 
     try:
         launch()

@@ -236,7 +236,7 @@ class ProcessPool:
             self._thread.join(timeout)
         with self._lock:
             for worker in list(self._live.values()):
-                self._fail_worker_locked(worker, "the pool was shut down")
+                self._fail_worker_locked(worker, "was stopped by the pool's shutdown")
             self._live.clear()
         for worker in workers:
             worker.conn.close()
