@@ -1,4 +1,4 @@
-"""Command line: ``python -m crewai_rust {status,memory,demo,bench}``.
+"""Command line: ``python -m crewai_rust {status,memory,demo,bench,run-many}``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only dispatches, so one command's imports never
@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "memory": ("crewai_rust.memory._cli", "inspect or import a memory store"),
     "demo": ("crewai_rust._demo.cli", "run an offline crew stock vs patched and compare"),
     "bench": ("crewai_rust._bench.cli", "run the benchmarks/ suite"),
+    "run-many": ("crewai_rust._cli_run_many", "kick off a crew factory once per line of a JSON lines file"),
 }
 
 

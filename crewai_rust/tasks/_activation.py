@@ -14,7 +14,12 @@ Options (``patch(tasks={...})``), each with its environment fallback:
 * ``execute_async`` (default True): route ``Task.execute_async`` through the
   shared executor; ``serialize_agent_tasks`` (default True): one task at a
   time per agent (fixes crewAIInc/crewAI #7332);
-* ``use_rust``: None (default: compiled twin when built), True or False.
+* ``use_rust``: None (default: compiled twin when built), True or False;
+* ``backend`` (``CREWAI_RUST_TASKS_BACKEND``, default ``"threads"``) with
+  ``crew_factory`` (``CREWAI_RUST_TASKS_CREW_FACTORY``, ``"pkg.crew:ResearchCrew"``)
+  and ``workers`` (``CREWAI_RUST_TASKS_WORKERS``): ``"processes"`` runs
+  ``kickoff_for_each`` on worker processes that build the crew from the factory
+  (see :mod:`._process_fanout`); without a factory it stays on threads.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from ._task_async import make_execute_async
 from ._usage import USAGE_MODES
 
 TIMEOUT_ENV = "CREWAI_RUST_TASKS_TIMEOUT"
-_KNOWN = {"max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
+_KNOWN = {"backend", "crew_factory", "workers", "max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
 
 _active: dict[str, Any] = {}
 
@@ -66,6 +71,7 @@ def settings_from(options: dict[str, Any]) -> dict[str, Any]:
         "execute_async": bool(options.get("execute_async", env_flag("CREWAI_RUST_TASKS_EXECUTE_ASYNC", True))),
         "serialize_agent_tasks": bool(options.get("serialize_agent_tasks", True)),
         "use_rust": options.get("use_rust"),
+        **process_settings(options),
     }
 
 
@@ -80,7 +86,12 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         if original is None:
             patcher.report_missing("crewai.crew:Crew.kickoff_for_each", "Crew has no kickoff_for_each")
         else:
-            patcher.replace("crewai.crew:Crew", "kickoff_for_each", make_kickoff_for_each(original, settings))
+            patched = make_kickoff_for_each(original, settings)
+            if config["backend"] == "processes" and config["crew_factory"]:
+                from ._process_fanout import make_process_kickoff_for_each
+
+                patched = make_process_kickoff_for_each(original, settings, config["crew_factory"], config["workers"])
+            patcher.replace("crewai.crew:Crew", "kickoff_for_each", patched)
         if patcher.resolve("crewai.crews.utils:run_for_each_async") is not None:
             for name, factory in (("kickoff_for_each_async", make_kickoff_for_each_async), ("akickoff_for_each", make_akickoff_for_each)):
                 if name in crew_cls.__dict__:
@@ -98,9 +109,31 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     return executor.implementation
 
 
+def process_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """``backend``, ``crew_factory`` and ``workers``, with their environment fallbacks, checked."""
+    import os
+
+    from ._backends import CREW_FACTORY_ENV, resolve_backend
+    from ._factory import check_factory_path
+
+    backend = resolve_backend(options.get("backend"))
+    factory = options.get("crew_factory") or os.environ.get(CREW_FACTORY_ENV, "").strip() or None
+    if factory is not None:
+        check_factory_path(factory)
+    workers = options.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    return {"backend": backend, "crew_factory": factory, "workers": workers}
+
+
 def deactivate() -> None:
-    """Forget the executors (their idle threads exit on their own)."""
+    """Forget the executors (their idle threads exit on their own) and stop process pools built for this patch."""
     _active.clear()
+    import sys
+
+    backends = sys.modules.get("crewai_rust.tasks._backends")
+    if backends is not None:
+        backends.shutdown_pools()
 
 
 def active_executors() -> dict[str, Any]:

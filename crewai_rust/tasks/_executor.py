@@ -34,11 +34,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from .._selection import implementation_name, speedups_module, use_rust as resolve_use_rust
+from .._selection import implementation_name, speedups_module
+from .._selection import use_rust as resolve_use_rust
 from . import _nesting
+from ._backends import resolve_backend
 from ._collect import Collector, timeout_error
 from ._config import check_timeout, resolve_max_concurrency
 from ._inline import run_inline
+from ._procexec import ProcessBackend
 from ._pure import PurePythonFanout, report_unraisable
 from ._threads import shared_pool
 
@@ -62,13 +65,24 @@ class RustTaskExecutor:
 
     ``max_concurrency`` defaults to ``CREWAI_RUST_MAX_CONCURRENCY`` (else 16).
     ``use_rust`` picks the twin: ``None`` the compiled one when available.
+    ``backend="processes"`` runs ``map``/``submit``/``amap`` on ``workers`` worker
+    processes instead (functions and items must pickle; see :mod:`._procexec`).
     """
 
-    def __init__(self, max_concurrency: int | None = None, use_rust: bool | None = None) -> None:
+    def __init__(
+        self,
+        max_concurrency: int | None = None,
+        use_rust: bool | None = None,
+        *,
+        backend: str = "threads",
+        workers: int | None = None,
+    ) -> None:
         self.max_concurrency = resolve_max_concurrency(max_concurrency)
         self._rust = resolve_use_rust(use_rust)
         self._engine = _make_engine(self._rust, self.max_concurrency)
         self._key = _nesting.new_key()
+        self.backend = resolve_backend(backend)
+        self._processes = ProcessBackend(workers, self.max_concurrency) if self.backend == "processes" else None
 
     @property
     def implementation(self) -> str:
@@ -76,7 +90,8 @@ class RustTaskExecutor:
         return implementation_name(self._rust)
 
     def __repr__(self) -> str:
-        return f"RustTaskExecutor(max_concurrency={self.max_concurrency}, implementation={self.implementation!r})"
+        backend = "" if self._processes is None else f", backend='processes', workers={self._processes.workers}"
+        return f"RustTaskExecutor(max_concurrency={self.max_concurrency}, implementation={self.implementation!r}{backend})"
 
     # -- synchronous -------------------------------------------------------
     def map(
@@ -99,6 +114,8 @@ class RustTaskExecutor:
             raise TypeError(f"on_progress must be callable or None, got {type(on_progress).__name__}")
         timeout = check_timeout(timeout)
         items = list(items)
+        if self._processes is not None:
+            return self._processes.map(fn, items, timeout, bool(return_exceptions), on_progress)
         ctx = _nesting.job_context(self._key)
         if _nesting.inside(self._key):
             return run_inline(fn, items, ctx, timeout, return_exceptions, on_progress)
@@ -126,6 +143,8 @@ class RustTaskExecutor:
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        if self._processes is not None:
+            return self._processes.submit(fn, args, kwargs)
         future: Future[Any] = Future()
 
         def job() -> None:
@@ -147,6 +166,9 @@ class RustTaskExecutor:
         An exception escaping ``job`` goes to ``sys.unraisablehook``. Called from
         inside one of this executor's jobs, it starts at once on its own thread.
         """
+        if self._processes is not None:
+            self._processes.submit(job, (), {})
+            return
         ctx = _nesting.job_context(self._key)
         if _nesting.inside(self._key):
             shared_pool().spawn(lambda: _run_reporting(ctx, job))
@@ -175,6 +197,8 @@ class RustTaskExecutor:
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         timeout = check_timeout(timeout)
         items = list(items)
+        if self._processes is not None:
+            return await self._processes.amap(fn, items, timeout, bool(return_exceptions), on_progress)
         n = len(items)
         if n == 0:
             return []
@@ -212,7 +236,7 @@ class RustTaskExecutor:
                 work = fn(items[index]) if is_coroutine else run_thread_item(items[index])
                 try:
                     value, ok = await asyncio.wait_for(work, timeout), True
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     value, ok = timeout_error(index, timeout or 0.0), False
                 except asyncio.CancelledError:
                     raise

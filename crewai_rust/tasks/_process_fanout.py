@@ -1,0 +1,45 @@
+"""The patched ``Crew.kickoff_for_each`` on worker processes (``patch(tasks={"backend": "processes", ...})``).
+
+The crew the user calls it on cannot travel to a worker (a ``Crew`` does not
+pickle), so workers build theirs from the configured ``crew_factory``, which
+must build the same crew. The caller's crew still ends as stock leaves it:
+``usage_metrics`` summed as stock's sequential run reports it, its LLMs'
+lifetime token counts advanced by what the runs used, its task-output log reset.
+Streaming crews keep the stock path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._crew_fanout import FanoutSettings, _log_failures
+from ._kickoff_many import merge_positional, positional_baseline, run_on_processes
+from ._usage import total_usage
+
+
+def make_process_kickoff_for_each(
+    original: Callable[..., Any], settings: FanoutSettings, crew_factory: str, workers: int | None
+) -> Callable[..., Any]:
+    """``kickoff_for_each`` that runs each input on the shared process pool."""
+
+    def kickoff_for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> list[Any]:
+        if self.stream:
+            return original(self, inputs, input_files)
+        inputs = list(inputs)
+        before = positional_baseline(self)
+        results, usage = run_on_processes(
+            crew_factory, inputs, input_files=input_files, workers=workers,
+            max_concurrency=settings.executor.max_concurrency, timeout=settings.timeout,
+            return_exceptions=settings.return_exceptions,
+        )
+        if settings.return_exceptions:
+            _log_failures(results)
+        merge_positional(self, usage)
+        self.usage_metrics = total_usage(usage, before, settings.usage_mode)
+        self._task_output_handler.reset()
+        return results
+
+    kickoff_for_each.__wrapped__ = original  # type: ignore[attr-defined]
+    kickoff_for_each.__doc__ = original.__doc__
+    return kickoff_for_each
