@@ -92,5 +92,5 @@ def test_missing_target_is_reported_not_skipped(monkeypatch: pytest.MonkeyPatch,
 
 def test_status_lists_every_component_before_patch() -> None:
     state = crewai_rust.status()
-    assert set(state["components"]) == {"MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION"}
+    assert set(state["components"]) == {"MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION", "RUNTIME"}
     assert all(not c["enabled"] for c in state["components"].values())

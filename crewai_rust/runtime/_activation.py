@@ -28,6 +28,12 @@ def _patch_state_cache(patcher: Patcher) -> None:
     if "_create_default_extension_state" not in vars(flow_cls):
         patcher.report_missing(f"{FLOW_MODULE}:Flow._create_default_extension_state", "not defined on Flow")
         return
+    runtime = patcher.resolve(FLOW_MODULE)
+    names = ("_build_definition_state_model", "resolve_ref", "logger")
+    if all(hasattr(runtime, n) for n in names):
+        patcher.replace(FLOW_MODULE, "_build_definition_state_model", _state.make_build_definition_state_model(runtime))
+    else:
+        patcher.report_missing(f"{FLOW_MODULE}:_build_definition_state_model", "not in this CrewAI version")
     original = vars(flow_cls)["_create_initial_state"]
     patcher.replace(f"{FLOW_MODULE}:Flow", "_create_initial_state", _state.make_create_initial_state(flow_cls, original))
 

@@ -18,20 +18,24 @@ from uuid import uuid4
 MAX_CACHED = 256
 
 _lock = threading.Lock()
-_classes: OrderedDict[type, type] = OrderedDict()
+_classes: OrderedDict[tuple[type, str], type] = OrderedDict()
 QUALNAME = "Flow._create_initial_state.<locals>.StateWithId"
 
 
-def state_class(flow_state: type, state_type: type) -> type:
+DEFINITION_QUALNAME = "_build_definition_state_model.<locals>.StateWithId"
+
+
+def state_class(flow_state: type, state_type: type, qualname: str = QUALNAME) -> type:
     """The ``StateWithId`` subclass of ``(FlowState, state_type)``, built on first use."""
+    key = (state_type, qualname)
     with _lock:
-        cls = _classes.get(state_type)
+        cls = _classes.get(key)
         if cls is not None:
-            _classes.move_to_end(state_type)
+            _classes.move_to_end(key)
             return cls
-    cls = type("StateWithId", (flow_state, state_type), {"__module__": "crewai.flow.runtime", "__qualname__": QUALNAME})
+    cls = type("StateWithId", (flow_state, state_type), {"__module__": "crewai.flow.runtime", "__qualname__": qualname})
     with _lock:
-        cls = _classes.setdefault(state_type, cls)
+        cls = _classes.setdefault(key, cls)
         while len(_classes) > MAX_CACHED:
             _classes.popitem(last=False)
     return cls
@@ -53,15 +57,25 @@ def make_create_initial_state(flow_cls: type, original: Callable[[Any], Any]) ->
     from crewai.flow.runtime import FlowState
     from pydantic import BaseModel
 
-    default_extension = flow_cls._create_default_extension_state
+    pure_extensions = {flow_cls._create_default_extension_state}
+    try:
+        from crewai.flow.conversational_mixin import _ConversationalMixin
+
+        pure_extensions.add(_ConversationalMixin._create_default_extension_state)
+    except (ImportError, AttributeError):
+        pass
 
     def _create_initial_state(self: Any) -> Any:
-        # Only the default (pure, returns None) extension hook lets us decide
-        # without calling it twice; any override keeps CrewAI's path.
-        if type(self)._create_default_extension_state is not default_extension:
+        # CrewAI's own extension hooks only read configuration, so asking one
+        # here and again in CrewAI's path is harmless; a user override keeps
+        # CrewAI's path untouched.
+        if type(self)._create_default_extension_state not in pure_extensions:
             return original(self)
         init_state = self.initial_state
         if init_state is None:
+            extension_state = self._create_default_extension_state()
+            if extension_state is not None:
+                return extension_state
             if not hasattr(self, "_initial_state_t"):
                 return original(self)
             state_type = self._initial_state_t
@@ -86,4 +100,49 @@ def make_create_initial_state(flow_cls: type, original: Callable[[Any], Any]) ->
     return _create_initial_state
 
 
-__all__ = ["cached_classes", "clear", "make_create_initial_state", "state_class"]
+def make_build_definition_state_model(runtime: Any) -> Callable[..., Any]:
+    """CrewAI's ``_build_definition_state_model`` (typed ``Flow[T]`` states), with the class cached."""
+    from pydantic import BaseModel, ValidationError
+
+    FlowState = runtime.FlowState
+    logger = runtime.logger
+
+    def _build_definition_state_model(state_definition: Any, compose: Callable[[type], type] | None = None) -> Any:
+        kwargs = dict(state_definition.default or {})
+        model_class: Any = None
+        state_ref = getattr(state_definition, "ref", None)
+        if state_ref:
+            try:
+                resolved: Any = runtime.resolve_ref(state_ref, field="state")
+            except Exception:
+                logger.warning("Could not import state ref %r", state_ref, exc_info=True)
+            else:
+                if isinstance(resolved, type) and issubclass(resolved, BaseModel):
+                    model_class = resolved
+                else:
+                    logger.warning("State ref %r is not a pydantic model", state_ref)
+        json_schema = getattr(state_definition, "json_schema", None)
+        if model_class is None and json_schema:
+            from crewai.utilities.pydantic_schema_utils import create_model_from_schema
+
+            try:
+                model_class = create_model_from_schema(json_schema)
+            except Exception:
+                logger.warning("Could not build a state model from the declared json_schema", exc_info=True)
+        if model_class is None:
+            return None
+        if compose is not None:
+            model_class = compose(model_class)
+        if not issubclass(model_class, FlowState):
+            model_class = state_class(FlowState, model_class, DEFINITION_QUALNAME)
+        try:
+            return model_class(**kwargs)
+        except ValidationError as e:
+            if any(error.get("type") != "missing" for error in e.errors()):
+                raise
+            return model_class.model_construct(**kwargs)
+
+    return _build_definition_state_model
+
+
+__all__ = ["make_build_definition_state_model", "cached_classes", "clear", "make_create_initial_state", "state_class"]
