@@ -11,7 +11,7 @@ import pytest
 import crewai_rust
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _runtime_scenarios as scenarios  # noqa: E402
+import _runtime_scenarios as scenarios
 
 
 def _stock_and_patched(fn, components="runtime"):  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ def test_status_reports_every_runtime_target() -> None:
 
 
 def test_unpatch_restores_crewai_by_identity() -> None:
-    import crewai.flow.runtime as runtime
+    from crewai.flow import runtime
     from crewai.memory.unified_memory import Memory
     from crewai.utilities import file_store
 
@@ -125,8 +125,9 @@ def test_run_refuses_a_running_loop_like_asyncio_run() -> None:
 
 
 def test_file_store_guard_returns_what_asyncio_run_returns() -> None:
-    from crewai.utilities import file_store
     import uuid
+
+    from crewai.utilities import file_store
 
     crewai_rust.patch("runtime")
     assert file_store._run_sync is not vars(file_store).get("__wrapped__")
@@ -136,8 +137,10 @@ def test_file_store_guard_returns_what_asyncio_run_returns() -> None:
 
 def test_memory_recall_waits_only_for_its_own_run() -> None:
     import threading
+
     from crewai.execution import clear_execution_uuid, set_execution_uuid
     from crewai.memory.unified_memory import Memory
+
     from crewai_rust.testing import HashEmbedder, ScriptedLLM
 
     crewai_rust.patch("runtime")

@@ -48,9 +48,9 @@ def clear() -> None:
         _index.clear()
 
 
-def make_find_triggered_methods(flow_cls: type, original: Callable[..., Any]) -> Callable[..., Any]:
+def make_find_triggered_methods(flow_cls: Any, original: Callable[..., Any]) -> Callable[..., Any]:
     """A ``Flow._find_triggered_methods`` over the index; subclasses that override its parts keep CrewAI's."""
-    import crewai.flow.runtime as runtime
+    from crewai.flow import runtime
 
     base_listener_methods = flow_cls._listener_methods
     base_condition_met = flow_cls._condition_met

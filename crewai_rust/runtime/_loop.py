@@ -76,7 +76,7 @@ class _ThreadLoop:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: S110 - interpreter shutdown; nothing to report to
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown; nothing to report to
             pass
 
 
@@ -155,7 +155,7 @@ class FlowAsyncio(types.ModuleType):
         return await asyncio.to_thread(func, *args, **kwargs)
 
 
-def make_skip(flow_cls: type, event_bus: Any) -> Callable[[Callable[..., Any], tuple[Any, ...]], bool]:
+def make_skip(flow_cls: Any, event_bus: Any) -> Callable[[Callable[..., Any], tuple[Any, ...]], bool]:
     """Which ``to_thread`` calls of the flow runtime are CrewAI bookkeeping that would return at once."""
     persist_fn = flow_cls._persist_method_completion
     drain_fn = flow_cls._drain_memory_writes

@@ -63,7 +63,7 @@ class KeyedSerialPool:
                 continue
             try:
                 future.set_result(fn(*args))
-            except BaseException as exc:  # a Future carries any failure, as ThreadPoolExecutor's do
+            except BaseException as exc:  # noqa: BLE001 - a Future carries any failure, as ThreadPoolExecutor does
                 future.set_exception(exc)
 
     def shutdown(self) -> None:

@@ -52,7 +52,7 @@ def clear() -> None:
         _classes.clear()
 
 
-def make_create_initial_state(flow_cls: type, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def make_create_initial_state(flow_cls: Any, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A ``Flow._create_initial_state`` that reuses state classes; everything else is CrewAI's own."""
     from crewai.flow.runtime import FlowState
     from pydantic import BaseModel
@@ -145,4 +145,4 @@ def make_build_definition_state_model(runtime: Any) -> Callable[..., Any]:
     return _build_definition_state_model
 
 
-__all__ = ["make_build_definition_state_model", "cached_classes", "clear", "make_create_initial_state", "state_class"]
+__all__ = ["cached_classes", "clear", "make_build_definition_state_model", "make_create_initial_state", "state_class"]
