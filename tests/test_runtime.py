@@ -50,7 +50,8 @@ def test_status_reports_every_runtime_target() -> None:
     assert state["enabled"] and state["implementation"] == "python"
     assert state["missing"] == []
     for target in ("Flow._create_initial_state", "_build_definition_state_model", "crewai.flow.runtime:asyncio", "Flow._find_triggered_methods",
-                   "file_store:_run_sync", "Memory._submit_save", "Memory.drain_writes"):
+                   "file_store:_run_sync", "Memory._submit_save", "Memory.drain_writes",
+                   "structured_tool:format_description_for_llm", "base_tool:format_description_for_llm"):
         assert any(target in p for p in state["patched"]), (target, state["patched"])
 
 
@@ -59,12 +60,14 @@ def test_unpatch_restores_crewai_by_identity() -> None:
     from crewai.memory.unified_memory import Memory
     from crewai.utilities import file_store
 
-    before = (runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
+    from crewai.tools import base_tool, structured_tool
+
+    before = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
               file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
     crewai_rust.patch("runtime")
     assert runtime.asyncio is not asyncio
     crewai_rust.unpatch()
-    after = (runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
+    after = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
              file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
     assert all(a is b for a, b in zip(before, after))
     assert runtime.asyncio is asyncio
@@ -163,3 +166,19 @@ def test_memory_recall_waits_only_for_its_own_run() -> None:
     release.set()
     memory.close()  # waits for every run
     assert order == ["b", "a-slow", "a-next"]
+
+
+def test_tool_text_is_cached_and_identical() -> None:
+    from crewai.tools import base_tool, structured_tool
+
+    from crewai_rust._demo.scenario import build_tools
+    from crewai_rust.runtime import _tool_schema
+
+    tools = list(build_tools().values())
+    stock = [t.formatted_description for t in tools] + [t.to_structured_tool().formatted_description for t in tools]
+    crewai_rust.patch("runtime")
+    assert base_tool.format_description_for_llm is structured_tool.format_description_for_llm
+    patched = [t.formatted_description for t in tools] + [t.to_structured_tool().formatted_description for t in tools]
+    again = [t.formatted_description for t in tools]
+    assert patched == stock and again == stock[: len(tools)]
+    assert _tool_schema.cached_texts() == len(tools)

@@ -1,11 +1,11 @@
-"""``patch()`` for RUNTIME: the Flow engine's state classes, event loop, listener lookup and the file store."""
+"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, file store, tool text, memory saves."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .._patcher import Patcher
-from . import _config, _listeners, _state
+from . import _config, _listeners, _state, _tool_schema
 from ._file_store import make_run_sync
 from ._loop import FlowAsyncio, make_skip
 
@@ -77,6 +77,21 @@ def _patch_file_store(patcher: Patcher) -> None:
     patcher.replace(FILE_STORE, "_run_sync", make_run_sync(module, original))
 
 
+TOOL_TEXT_MODULES = ("crewai.tools.structured_tool", "crewai.tools.base_tool")
+
+
+def _patch_tool_schema(patcher: Patcher) -> None:
+    source = patcher.resolve(f"{TOOL_TEXT_MODULES[0]}:format_description_for_llm")
+    if source is None:
+        return
+    fast = _tool_schema.make_format_description(source)
+    for module in TOOL_TEXT_MODULES:
+        if patcher.resolve(f"{module}:format_description_for_llm") is source:
+            patcher.replace(module, "format_description_for_llm", fast)
+        else:
+            patcher.report_missing(f"{module}:format_description_for_llm", "does not bind CrewAI's function")
+
+
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Install the enabled fast paths; RUNTIME has no Rust twin (it removes work, it computes nothing)."""
     settings = _config.resolve(options)
@@ -88,6 +103,8 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         _patch_listener_index(patcher)
     if settings["file_store"]:
         _patch_file_store(patcher)
+    if settings["tool_schema"]:
+        _patch_tool_schema(patcher)
     if settings["memory_pool"]:
         from ._memory import patch_memory
 
@@ -98,6 +115,7 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 def deactivate() -> None:
     _state.clear()
     _listeners.clear()
+    _tool_schema.clear()
     from ._memory import shutdown
 
     shutdown()

@@ -7,6 +7,7 @@ Environment variables (read when ``patch()`` runs), each a 1/0 switch, all on by
   for the engine's own no-op steps (persistence off, no memory, nothing to flush)
 - ``CREWAI_RUST_RUNTIME_LISTENER_INDEX``: listener lookup after each step from a per-definition index
 - ``CREWAI_RUST_RUNTIME_FILE_STORE``: no event loop for the file store's no-op coroutines
+- ``CREWAI_RUST_RUNTIME_TOOL_SCHEMA``: a tool's prompt text (argument schema) built once per tool
 - ``CREWAI_RUST_RUNTIME_MEMORY_POOL``: memory saves serial per run, runs in parallel; a recall
   waits only for its own run's saves
 - ``CREWAI_RUST_RUNTIME_SAVE_WORKERS``: threads of that save pool (default 16)
@@ -23,6 +24,7 @@ _FLAG_ENV = {
     "loop_reuse": "CREWAI_RUST_RUNTIME_LOOP_REUSE",
     "listener_index": "CREWAI_RUST_RUNTIME_LISTENER_INDEX",
     "file_store": "CREWAI_RUST_RUNTIME_FILE_STORE",
+    "tool_schema": "CREWAI_RUST_RUNTIME_TOOL_SCHEMA",
     "memory_pool": "CREWAI_RUST_RUNTIME_MEMORY_POOL",
 }
 DEFAULT_SAVE_WORKERS = 16
