@@ -58,9 +58,8 @@ def test_status_reports_every_runtime_target() -> None:
 def test_unpatch_restores_crewai_by_identity() -> None:
     from crewai.flow import runtime
     from crewai.memory.unified_memory import Memory
-    from crewai.utilities import file_store
-
     from crewai.tools import base_tool, structured_tool
+    from crewai.utilities import file_store
 
     before = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
               file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
