@@ -181,3 +181,16 @@ def test_tool_text_is_cached_and_identical() -> None:
     again = [t.formatted_description for t in tools]
     assert patched == stock and again == stock[: len(tools)]
     assert _tool_schema.cached_texts() == len(tools)
+
+
+def test_listener_bookkeeping_matches_stock() -> None:
+    """The index keeps CrewAI's pending-event sets and fired or-listeners exactly."""
+
+    def run() -> tuple[dict[str, set[str]], set[str], list[str]]:
+        flow = scenarios.RouterFlow()
+        flow.kickoff()
+        return dict(flow._pending_events), set(flow._fired_or_listeners), list(flow.state.trail)
+
+    stock = run()
+    crewai_rust.patch("runtime")
+    assert run() == stock
