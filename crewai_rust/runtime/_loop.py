@@ -27,6 +27,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 _local = threading.local()
+#: Longest wait for a free worker to pick a step up (a safety net: a worker is free, so it is normally microseconds).
+PICKUP_WAIT_S = 0.5
 
 
 class _TrackingExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -38,10 +40,26 @@ class _TrackingExecutor(concurrent.futures.ThreadPoolExecutor):
         self._in_flight_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future = super().submit(fn, *args, **kwargs)
+        # Stock runs every Flow on a fresh executor, so a step's first hop starts
+        # a new thread, and ``Thread.start`` hands that thread the GIL: the step
+        # begins before the loop emits the next event (CrewAI's own tests rely on
+        # that order for parallel start methods). Warm threads do not wait to be
+        # picked up, so wait for it here whenever a worker is free to do so.
+        with self._in_flight_lock:
+            free_worker = len(self._in_flight) < self._max_workers
+        picked = threading.Event() if free_worker else None
+
+        def job() -> Any:
+            if picked is not None:
+                picked.set()
+            return fn(*args, **kwargs)
+
+        future = super().submit(job)
         with self._in_flight_lock:
             self._in_flight.add(future)
         future.add_done_callback(self._forget)
+        if picked is not None:
+            picked.wait(PICKUP_WAIT_S)
         return future
 
     def _forget(self, future: concurrent.futures.Future[Any]) -> None:
