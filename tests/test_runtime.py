@@ -194,3 +194,23 @@ def test_listener_bookkeeping_matches_stock() -> None:
     stock = run()
     crewai_rust.patch("runtime")
     assert run() == stock
+
+
+def test_a_failing_flow_raises_as_stock_and_keeps_the_loop() -> None:
+    from crewai.flow import Flow, start
+
+    from crewai_rust.runtime import _loop
+
+    class Boom(Flow[dict]):  # type: ignore[type-arg]
+        @start()
+        def explode(self) -> None:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        Boom().kickoff()
+    crewai_rust.patch("runtime")
+    with pytest.raises(ValueError, match="boom"):
+        Boom().kickoff()
+    runs = _loop.runs_on_this_thread()
+    assert scenarios.run_nested_flow() == "outer got: inner saw tea"
+    assert _loop.runs_on_this_thread() == runs + 1

@@ -130,7 +130,7 @@ def run(main: Coroutine[Any, Any, Any], *, debug: bool | None = None) -> Any:
     holder = _thread_loop()
     loop = holder.loop
     asyncio.set_event_loop(loop)
-    clean = False
+    broken = True
     try:
         task = loop.create_task(main)
         try:
@@ -138,13 +138,16 @@ def run(main: Coroutine[Any, Any, Any], *, debug: bool | None = None) -> Any:
         finally:
             _cancel_all_tasks(loop)
             holder.executor.wait_idle()
-        clean = True
+        broken = False
         holder.runs += 1
         return result
+    except Exception:
+        broken = False  # the flow failed, the loop did not
+        raise
     finally:
         asyncio.set_event_loop(None)
-        if not clean and not loop.is_closed():
-            # KeyboardInterrupt or a broken loop: never reuse it.
+        if broken and not loop.is_closed():
+            # KeyboardInterrupt, SystemExit or a broken loop: never reuse it.
             _local.holder = None
             holder.close()
 
