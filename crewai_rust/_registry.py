@@ -27,6 +27,7 @@ COMPONENTS: dict[str, str] = {
     "TASKS": "crewai_rust.tasks._activation",
     "DATABASE": "crewai_rust.database._activation",
     "SERIALIZATION": "crewai_rust.serialization._activation",
+    "RUNTIME": "crewai_rust.runtime._activation",
 }
 
 DISABLE_ENV = "CREWAI_RUST_DISABLE"

@@ -36,7 +36,8 @@ def test_demo_runs_stock_and_patched_with_identical_outputs(tmp_path: Path) -> N
     enabled = {name for name, comp in components.items() if comp["enabled"]}
     assert enabled, components
     expected_impl = "rust" if patched["build_info"]["speedups_enabled"] else "python"
-    assert {components[name]["implementation"] for name in enabled} == {expected_impl}
+    assert {components[name]["implementation"] for name in enabled - {"RUNTIME"}} == {expected_impl}
+    assert components["RUNTIME"]["implementation"] == "python"  # Python-only component
     assert stock["memory_storage"].endswith("LanceDBStorage")
     assert patched["memory_storage"].endswith("RustMemoryStorage")
     for mode in (stock, patched):

@@ -167,7 +167,7 @@ def test_disable_env_makes_patch_a_no_op(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_component_switch_turns_one_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION"):
+    for name in ("MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION", "RUNTIME"):
         monkeypatch.setenv(f"CREWAI_RUST_{name}", "0")
     state = crewai_rust.patch()
     for comp in state["components"].values():
@@ -192,4 +192,4 @@ def test_status_cli_prints_build_and_components() -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["build_info"]["package_version"] == crewai_rust.__version__
-    assert set(data["status"]["components"]) == {"MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION"}
+    assert set(data["status"]["components"]) == {"MEMORY", "TOOLS", "TASKS", "DATABASE", "SERIALIZATION", "RUNTIME"}

@@ -25,6 +25,7 @@ PHASES = [
     ("tool dispatch", "tool dispatch"),
     ("task fan-out", "task fan-out (kickoff_for_each)"),
     ("task-output storage", "task-output storage"),
+    ("flow engine", "flow engine (state, listeners: RUNTIME)"),
     ("whole kickoff", "whole kickoff (main crew)"),
 ]
 

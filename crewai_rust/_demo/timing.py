@@ -22,6 +22,10 @@ PHASE_TARGETS: dict[str, list[str]] = {
     "memory save": ["crewai.memory.unified_memory:Memory._encode_batch"],
     "waiting for saves": ["crewai.memory.unified_memory:Memory.drain_writes"],
     "tool dispatch": ["crewai.agents.agent_executor:AgentExecutor._execute_single_native_tool_call"],
+    "flow engine": [
+        "crewai.flow.runtime:Flow._create_initial_state",
+        "crewai.flow.runtime:Flow._find_triggered_methods",
+    ],
     "task-output storage": [
         "crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler.add",
         "crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler.update",

@@ -1,0 +1,216 @@
+"""RUNTIME: same outputs and same events as stock CrewAI, and proof that its fast paths ran."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+import crewai_rust
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _runtime_scenarios as scenarios
+
+
+def _stock_and_patched(fn, components="runtime"):  # type: ignore[no-untyped-def]
+    fn()  # warm-up: one-off events (first flow class use) are not part of the comparison
+    stock = scenarios.recorded(fn)
+    crewai_rust.patch(components)
+    try:
+        patched = scenarios.recorded(fn)
+    finally:
+        crewai_rust.unpatch()
+    return stock, patched
+
+
+@pytest.mark.parametrize("name", sorted(scenarios.FLOW_SCENARIOS))
+def test_flow_outputs_and_events_match_stock(name: str) -> None:
+    (stock_value, stock_events), (value, events) = _stock_and_patched(scenarios.FLOW_SCENARIOS[name])
+    assert value == stock_value
+    assert scenarios.comparable(events) == scenarios.comparable(stock_events)
+    assert any(e[0] == "MethodExecutionFinishedEvent" for e in events)
+
+
+def test_demo_crew_outputs_and_events_match_stock(use_rust: bool) -> None:
+    (stock_value, stock_events), (value, events) = _stock_and_patched(scenarios.run_demo_crew)
+    assert value == stock_value
+    assert scenarios.comparable(events) == scenarios.comparable(stock_events)
+
+
+def test_kickoff_for_each_outputs_match_stock(use_rust: bool) -> None:
+    stock = scenarios.run_for_each()
+    crewai_rust.patch()
+    assert scenarios.run_for_each() == stock
+
+
+def test_status_reports_every_runtime_target() -> None:
+    state = crewai_rust.patch("runtime")["components"]["RUNTIME"]
+    assert state["enabled"] and state["implementation"] == "python"
+    assert state["missing"] == []
+    for target in ("Flow._create_initial_state", "_build_definition_state_model", "crewai.flow.runtime:asyncio", "Flow._find_triggered_methods",
+                   "file_store:_run_sync", "Memory._submit_save", "Memory.drain_writes",
+                   "structured_tool:format_description_for_llm", "base_tool:format_description_for_llm"):
+        assert any(target in p for p in state["patched"]), (target, state["patched"])
+
+
+def test_unpatch_restores_crewai_by_identity() -> None:
+    from crewai.flow import runtime
+    from crewai.memory.unified_memory import Memory
+    from crewai.tools import base_tool, structured_tool
+    from crewai.utilities import file_store
+
+    before = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
+              file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
+    crewai_rust.patch("runtime")
+    assert runtime.asyncio is not asyncio
+    crewai_rust.unpatch()
+    after = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
+             file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
+    assert all(a is b for a, b in zip(before, after))
+    assert runtime.asyncio is asyncio
+
+
+def test_switch_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREWAI_RUST_RUNTIME", "0")
+    assert crewai_rust.patch("runtime")["components"]["RUNTIME"]["disabled_reason"] == "CREWAI_RUST_RUNTIME=0"
+    monkeypatch.delenv("CREWAI_RUST_RUNTIME")
+    state = crewai_rust.patch("runtime", runtime={"loop_reuse": False, "memory_pool": False})["components"]["RUNTIME"]
+    assert not any("asyncio" in p or "Memory" in p for p in state["patched"])
+    crewai_rust.unpatch()
+    state = crewai_rust.patch("runtime", runtime={"warp": 1})["components"]["RUNTIME"]
+    assert state["enabled"] is False and "unknown runtime option" in state["error"]
+
+
+def test_missing_target_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai.utilities import file_store
+
+    monkeypatch.delattr(file_store, "_run_sync")
+    state = crewai_rust.patch("runtime")["components"]["RUNTIME"]
+    assert any("_run_sync" in m["target"] for m in state["missing"])
+
+
+def test_fast_paths_ran_in_a_crew() -> None:
+    from crewai_rust.runtime import _loop, _state
+
+    crewai_rust.patch("runtime")
+    runs = _loop.runs_on_this_thread()
+    scenarios.run_router_flow()
+    scenarios.run_router_flow()
+    assert _loop.runs_on_this_thread() == runs + 2
+    assert _state.cached_classes() >= 1
+    first, second = scenarios.RouterFlow(), scenarios.RouterFlow()
+    assert type(first.state) is type(second.state)
+
+
+def test_state_class_matches_stock_shape() -> None:
+    stock = scenarios.RouterFlow().state
+    crewai_rust.patch("runtime")
+    patched = scenarios.RouterFlow().state
+    assert type(patched).__name__ == type(stock).__name__ == "StateWithId"
+    assert type(patched).__qualname__ == type(stock).__qualname__
+    assert set(type(patched).model_fields) == set(type(stock).model_fields)
+    assert patched.model_dump().keys() == stock.model_dump().keys()
+
+
+def test_run_refuses_a_running_loop_like_asyncio_run() -> None:
+    from crewai_rust.runtime import _loop
+
+    async def outer() -> None:
+        coro = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="running event loop"):
+            _loop.run(coro)
+        coro.close()  # asyncio.run leaves a refused coroutine unstarted, as here
+
+    asyncio.run(outer())
+
+
+def test_file_store_guard_returns_what_asyncio_run_returns() -> None:
+    import uuid
+
+    from crewai.utilities import file_store
+
+    crewai_rust.patch("runtime")
+    assert file_store._run_sync is not vars(file_store).get("__wrapped__")
+    assert file_store.get_all_files(uuid.uuid4(), uuid.uuid4()) is None
+    assert file_store._run_sync(asyncio.sleep(0, result=5)) == 5  # not a file-store coroutine: CrewAI's path
+
+
+def test_memory_recall_waits_only_for_its_own_run() -> None:
+    import threading
+
+    from crewai.execution import clear_execution_uuid, set_execution_uuid
+    from crewai.memory.unified_memory import Memory
+
+    from crewai_rust.testing import HashEmbedder, ScriptedLLM
+
+    crewai_rust.patch("runtime")
+    memory = Memory(llm=ScriptedLLM(), embedder=HashEmbedder(16))
+    release = threading.Event()
+    order: list[str] = []
+    token = set_execution_uuid("run-a")
+    try:
+        memory._submit_save(lambda: (release.wait(10), order.append("a-slow")))
+        memory._submit_save(lambda: order.append("a-next"))
+    finally:
+        clear_execution_uuid(token)
+    token = set_execution_uuid("run-b")
+    try:
+        memory._submit_save(lambda: order.append("b"))
+        memory.drain_writes()  # must not wait for run-a's blocked save
+        assert order == ["b"]
+    finally:
+        clear_execution_uuid(token)
+    release.set()
+    memory.close()  # waits for every run
+    assert order == ["b", "a-slow", "a-next"]
+
+
+def test_tool_text_is_cached_and_identical() -> None:
+    from crewai.tools import base_tool, structured_tool
+
+    from crewai_rust._demo.scenario import build_tools
+    from crewai_rust.runtime import _tool_schema
+
+    tools = list(build_tools().values())
+    stock = [t.formatted_description for t in tools] + [t.to_structured_tool().formatted_description for t in tools]
+    crewai_rust.patch("runtime")
+    assert base_tool.format_description_for_llm is structured_tool.format_description_for_llm
+    patched = [t.formatted_description for t in tools] + [t.to_structured_tool().formatted_description for t in tools]
+    again = [t.formatted_description for t in tools]
+    assert patched == stock and again == stock[: len(tools)]
+    assert _tool_schema.cached_texts() == len(tools)
+
+
+def test_listener_bookkeeping_matches_stock() -> None:
+    """The index keeps CrewAI's pending-event sets and fired or-listeners exactly."""
+
+    def run() -> tuple[dict[str, set[str]], set[str], list[str]]:
+        flow = scenarios.RouterFlow()
+        flow.kickoff()
+        return dict(flow._pending_events), set(flow._fired_or_listeners), list(flow.state.trail)
+
+    stock = run()
+    crewai_rust.patch("runtime")
+    assert run() == stock
+
+
+def test_a_failing_flow_raises_as_stock_and_keeps_the_loop() -> None:
+    from crewai.flow import Flow, start
+
+    from crewai_rust.runtime import _loop
+
+    class Boom(Flow[dict]):  # type: ignore[type-arg]
+        @start()
+        def explode(self) -> None:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        Boom().kickoff()
+    crewai_rust.patch("runtime")
+    with pytest.raises(ValueError, match="boom"):
+        Boom().kickoff()
+    runs = _loop.runs_on_this_thread()
+    assert scenarios.run_nested_flow() == "outer got: inner saw tea"
+    assert _loop.runs_on_this_thread() == runs + 1
