@@ -177,6 +177,12 @@ class Fanout:
         on_progress: Callable[[int, int], Any] | None,
     ) -> list[Any]:
         """``[func(item) for item in items]`` concurrently, in input order."""
+
+def fanout_active() -> int:
+    """Fan-out jobs that may still take the GIL (the exit hook waits for 0)."""
+
+def fanout_close() -> None:
+    """Interpreter exit: batch workers claim no further items."""
 # --- memory ---
 from collections.abc import Buffer as _Buffer  # noqa: E402  (3.12+; a protocol for type checkers only)
 

@@ -116,6 +116,16 @@ impl From<r2d2::Error> for DbError {
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
 const MULTIPLE_STATEMENTS: &str = "You can only execute one statement at a time.";
+const NUL_IN_SQL: &str = "the query contains a null character";
+
+/// SQLite stops reading SQL at a NUL byte, so `DELETE FROM t\0 WHERE ...` would
+/// run as `DELETE FROM t`; CPython's `sqlite3` refuses such SQL, and so do we.
+fn refuse_nul(sql: &str) -> DbResult<()> {
+    if sql.as_bytes().contains(&0) {
+        return Err(DbError::Programming(NUL_IN_SQL.to_owned()));
+    }
+    Ok(())
+}
 
 impl DbError {
     /// True for SQLITE_BUSY / SQLITE_LOCKED: the operation had no effect and may be retried.
@@ -357,6 +367,7 @@ pub struct Executed {
 
 /// Run one statement to completion, discarding any rows.
 pub fn execute(conn: &Connection, sql: &str, params: &Params) -> DbResult<Executed> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(Executed { rowcount: -1, lastrowid: conn.last_insert_rowid() });
     }
@@ -373,6 +384,7 @@ pub fn execute(conn: &Connection, sql: &str, params: &Params) -> DbResult<Execut
 /// Run one DML statement once per parameter set; returns the total rows changed.
 /// The caller decides on the transaction (see [`executemany_atomic`]).
 pub fn executemany(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult<i64> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(-1);
     }
@@ -394,6 +406,7 @@ pub fn executemany(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult
 
 /// [`executemany`] inside its own `BEGIN IMMEDIATE` transaction: all rows or none.
 pub fn executemany_atomic(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult<i64> {
+    refuse_nul(sql)?;
     if !conn.is_autocommit() {
         return executemany(conn, sql, batches);
     }
@@ -411,6 +424,7 @@ pub fn executemany_atomic(conn: &Connection, sql: &str, batches: &[Params]) -> D
 
 /// Run a statement and collect its rows (at most `limit` when given).
 pub fn query(conn: &Connection, sql: &str, params: &Params, limit: Option<usize>) -> DbResult<Rows> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(Rows::default());
     }
