@@ -188,7 +188,8 @@ class VectorIndex:
         n = self.n
         mask: np.ndarray | None = None
         if scope_prefix:
-            table = self.scopes.table(lambda s: s.startswith(scope_prefix))
+            child = scope_prefix + "/"  # path-aware, as in SQL: /a matches /a and /a/b, never /ab
+            table = self.scopes.table(lambda s: s == scope_prefix or s.startswith(child))
             mask = table[self.scope_codes[:n]]
         if categories:
             wanted = list(categories)

@@ -85,6 +85,48 @@ class RecordStore(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def delete_ids(self, ids: Sequence[str]) -> int: ...
+    def delete_where(
+        self, where: str, params: Sequence[Any], keep: Callable[[str, str], bool] | None = ...,
+        ids: Sequence[str] | None = ...,
+    ) -> int: ...
+    def delete_where(
+        self,
+        where: str,
+        params: Sequence[Any],
+        keep: Callable[[str, str], bool] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete the records matching ``where`` (and ``keep(categories, metadata)``), in ONE write transaction.
+
+        Selecting and deleting under the same write lock means a record another
+        process moved out of the scope meanwhile is never deleted: the move
+        either committed before (the row no longer matches) or waits for us.
+        With ``ids`` only those rows are looked up (by the unique id index).
+        """
+        deleted = 0
+        with self.write() as cur:
+            if ids is None:
+                batches: Iterator[list[Any]] = iter([[]])
+                sql = f"SELECT id, categories, metadata FROM records WHERE {where}"
+            else:
+                batches = _chunks(list(dict.fromkeys(ids)), 500)
+            for chunk in batches:
+                if ids is None:
+                    rows = cur.execute(sql, list(params)).fetchall()
+                else:
+                    marks = ",".join("?" * len(chunk))
+                    rows = cur.execute(
+                        f"SELECT id, categories, metadata FROM records WHERE id IN ({marks}) AND ({where})",
+                        [*chunk, *params],
+                    ).fetchall()
+                gone = [r[0] for r in rows if keep is None or keep(r[1], r[2])]
+                for part in _chunks(gone, 500):
+                    marks = ",".join("?" * len(part))
+                    cur.execute(f"DELETE FROM records WHERE id IN ({marks})", part)
+                    self._log(cur, part, "d")
+                deleted += len(gone)
+        return deleted
+
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
     def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
@@ -366,6 +408,44 @@ class SQLiteRecordStore:
                     cur.execute(f"DELETE FROM records WHERE id IN ({marks})", gone)
                     self._log(cur, gone, "d")
                     deleted += len(gone)
+        return deleted
+
+    def delete_where(
+        self,
+        where: str,
+        params: Sequence[Any],
+        keep: Callable[[str, str], bool] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete the records matching ``where`` (and ``keep(categories, metadata)``), in ONE write transaction.
+
+        Selecting and deleting under the same write lock means a record another
+        process moved out of the scope meanwhile is never deleted: the move
+        either committed before (the row no longer matches) or waits for us.
+        With ``ids`` only those rows are looked up (by the unique id index).
+        """
+        deleted = 0
+        with self.write() as cur:
+            if ids is None:
+                batches: Iterator[list[Any]] = iter([[]])
+                sql = f"SELECT id, categories, metadata FROM records WHERE {where}"
+            else:
+                batches = _chunks(list(dict.fromkeys(ids)), 500)
+            for chunk in batches:
+                if ids is None:
+                    rows = cur.execute(sql, list(params)).fetchall()
+                else:
+                    marks = ",".join("?" * len(chunk))
+                    rows = cur.execute(
+                        f"SELECT id, categories, metadata FROM records WHERE id IN ({marks}) AND ({where})",
+                        [*chunk, *params],
+                    ).fetchall()
+                gone = [r[0] for r in rows if keep is None or keep(r[1], r[2])]
+                for part in _chunks(gone, 500):
+                    marks = ",".join("?" * len(part))
+                    cur.execute(f"DELETE FROM records WHERE id IN ({marks})", part)
+                    self._log(cur, part, "d")
+                deleted += len(gone)
         return deleted
 
     def reset_all(self) -> None:

@@ -76,10 +76,16 @@ def _rust_kernel(module: Any) -> Kernel:
 
 
 def _scope_clause(prefix: str | None) -> tuple[str, list[Any]]:
-    """SQL for "scope starts with ``prefix``" (exact, case-sensitive; LIKE would fold ASCII case)."""
+    """SQL for "scope is ``prefix`` or below it", path-aware: ``/a`` matches ``/a`` and ``/a/b``, never ``/ab``.
+
+    Exact and case-sensitive (LIKE would fold ASCII case); the child test
+    compares bytes, because SQLite's text ``substr`` stops at a NUL.
+    """
     if not prefix:
         return "1=1", []
-    return "scope >= ? AND substr(scope, 1, ?) = ?", [prefix, len(prefix), prefix]
+    child = prefix + "/"
+    raw = child.encode("utf-8")
+    return "(scope = ? OR (scope >= ? AND substr(CAST(scope AS BLOB), 1, ?) = ?))", [prefix, child, len(raw), raw]
 
 
 def _normalised(prefix: str | None) -> str | None:
@@ -234,19 +240,21 @@ class RustMemoryStorage:
         with self._lock:
             self._check_open()
             clause, params = _scope_clause(_normalised(scope_prefix))
-            sql = f"SELECT id, categories, metadata FROM records WHERE {clause}"
             if older_than is not None:
-                sql += " AND created_us < ?"
+                clause += " AND created_us < ?"
                 params.append(to_micros(older_than))
-            rows = self._store.query(sql, params)
+            ids: list[str] | None = None
             if record_ids is not None:
-                wanted = {str(r) for r in record_ids}
-                if not wanted and not (scope_prefix or categories or older_than or metadata_filter):
-                    return 0
-                if wanted:
-                    rows = [r for r in rows if r[0] in wanted]
-            ids = [r[0] for r in rows if _matches(r[1], r[2], categories, metadata_filter)]
-            deleted = self._store.delete_ids(ids)
+                ids = [str(r) for r in record_ids]
+                if not ids:
+                    if not (scope_prefix or categories or older_than or metadata_filter):
+                        return 0
+                    ids = None
+            keep = None
+            if categories or metadata_filter:
+                def keep(cat_json: str, meta_json: str) -> bool:
+                    return _matches(cat_json, meta_json, categories, metadata_filter)
+            deleted = self._store.delete_where(clause, params, keep, ids)
             self._sync()
             return deleted
 
@@ -254,15 +262,12 @@ class RustMemoryStorage:
         """Delete everything (and forget the dimension), or everything in a scope and its subscopes."""
         with self._lock:
             self._check_open()
-            if scope_prefix is None or not scope_prefix.strip("/"):
+            prefix = _normalised(scope_prefix)
+            if prefix is None:
                 self._store.reset_all()
             else:
-                prefix = scope_prefix.rstrip("/")
-                rows = self._store.query(
-                    "SELECT id FROM records WHERE scope = ? OR substr(scope, 1, ?) = ?",
-                    [prefix, len(prefix) + 1, prefix + "/"],
-                )
-                self._store.delete_ids([r[0] for r in rows])
+                clause, params = _scope_clause(prefix)
+                self._store.delete_where(clause, params)  # one transaction: a concurrent move survives
             self._sync()
 
     # -- search ------------------------------------------------------------------------
@@ -288,8 +293,7 @@ class RustMemoryStorage:
                 raise dimension_error(dim, len(query))
             if limit <= 0 or index.n == 0:
                 return []
-            prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
-            rows = index.select_rows(prefix, categories, metadata_filter)
+            rows = index.select_rows(_normalised(scope_prefix), categories, metadata_filter)
             if rows is not None and len(rows) == 0:
                 return []
             ranked, scores = _kernel_py.exact_top(
@@ -377,8 +381,7 @@ class RustMemoryStorage:
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
         """Category -> number of records carrying it, within a scope."""
         self._check_open()
-        prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
-        clause, params = _scope_clause(prefix)
+        clause, params = _scope_clause(_normalised(scope_prefix))
         counts: dict[str, int] = {}
         for cat_json, n in self._store.query(
             f"SELECT categories, COUNT(*) FROM records WHERE {clause} GROUP BY categories", params
