@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ._quarantine import COPIED, QUARANTINE_SCHEMA
+
 #: File name inside the memory directory; LanceDB uses ``memories.lance/`` there.
 DB_FILENAME = "crewai_rust_memory.sqlite3"
 
@@ -81,7 +83,11 @@ class RecordStore(Protocol):
     def changes_since(self, seq: int) -> ChangeSet: ...
     def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
     def get_dim(self) -> int | None: ...
-    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int: ...
+    def upsert(
+        self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = ...,
+        quarantined: Sequence[tuple[RecordRow, str]] = ...,
+    ) -> int: ...
+    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def delete_ids(self, ids: Sequence[str]) -> int: ...
@@ -127,6 +133,45 @@ class RecordStore(Protocol):
                 deleted += len(gone)
         return deleted
 
+    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int:
+        """Move the records ``(id, reason)`` from ``records`` into ``quarantine``, in one transaction."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        moved = []
+        with self.write() as cur:
+            for record_id, reason in bad:
+                cur.execute(
+                    f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) SELECT ?, ?, {COPIED}"
+                    " FROM records WHERE id = ?",
+                    (reason, now, record_id),
+                )
+                if cur.rowcount:
+                    cur.execute("DELETE FROM records WHERE id = ?", (record_id,))
+                    moved.append(record_id)
+            if moved:
+                self._log(cur, moved, "d")
+        return len(moved)
+
+    def quarantined(self) -> list[tuple[Any, ...]]:
+        """``(qid, id, reason, quarantined_at, categories, metadata, embedding)`` of every quarantined row."""
+        return self.query(
+            "SELECT qid, id, reason, quarantined_at, categories, metadata, embedding FROM quarantine ORDER BY qid"
+        )
+
+    def restore(self, qid: int, categories: str, metadata: str) -> bool:
+        """Put a quarantined row back with mended columns; False when a record with its id exists now."""
+        with self.write() as cur:
+            row = cur.execute("SELECT id FROM quarantine WHERE qid = ?", (qid,)).fetchone()
+            if row is None or cur.execute("SELECT 1 FROM records WHERE id = ?", (row[0],)).fetchone():
+                return False
+            cur.execute(
+                f"INSERT INTO records({COPIED}) SELECT id, content, scope, ?, ?, importance, created_at,"
+                " created_us, last_accessed, source, private, embedding FROM quarantine WHERE qid = ?",
+                (categories, metadata, qid),
+            )
+            cur.execute("DELETE FROM quarantine WHERE qid = ?", (qid,))
+            self._log(cur, [row[0]], "u")
+        return True
+
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
     def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
@@ -159,7 +204,7 @@ CREATE TABLE IF NOT EXISTS changes (
     record_id TEXT,
     op TEXT NOT NULL
 );
-"""
+""" + QUARANTINE_SCHEMA
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -364,8 +409,11 @@ class SQLiteRecordStore:
         with self.write() as cur:
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int:
-        """Insert or replace records by id (and ``meta`` entries, same transaction).
+    def upsert(
+        self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
+        quarantined: Sequence[tuple[RecordRow, str]] = (),
+    ) -> int:
+        """Insert or replace records by id (and ``meta`` entries and ``quarantined`` rows, same transaction).
 
         Returns the store's dimension; on a mismatch nothing is written.
         """
@@ -373,6 +421,17 @@ class SQLiteRecordStore:
             stored = self._check_dim(cur, dim)
             if stored != dim:
                 return stored
+            now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            cur.executemany(
+                f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        reason, now, r.id, r.content, r.scope, r.categories, r.metadata, r.importance,
+                        r.created_at, r.created_us, r.last_accessed, r.source, int(r.private), r.embedding,
+                    )
+                    for r, reason in quarantined
+                ],
+            )
             for key, value in (meta or {}).items():
                 cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
             cur.executemany(
@@ -447,6 +506,45 @@ class SQLiteRecordStore:
                     self._log(cur, part, "d")
                 deleted += len(gone)
         return deleted
+
+    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int:
+        """Move the records ``(id, reason)`` from ``records`` into ``quarantine``, in one transaction."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        moved = []
+        with self.write() as cur:
+            for record_id, reason in bad:
+                cur.execute(
+                    f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) SELECT ?, ?, {COPIED}"
+                    " FROM records WHERE id = ?",
+                    (reason, now, record_id),
+                )
+                if cur.rowcount:
+                    cur.execute("DELETE FROM records WHERE id = ?", (record_id,))
+                    moved.append(record_id)
+            if moved:
+                self._log(cur, moved, "d")
+        return len(moved)
+
+    def quarantined(self) -> list[tuple[Any, ...]]:
+        """``(qid, id, reason, quarantined_at, categories, metadata, embedding)`` of every quarantined row."""
+        return self.query(
+            "SELECT qid, id, reason, quarantined_at, categories, metadata, embedding FROM quarantine ORDER BY qid"
+        )
+
+    def restore(self, qid: int, categories: str, metadata: str) -> bool:
+        """Put a quarantined row back with mended columns; False when a record with its id exists now."""
+        with self.write() as cur:
+            row = cur.execute("SELECT id FROM quarantine WHERE qid = ?", (qid,)).fetchone()
+            if row is None or cur.execute("SELECT 1 FROM records WHERE id = ?", (row[0],)).fetchone():
+                return False
+            cur.execute(
+                f"INSERT INTO records({COPIED}) SELECT id, content, scope, ?, ?, importance, created_at,"
+                " created_us, last_accessed, source, private, embedding FROM quarantine WHERE qid = ?",
+                (categories, metadata, qid),
+            )
+            cur.execute("DELETE FROM quarantine WHERE qid = ?", (qid,))
+            self._log(cur, [row[0]], "u")
+        return True
 
     def reset_all(self) -> None:
         """Delete every record and forget the dimension (a new embedder may follow)."""

@@ -169,11 +169,24 @@ class RustMemoryStorage:
 
     def _reload(self) -> None:
         head, count, batches = self._store.load_index_rows()
+        dim = self._store.get_dim()
+        bad: list[tuple[str, str]] = []
         try:
-            self._index.load(count, batches, self._store.get_dim())
+            self._index.load(count, (_readable(rows, dim, bad) for rows in batches), dim)
         finally:
             batches.close()  # ends the read snapshot even when loading failed
         self._seen = head
+        if bad:
+            self._quarantine(bad)
+
+    def _quarantine(self, bad: list[tuple[str, str]]) -> None:
+        """Move unreadable rows aside (one WARNING each); the index already skipped them."""
+        from ._quarantine import warn
+
+        for record_id, reason in bad:
+            warn(record_id, reason, str(self.db_path))
+        self._store.quarantine(bad)
+        self._sync()
 
     def _sync(self) -> None:
         """Apply the deltas committed (by any process) since this process last looked."""
@@ -188,9 +201,14 @@ class RustMemoryStorage:
             index.clear(None)
         for record_id in changes.deleted:
             index.remove(record_id)
-        for seq, record_id, scope, cats, meta, blob in changes.upserted:
+        bad: list[tuple[str, str]] = []
+        for seq, record_id, scope, cats, meta, blob in _readable(changes.upserted, index.dim or self._store.get_dim(), bad):
             index.upsert(seq, record_id, scope, cats, meta, blob)
         self._seen = changes.head
+        if bad:  # written by another process that skipped validation
+            for record_id, _ in bad:
+                index.remove(record_id)
+            self._quarantine(bad)
 
     def refresh(self) -> None:
         """Pick up other processes' writes now (reads do this on their own)."""
@@ -423,9 +441,11 @@ class RustMemoryStorage:
             "implementation": self.implementation,
         }
 
-    def _import_rows(self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None) -> None:
-        """Bulk insert of already-encoded rows (the LanceDB import), with ``meta`` in the same commit."""
-        stored = self._store.upsert(list(rows), dim, meta)
+    def _import_rows(
+        self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None, quarantined: Sequence[Any] = ()
+    ) -> None:
+        """Bulk insert of already-checked rows (the LanceDB import), with ``meta`` and ``quarantined`` in the same commit."""
+        stored = self._store.upsert(list(rows), dim, meta, quarantined)
         if stored != dim:
             raise dimension_error(stored, dim)
 
@@ -455,25 +475,39 @@ class RustMemoryStorage:
         return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
 
 
+def _readable(rows: list[Any], dim: int | None, bad: list[tuple[str, str]]) -> list[Any]:
+    """The index rows that can be read back; the others are appended to ``bad`` as (id, reason)."""
+    from ._quarantine import problem
+
+    good = []
+    for row in rows:
+        reason = problem(row[1], row[3], row[4], row[5], dim)
+        if reason is None:
+            good.append(row)
+        else:
+            bad.append((row[1], reason))
+    return good
+
+
 def _json_list(text: str) -> list[str]:
-    from ..serialization import loads
+    from ._quarantine import load_stored
 
     try:
-        value = loads(text or "[]")
+        value = load_stored(text or "[]")
     except ValueError:
         return []
     return list(value) if isinstance(value, list) else []
 
 
 def _matches(cat_json: str, meta_json: str, categories: list[str] | None, metadata_filter: dict[str, Any] | None) -> bool:
-    from ..serialization import loads
+    from ._quarantine import load_stored
 
     if categories:
         have = _json_list(cat_json)
         if not any(c in have for c in categories):
             return False
     if metadata_filter:
-        meta = loads(meta_json or "{}")
-        if not all(meta.get(k) == v for k, v in metadata_filter.items()):
+        meta = load_stored(meta_json or "{}")
+        if not isinstance(meta, dict) or not all(meta.get(k) == v for k, v in metadata_filter.items()):
             return False
     return True
