@@ -245,12 +245,34 @@ impl Fanout {
         return_exceptions: bool,
         on_progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyList>> {
+        super::errors::no_panic(|| self.run_batch_inner(py, func, items, ctx, timeout, return_exceptions, on_progress))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Fanout(max_concurrency={})", self.max_concurrency)
+    }
+}
+
+impl Fanout {
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch_inner(
+        &self,
+        py: Python<'_>,
+        func: Py<PyAny>,
+        items: Bound<'_, PyList>,
+        ctx: Py<PyAny>,
+        timeout: Option<f64>,
+        return_exceptions: bool,
+        on_progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyList>> {
         let n = items.len();
         if n == 0 {
             return Ok(PyList::empty(py).unbind());
         }
         let timeout_span = match timeout {
-            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err(format!("timeout must be at most {} seconds, got {t}", Duration::MAX.as_secs()))
+            })?),
             Some(t) => return Err(PyValueError::new_err(format!("timeout must be positive, got {t}"))),
             None => None,
         };
@@ -307,10 +329,6 @@ impl Fanout {
             });
         }
         Ok(PyList::new(py, values)?.unbind())
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Fanout(max_concurrency={})", self.max_concurrency)
     }
 }
 

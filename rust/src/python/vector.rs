@@ -46,7 +46,7 @@ fn vector_top_k(
             Some(buf) => Some(slice_of(buf, "rows")?),
             None => None,
         },
-        k,
+        k: k.min(n), // never more hits than rows: a huge k must not size an allocation
         metric,
     };
     let hits = py.detach(|| top_k(&search, threads))?;
