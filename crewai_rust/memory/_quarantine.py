@@ -44,7 +44,10 @@ def load_stored(text: Any) -> Any:
     try:
         return loads(text)
     except ValueError:
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def _loose_parts(value: Any) -> list[str]:
