@@ -45,6 +45,48 @@ class StoreUnreadableError(RuntimeError):
     """The database file exists but is not a readable crewai_rust memory store."""
 
 
+class StoreDamagedError(StoreUnreadableError):
+    """SQLite found damage in the store's file (at open or later); the message names the file."""
+
+
+class StoreFileGoneError(StoreUnreadableError):
+    """The store's file was deleted or replaced while the store was open; the write was not saved."""
+
+
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_READONLY_CODE = 8
+
+
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when SQLite says the file itself is damaged (not busy, not read-only)."""
+    text = str(exc).lower()
+    return _code(exc) in _CORRUPT_CODES or "malformed" in text or "not a database" in text
+
+
+def advice(exc: BaseException) -> str:
+    """What to do about an error opening or using the store: transient causes are not damage.
+
+    Moving the file away is only right for damage: done while another process
+    still writes (a lock) or on a read-only mount, it splits the store in two.
+    """
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        return ("another process holds the store's write lock; this is transient: retry later "
+                "and do not move the file while it is in use. The file was left untouched.")
+    if _code(exc) == _READONLY_CODE or "readonly" in text or "read-only" in text or "unable to open" in text:
+        return ("the file or its directory is not writable (permissions, a read-only mount); fix that "
+                "rather than moving the file. The file was left untouched.")
+    if is_damage(exc):
+        return ("the file is damaged. It was left untouched: keep a copy, then move it away to start "
+                "a new store (or restore a backup).")
+    return "The file was left untouched."
+
+
 @dataclass(frozen=True)
 class RecordRow:
     """One record as stored: JSON columns still encoded, the embedding as float32 bytes."""
@@ -243,14 +285,13 @@ class SQLiteRecordStore:
             version = self._one("SELECT value FROM meta WHERE key='schema'")
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            raise StoreUnreadableError(
-                f"cannot open the crewai_rust memory store {self.path}: {exc}. "
-                "The file was left untouched; move it away to start a new store."
-            ) from exc
+            kind = StoreDamagedError if is_damage(exc) else StoreUnreadableError
+            raise kind(f"cannot open the crewai_rust memory store {self.path}: {exc}; {advice(exc)}") from exc
         if version != _SCHEMA_VERSION:
             self._close_quietly()
             raise StoreUnreadableError(f"{self.path} has schema version {version!r}; expected {_SCHEMA_VERSION}")
         self._writes_since_trim = 0
+        self._identity = _file_identity(self.path)
 
     # -- plumbing ----------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -261,9 +302,11 @@ class SQLiteRecordStore:
             except sqlite3.Error:
                 pass
 
-    @staticmethod
-    def _retry(fn: Callable[[], T]) -> T:
-        """Run ``fn`` again while another process holds the write lock beyond the busy timeout."""
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` again while another process holds the write lock beyond the busy timeout.
+
+        Damage found after the open is raised as :class:`StoreDamagedError` naming the file.
+        """
         delay = 0.005
         deadline = time.monotonic() + 120.0
         while True:
@@ -274,11 +317,26 @@ class SQLiteRecordStore:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.25)
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise StoreDamagedError(f"the crewai_rust memory store {self.path} is damaged: {exc}; "
+                                            f"{advice(exc)}") from exc
+                raise
+
+    def _check_file(self) -> None:
+        """Refuse to write when the file was unlinked or replaced: the write would be acknowledged and lost."""
+        identity = getattr(self, "_identity", None)
+        if identity is not None and _file_identity(self.path) != identity:
+            raise StoreFileGoneError(
+                f"the crewai_rust memory store file {self.path} was deleted or replaced while the store was open; "
+                "nothing was written. Open the store again to start a new one there."
+            )
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front (retried)."""
         with self._lock:
+            self._check_file()
             cur = self._conn.cursor()
             self._retry(lambda: cur.execute("BEGIN IMMEDIATE"))
             try:
@@ -356,9 +414,9 @@ class SQLiteRecordStore:
         snapshot = self._read()
         cur = snapshot.__enter__()
         try:
-            head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            count = int(cur.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-            cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq")
+            head = int(self._retry(lambda: cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]))
+            count = int(self._retry(lambda: cur.execute("SELECT COUNT(*) FROM records").fetchone()[0]))
+            self._retry(lambda: cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq"))
         except BaseException:
             snapshot.__exit__(None, None, None)
             raise
@@ -366,7 +424,7 @@ class SQLiteRecordStore:
         def batches() -> Generator[list[IndexRow], None, None]:
             try:
                 while True:
-                    rows = cur.fetchmany(batch)
+                    rows = self._retry(lambda: cur.fetchmany(batch))
                     if not rows:
                         return
                     yield rows
@@ -585,6 +643,15 @@ class SQLiteRecordStore:
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file, None when it is gone (as the DATABASE component checks)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
