@@ -510,6 +510,22 @@ mod tests {
     }
 
     #[test]
+    fn nul_in_sql_is_refused_before_sqlite_sees_it() {
+        let pool = SqlPool::open(&temp_db("nul"), &config()).unwrap();
+        let conn = pool.get().unwrap();
+        execute(&conn, "CREATE TABLE t(a INTEGER)", &Params::none()).unwrap();
+        let rows = vec![Params::Positional(vec![int(1)]), Params::Positional(vec![int(2)])];
+        executemany_atomic(&conn, "INSERT INTO t VALUES (?)", &rows).unwrap();
+        let nul = DbError::Programming(NUL_IN_SQL.into());
+        assert_eq!(execute(&conn, "DELETE FROM t\0 WHERE a = 1", &Params::none()).unwrap_err(), nul);
+        assert_eq!(executemany_atomic(&conn, "DELETE FROM t\0 WHERE a = ?", &rows).unwrap_err(), nul);
+        assert_eq!(query(&conn, "SELECT a FROM t\0", &Params::none(), None).unwrap_err(), nul);
+        assert!(conn.is_autocommit());
+        let left = query(&conn, "SELECT count(*) FROM t", &Params::none(), None).unwrap();
+        assert_eq!(left.cells, vec![Cell::Integer(2)]);
+    }
+
+    #[test]
     fn failed_batch_changes_nothing() {
         let pool = SqlPool::open(&temp_db("atomic"), &config()).unwrap();
         let conn = pool.get().unwrap();

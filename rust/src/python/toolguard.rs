@@ -236,7 +236,7 @@ fn set_iter<'py>(value: &Bound<'py, PyAny>) -> PyResult<impl Iterator<Item = PyR
     let py = value.py();
     let kind = if value.is_instance_of::<PySet>() { py.get_type::<PySet>() } else { py.get_type::<PyFrozenSet>() };
     let iter = kind.getattr(pyo3::intern!(py, "__iter__"))?.call1((value,))?;
-    Ok(iter.try_iter()?)
+    iter.try_iter()
 }
 
 /// A dict's (key, value) pairs that raise `RuntimeError`, as CPython's iterator does,
