@@ -95,6 +95,8 @@ def scenario_interrupt() -> None:
         crew.kickoff_for_each([{"topic": f"t{i}"} for i in range(6)])
     except KeyboardInterrupt:
         marker("interrupted").touch()
+        if SCENARIO.endswith("uncaught-interrupt"):
+            raise  # the program ends with the KeyboardInterrupt, as a plain Ctrl-C would
 
 
 SCENARIOS = {
@@ -103,6 +105,7 @@ SCENARIOS = {
     "stock-execute_async": scenario_execute_async,
     "interrupt": scenario_interrupt,
     "stock-interrupt": scenario_interrupt,
+    "uncaught-interrupt": scenario_interrupt,
 }
 
 if threading.active_count() != 1:

@@ -15,9 +15,13 @@ CPython with ``pthread_exit``, and its forced unwind aborts the process
    so no Rust thread touches Python once finalization starts.
 
 Stock CrewAI 1.15.30 runs ``execute_async`` on a daemon thread and abandons it
-at exit (it can abort too, when that thread sits in native code). A Ctrl-C
-while draining with Rust jobs still in Python ends the process with
-``os._exit(130)`` rather than letting finalization abort it.
+at exit (it can abort too, when that thread sits in native code).
+
+Ctrl-C must still stop the program at once: when the program ends with an
+uncaught ``KeyboardInterrupt`` (its traceback is already printed) while jobs
+are still running, or a second Ctrl-C arrives while draining, the process
+ends there by SIGINT, as CPython does after a ``KeyboardInterrupt``, without
+finalizing (which those jobs could abort).
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ def drain(close: bool = False) -> None:
         closing = True
         if module is not None:
             module.fanout_close()
+    if _interrupted() and (_pending > 0 or _rust_active() > 0):
+        _die_by_sigint()
     try:
         with _lock:
             while _pending > 0:
@@ -94,15 +100,29 @@ def drain(close: bool = False) -> None:
         while _rust_active() > 0:
             time.sleep(_POLL_SECONDS)  # releases the GIL so the jobs can finish
     except KeyboardInterrupt:
-        if _rust_active() > 0:
-            sys.stderr.write(
-                f"crewai_rust: interrupted at exit with {_rust_active()} Rust fan-out job(s) still running;"
-                " exiting now instead of finalizing (which would abort the process)\n"
-            )
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
-            os._exit(130)
+        if _pending > 0 or _rust_active() > 0:
+            _die_by_sigint()
         raise
+
+
+def _interrupted() -> bool:
+    """True when the program is ending because of an uncaught ``KeyboardInterrupt``."""
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
+
+
+def _die_by_sigint() -> None:
+    """End now, the way CPython ends after an unhandled Ctrl-C, without finalizing under running jobs."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    finally:
+        os._exit(130)
