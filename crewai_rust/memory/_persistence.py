@@ -137,83 +137,8 @@ class RecordStore(Protocol):
         self, where: str, params: Sequence[Any], keep: Callable[[str, str], bool] | None = ...,
         ids: Sequence[str] | None = ...,
     ) -> int: ...
-    def delete_where(
-        self,
-        where: str,
-        params: Sequence[Any],
-        keep: Callable[[str, str], bool] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> int:
-        """Delete the records matching ``where`` (and ``keep(categories, metadata)``), in ONE write transaction.
-
-        Selecting and deleting under the same write lock means a record another
-        process moved out of the scope meanwhile is never deleted: the move
-        either committed before (the row no longer matches) or waits for us.
-        With ``ids`` only those rows are looked up (by the unique id index).
-        """
-        deleted = 0
-        with self.write() as cur:
-            if ids is None:
-                batches: Iterator[list[Any]] = iter([[]])
-                sql = f"SELECT id, categories, metadata FROM records WHERE {where}"
-            else:
-                batches = _chunks(list(dict.fromkeys(ids)), 500)
-            for chunk in batches:
-                if ids is None:
-                    rows = cur.execute(sql, list(params)).fetchall()
-                else:
-                    marks = ",".join("?" * len(chunk))
-                    rows = cur.execute(
-                        f"SELECT id, categories, metadata FROM records WHERE id IN ({marks}) AND ({where})",
-                        [*chunk, *params],
-                    ).fetchall()
-                gone = [r[0] for r in rows if keep is None or keep(r[1], r[2])]
-                for part in _chunks(gone, 500):
-                    marks = ",".join("?" * len(part))
-                    cur.execute(f"DELETE FROM records WHERE id IN ({marks})", part)
-                    self._log(cur, part, "d")
-                deleted += len(gone)
-        return deleted
-
-    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int:
-        """Move the records ``(id, reason)`` from ``records`` into ``quarantine``, in one transaction."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        moved = []
-        with self.write() as cur:
-            for record_id, reason in bad:
-                cur.execute(
-                    f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) SELECT ?, ?, {COPIED}"
-                    " FROM records WHERE id = ?",
-                    (reason, now, record_id),
-                )
-                if cur.rowcount:
-                    cur.execute("DELETE FROM records WHERE id = ?", (record_id,))
-                    moved.append(record_id)
-            if moved:
-                self._log(cur, moved, "d")
-        return len(moved)
-
-    def quarantined(self) -> list[tuple[Any, ...]]:
-        """``(qid, id, reason, quarantined_at, categories, metadata, embedding)`` of every quarantined row."""
-        return self.query(
-            "SELECT qid, id, reason, quarantined_at, categories, metadata, embedding FROM quarantine ORDER BY qid"
-        )
-
-    def restore(self, qid: int, categories: str, metadata: str) -> bool:
-        """Put a quarantined row back with mended columns; False when a record with its id exists now."""
-        with self.write() as cur:
-            row = cur.execute("SELECT id FROM quarantine WHERE qid = ?", (qid,)).fetchone()
-            if row is None or cur.execute("SELECT 1 FROM records WHERE id = ?", (row[0],)).fetchone():
-                return False
-            cur.execute(
-                f"INSERT INTO records({COPIED}) SELECT id, content, scope, ?, ?, importance, created_at,"
-                " created_us, last_accessed, source, private, embedding FROM quarantine WHERE qid = ?",
-                (categories, metadata, qid),
-            )
-            cur.execute("DELETE FROM quarantine WHERE qid = ?", (qid,))
-            self._log(cur, [row[0]], "u")
-        return True
-
+    def quarantined(self) -> list[tuple[Any, ...]]: ...
+    def restore(self, qid: int, categories: str, metadata: str) -> bool: ...
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
     def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
