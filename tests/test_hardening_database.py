@@ -40,3 +40,25 @@ def test_nul_inside_a_bound_value_is_data(db: RustSQLiteWrapper) -> None:
     db.execute("CREATE TABLE s (v TEXT)")
     db.execute("INSERT INTO s (v) VALUES (?)", ("a\x00b",))
     assert db.query_one("SELECT v FROM s")[0] == "a\x00b"
+
+
+class _Resizer:
+    """Adapts to 1, and resizes the parameter dict while the binder reads it."""
+
+    def __init__(self, params: dict[str, object]) -> None:
+        self.params = params
+
+    def __conform__(self, protocol: object) -> int:
+        self.params.clear()
+        self.params.update({f"x{i}": i for i in range(5)})
+        return 1
+
+
+def test_a_conform_that_resizes_the_params_never_panics(db: RustSQLiteWrapper) -> None:
+    params: dict[str, object] = {}
+    params.update({"a": _Resizer(params), "b": 2})
+    try:
+        got = db.query("SELECT :a, :b", params)
+    except sqlite3.Error:
+        return  # the python twin reads :b after the resize: "You did not supply a value"
+    assert got == [(1, 2)]  # the rust twin binds the dict as it was when the call began

@@ -114,7 +114,10 @@ impl Binder {
         }
         if let Ok(dict) = obj.cast::<PyDict>() {
             let mut named = HashMap::with_capacity(dict.len());
-            for (key, value) in dict.iter() {
+            // A snapshot of the items: a `__conform__` run by `self.param` may resize the
+            // dict, and pyo3's live dict iterator would panic on that.
+            for item in dict.items().iter() {
+                let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
                 if let Ok(key) = key.cast::<PyString>() {
                     named.insert(key.to_str()?.to_owned(), self.param(&value)?);
                 }
