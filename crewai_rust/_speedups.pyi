@@ -191,6 +191,12 @@ class Fanout:
         on_progress: Callable[[int, int], Any] | None,
     ) -> list[Any]:
         """``[func(item) for item in items]`` concurrently, in input order."""
+
+def fanout_active() -> int:
+    """Fan-out jobs that may still take the GIL (the exit hook waits for 0)."""
+
+def fanout_close() -> None:
+    """Interpreter exit: batch workers claim no further items."""
 # --- memory ---
 __all__ += ["vector_top_k", "embedding_f32_bytes"]
 from typing_extensions import Buffer as _Buffer  # a protocol for type checkers only (collections.abc from 3.12)

@@ -25,6 +25,8 @@ def normalise(exc: BaseException) -> BaseException:
         return sqlite3.ProgrammingError(text)
     if type(exc) is ValueError and "parameters are of unsupported type" in text:
         return sqlite3.ProgrammingError(text)
+    if type(exc) is ValueError and "null character" in text:
+        return sqlite3.ProgrammingError(text)
     return exc
 
 

@@ -79,6 +79,10 @@ class ExecResult(NamedTuple):
     lastrowid: int | None
 
 
+#: SQLite's busy timeout is a C int of milliseconds.
+MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
+
+
 class RustSQLiteWrapper:
     """A pool of SQLite connections to ``db_path`` (WAL, busy timeout with retry, cached statements).
 
@@ -107,8 +111,8 @@ class RustSQLiteWrapper:
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
-        if busy_timeout < 0:
-            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout}")
+        if not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT:  # NaN fails too; SQLite takes an int of milliseconds
+            raise ValueError(f"busy_timeout must be between 0 and {MAX_BUSY_TIMEOUT} seconds, got {busy_timeout}")
         self.db_path = os.fspath(db_path)
         self.pool_size = pool_size
         self.busy_timeout = float(busy_timeout)

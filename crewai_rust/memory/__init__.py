@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._persistence import StoreUnreadableError
+from ._persistence import StoreDamagedError, StoreFileGoneError, StoreUnreadableError
 from ._storage import MemoryStoreClosedError, RustMemoryStorage
 
-__all__ = ["MemoryStoreClosedError", "RustMemoryStorage", "StoreUnreadableError"]
+__all__ = [
+    "MemoryStoreClosedError", "RustMemoryStorage", "StoreDamagedError", "StoreFileGoneError", "StoreUnreadableError",
+]

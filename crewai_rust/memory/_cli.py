@@ -1,4 +1,4 @@
-"""``python -m crewai_rust memory {stats,import-lancedb}``."""
+"""``python -m crewai_rust memory {stats,import-lancedb,check}``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import-lancedb", help="copy a LanceDB memory table into the store at PATH")
     imp.add_argument("path", help="directory holding memories.lance (the store is created there)")
     imp.add_argument("--table", default="memories", help="LanceDB table name (default: memories)")
+    check = sub.add_parser("check", help="list records that cannot be read back (quarantined); --repair mends them")
+    check.add_argument("path", nargs="?", help="store directory (default: CrewAI's memory directory)")
+    check.add_argument("--repair", action="store_true", help="put back every quarantined record that can be mended")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not (path / DB_FILENAME).exists():
         print(f"no crewai_rust memory store in {path}")
         return 1
+    if args.memory_command == "check":
+        return _check(path, args.repair)
     store = RustMemoryStorage(path, import_lancedb=False)
     try:
         info = store.stats()
@@ -57,3 +62,33 @@ def run(args: argparse.Namespace) -> int:
         for scope in info["scopes"][:50]:
             print(f"  {scope}")
     return 0
+
+
+def _check(path: Path, repair: bool) -> int:
+    """List quarantined records (opening the store quarantines any unreadable row first); exit 1 if any remain."""
+    from . import RustMemoryStorage
+    from ._quarantine import problem, repaired
+
+    store = RustMemoryStorage(path, import_lancedb=False)
+    try:
+        rows = store._store.quarantined()
+        dim = store.vector_dim
+        restored = 0
+        for qid, record_id, reason, when, categories, metadata, embedding in rows:
+            status = ""
+            if repair:
+                cats, meta = repaired(categories, metadata)
+                if problem(record_id, cats, meta, embedding, dim) is not None:
+                    status = "  [cannot repair: " + str(problem(record_id, cats, meta, embedding, dim)) + "]"
+                elif store._store.restore(qid, cats, meta):
+                    status = "  [repaired]"
+                    restored += 1
+                else:
+                    status = "  [kept: a record with this id exists]"
+            print(f"{record_id!r}  quarantined {when}: {reason}{status}")
+        store.refresh()
+        left = len(rows) - restored
+        print(f"{store.db_path}: {store.count()} records, {left} quarantined")
+    finally:
+        store.close()
+    return 1 if left else 0

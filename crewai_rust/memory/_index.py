@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ..serialization import loads
+from ._quarantine import load_stored
 
 V = TypeVar("V")
 
@@ -66,8 +66,8 @@ class VectorIndex:
         self.row_of: dict[str, int] = {}
         self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
         self.scopes: _Interner[str] = _Interner(_identity)
-        self.categories: _Interner[list[str]] = _Interner(lambda s: list(loads(s)))
-        self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(loads(s)))
+        self.categories: _Interner[list[str]] = _Interner(lambda s: list(load_stored(s)))
+        self.metadata: _Interner[dict[str, Any]] = _Interner(lambda s: dict(load_stored(s)))
 
     def __len__(self) -> int:
         return self.n
@@ -188,7 +188,8 @@ class VectorIndex:
         n = self.n
         mask: np.ndarray | None = None
         if scope_prefix:
-            table = self.scopes.table(lambda s: s.startswith(scope_prefix))
+            child = scope_prefix + "/"  # path-aware, as in SQL: /a matches /a and /a/b, never /ab
+            table = self.scopes.table(lambda s: s == scope_prefix or s.startswith(child))
             mask = table[self.scope_codes[:n]]
         if categories:
             wanted = list(categories)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ._quarantine import COPIED, QUARANTINE_SCHEMA
+
 #: File name inside the memory directory; LanceDB uses ``memories.lance/`` there.
 DB_FILENAME = "crewai_rust_memory.sqlite3"
 
@@ -41,6 +43,48 @@ IndexRow = tuple[int, str, str, str, str, bytes]  # seq, id, scope, categories, 
 
 class StoreUnreadableError(RuntimeError):
     """The database file exists but is not a readable crewai_rust memory store."""
+
+
+class StoreDamagedError(StoreUnreadableError):
+    """SQLite found damage in the store's file (at open or later); the message names the file."""
+
+
+class StoreFileGoneError(StoreUnreadableError):
+    """The store's file was deleted or replaced while the store was open; the write was not saved."""
+
+
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_READONLY_CODE = 8
+
+
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when SQLite says the file itself is damaged (not busy, not read-only)."""
+    text = str(exc).lower()
+    return _code(exc) in _CORRUPT_CODES or "malformed" in text or "not a database" in text
+
+
+def advice(exc: BaseException) -> str:
+    """What to do about an error opening or using the store: transient causes are not damage.
+
+    Moving the file away is only right for damage: done while another process
+    still writes (a lock) or on a read-only mount, it splits the store in two.
+    """
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        return ("another process holds the store's write lock; this is transient: retry later "
+                "and do not move the file while it is in use. The file was left untouched.")
+    if _code(exc) == _READONLY_CODE or "readonly" in text or "read-only" in text or "unable to open" in text:
+        return ("the file or its directory is not writable (permissions, a read-only mount); fix that "
+                "rather than moving the file. The file was left untouched.")
+    if is_damage(exc):
+        return ("the file is damaged. It was left untouched: keep a copy, then move it away to start "
+                "a new store (or restore a backup).")
+    return "The file was left untouched."
 
 
 @dataclass(frozen=True)
@@ -81,10 +125,20 @@ class RecordStore(Protocol):
     def changes_since(self, seq: int) -> ChangeSet: ...
     def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
     def get_dim(self) -> int | None: ...
-    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int: ...
+    def upsert(
+        self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = ...,
+        quarantined: Sequence[tuple[RecordRow, str]] = ...,
+    ) -> int: ...
+    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def delete_ids(self, ids: Sequence[str]) -> int: ...
+    def delete_where(
+        self, where: str, params: Sequence[Any], keep: Callable[[str, str], bool] | None = ...,
+        ids: Sequence[str] | None = ...,
+    ) -> int: ...
+    def quarantined(self) -> list[tuple[Any, ...]]: ...
+    def restore(self, qid: int, categories: str, metadata: str) -> bool: ...
     def reset_all(self) -> None: ...
     def touch(self, ids: Sequence[str], when: str) -> None: ...
     def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
@@ -117,7 +171,7 @@ CREATE TABLE IF NOT EXISTS changes (
     record_id TEXT,
     op TEXT NOT NULL
 );
-"""
+""" + QUARANTINE_SCHEMA
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -156,14 +210,13 @@ class SQLiteRecordStore:
             version = self._one("SELECT value FROM meta WHERE key='schema'")
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            raise StoreUnreadableError(
-                f"cannot open the crewai_rust memory store {self.path}: {exc}. "
-                "The file was left untouched; move it away to start a new store."
-            ) from exc
+            kind = StoreDamagedError if is_damage(exc) else StoreUnreadableError
+            raise kind(f"cannot open the crewai_rust memory store {self.path}: {exc}; {advice(exc)}") from exc
         if version != _SCHEMA_VERSION:
             self._close_quietly()
             raise StoreUnreadableError(f"{self.path} has schema version {version!r}; expected {_SCHEMA_VERSION}")
         self._writes_since_trim = 0
+        self._identity = _file_identity(self.path)
 
     # -- plumbing ----------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -174,9 +227,11 @@ class SQLiteRecordStore:
             except sqlite3.Error:
                 pass
 
-    @staticmethod
-    def _retry(fn: Callable[[], T]) -> T:
-        """Run ``fn`` again while another process holds the write lock beyond the busy timeout."""
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` again while another process holds the write lock beyond the busy timeout.
+
+        Damage found after the open is raised as :class:`StoreDamagedError` naming the file.
+        """
         delay = 0.005
         deadline = time.monotonic() + 120.0
         while True:
@@ -187,11 +242,26 @@ class SQLiteRecordStore:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.25)
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise StoreDamagedError(f"the crewai_rust memory store {self.path} is damaged: {exc}; "
+                                            f"{advice(exc)}") from exc
+                raise
+
+    def _check_file(self) -> None:
+        """Refuse to write when the file was unlinked or replaced: the write would be acknowledged and lost."""
+        identity = getattr(self, "_identity", None)
+        if identity is not None and _file_identity(self.path) != identity:
+            raise StoreFileGoneError(
+                f"the crewai_rust memory store file {self.path} was deleted or replaced while the store was open; "
+                "nothing was written. Open the store again to start a new one there."
+            )
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front (retried)."""
         with self._lock:
+            self._check_file()
             cur = self._conn.cursor()
             self._retry(lambda: cur.execute("BEGIN IMMEDIATE"))
             try:
@@ -269,9 +339,9 @@ class SQLiteRecordStore:
         snapshot = self._read()
         cur = snapshot.__enter__()
         try:
-            head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            count = int(cur.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-            cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq")
+            head = int(self._retry(lambda: cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]))
+            count = int(self._retry(lambda: cur.execute("SELECT COUNT(*) FROM records").fetchone()[0]))
+            self._retry(lambda: cur.execute("SELECT seq, id, scope, categories, metadata, embedding FROM records ORDER BY seq"))
         except BaseException:
             snapshot.__exit__(None, None, None)
             raise
@@ -279,7 +349,7 @@ class SQLiteRecordStore:
         def batches() -> Generator[list[IndexRow], None, None]:
             try:
                 while True:
-                    rows = cur.fetchmany(batch)
+                    rows = self._retry(lambda: cur.fetchmany(batch))
                     if not rows:
                         return
                     yield rows
@@ -322,8 +392,11 @@ class SQLiteRecordStore:
         with self.write() as cur:
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def upsert(self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None) -> int:
-        """Insert or replace records by id (and ``meta`` entries, same transaction).
+    def upsert(
+        self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
+        quarantined: Sequence[tuple[RecordRow, str]] = (),
+    ) -> int:
+        """Insert or replace records by id (and ``meta`` entries and ``quarantined`` rows, same transaction).
 
         Returns the store's dimension; on a mismatch nothing is written.
         """
@@ -331,6 +404,17 @@ class SQLiteRecordStore:
             stored = self._check_dim(cur, dim)
             if stored != dim:
                 return stored
+            now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            cur.executemany(
+                f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        reason, now, r.id, r.content, r.scope, r.categories, r.metadata, r.importance,
+                        r.created_at, r.created_us, r.last_accessed, r.source, int(r.private), r.embedding,
+                    )
+                    for r, reason in quarantined
+                ],
+            )
             for key, value in (meta or {}).items():
                 cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
             cur.executemany(
@@ -367,6 +451,83 @@ class SQLiteRecordStore:
                     self._log(cur, gone, "d")
                     deleted += len(gone)
         return deleted
+
+    def delete_where(
+        self,
+        where: str,
+        params: Sequence[Any],
+        keep: Callable[[str, str], bool] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete the records matching ``where`` (and ``keep(categories, metadata)``), in ONE write transaction.
+
+        Selecting and deleting under the same write lock means a record another
+        process moved out of the scope meanwhile is never deleted: the move
+        either committed before (the row no longer matches) or waits for us.
+        With ``ids`` only those rows are looked up (by the unique id index).
+        """
+        deleted = 0
+        with self.write() as cur:
+            if ids is None:
+                batches: Iterator[list[Any]] = iter([[]])
+                sql = f"SELECT id, categories, metadata FROM records WHERE {where}"
+            else:
+                batches = _chunks(list(dict.fromkeys(ids)), 500)
+            for chunk in batches:
+                if ids is None:
+                    rows = cur.execute(sql, list(params)).fetchall()
+                else:
+                    marks = ",".join("?" * len(chunk))
+                    rows = cur.execute(
+                        f"SELECT id, categories, metadata FROM records WHERE id IN ({marks}) AND ({where})",
+                        [*chunk, *params],
+                    ).fetchall()
+                gone = [r[0] for r in rows if keep is None or keep(r[1], r[2])]
+                for part in _chunks(gone, 500):
+                    marks = ",".join("?" * len(part))
+                    cur.execute(f"DELETE FROM records WHERE id IN ({marks})", part)
+                    self._log(cur, part, "d")
+                deleted += len(gone)
+        return deleted
+
+    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int:
+        """Move the records ``(id, reason)`` from ``records`` into ``quarantine``, in one transaction."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        moved = []
+        with self.write() as cur:
+            for record_id, reason in bad:
+                cur.execute(
+                    f"INSERT INTO quarantine(reason, quarantined_at, {COPIED}) SELECT ?, ?, {COPIED}"
+                    " FROM records WHERE id = ?",
+                    (reason, now, record_id),
+                )
+                if cur.rowcount:
+                    cur.execute("DELETE FROM records WHERE id = ?", (record_id,))
+                    moved.append(record_id)
+            if moved:
+                self._log(cur, moved, "d")
+        return len(moved)
+
+    def quarantined(self) -> list[tuple[Any, ...]]:
+        """``(qid, id, reason, quarantined_at, categories, metadata, embedding)`` of every quarantined row."""
+        return self.query(
+            "SELECT qid, id, reason, quarantined_at, categories, metadata, embedding FROM quarantine ORDER BY qid"
+        )
+
+    def restore(self, qid: int, categories: str, metadata: str) -> bool:
+        """Put a quarantined row back with mended columns; False when a record with its id exists now."""
+        with self.write() as cur:
+            row = cur.execute("SELECT id FROM quarantine WHERE qid = ?", (qid,)).fetchone()
+            if row is None or cur.execute("SELECT 1 FROM records WHERE id = ?", (row[0],)).fetchone():
+                return False
+            cur.execute(
+                f"INSERT INTO records({COPIED}) SELECT id, content, scope, ?, ?, importance, created_at,"
+                " created_us, last_accessed, source, private, embedding FROM quarantine WHERE qid = ?",
+                (categories, metadata, qid),
+            )
+            cur.execute("DELETE FROM quarantine WHERE qid = ?", (qid,))
+            self._log(cur, [row[0]], "u")
+        return True
 
     def reset_all(self) -> None:
         """Delete every record and forget the dimension (a new embedder may follow)."""
@@ -407,6 +568,15 @@ class SQLiteRecordStore:
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file, None when it is gone (as the DATABASE component checks)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..serialization import dumps, loads
+from ..serialization import dumps
 from ._persistence import RecordRow
+from ._quarantine import load_stored
 
 _EPOCH = datetime(1970, 1, 1)
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -103,6 +104,15 @@ def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
     """Validate one record and encode it; records without an embedding get zeros, as in LanceDB."""
     if not isinstance(record.content, str) or not record.content.strip():
         raise ValueError(f"memory record {record.id!r} has empty content; nothing was saved")
+    # Checked here, before the commit: a record built with model_construct skips pydantic.
+    if not isinstance(record.metadata, dict):
+        raise ValueError(
+            f"memory record {record.id!r} has metadata of type {type(record.metadata).__name__}, not a dict;"
+            " nothing was saved"
+        )
+    categories = record.categories
+    if not isinstance(categories, (list, tuple)) or not all(isinstance(c, str) for c in categories):
+        raise ValueError(f"memory record {record.id!r} has categories that are not a list of strings; nothing was saved")
     if record.embedding:
         blob = encode(record.embedding, f"embedding of record {record.id!r}")
         if len(blob) != dim * 4:
@@ -137,8 +147,8 @@ def from_row(row: tuple[Any, ...]) -> Any:
         id=rid,
         content=content,
         scope=scope,
-        categories=loads(cats),
-        metadata=loads(meta),
+        categories=load_stored(cats),
+        metadata=load_stored(meta),
         importance=float(importance),
         created_at=_parse_dt(created),
         last_accessed=_parse_dt(accessed),

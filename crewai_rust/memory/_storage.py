@@ -76,10 +76,16 @@ def _rust_kernel(module: Any) -> Kernel:
 
 
 def _scope_clause(prefix: str | None) -> tuple[str, list[Any]]:
-    """SQL for "scope starts with ``prefix``" (exact, case-sensitive; LIKE would fold ASCII case)."""
+    """SQL for "scope is ``prefix`` or below it", path-aware: ``/a`` matches ``/a`` and ``/a/b``, never ``/ab``.
+
+    Exact and case-sensitive (LIKE would fold ASCII case); the child test
+    compares bytes, because SQLite's text ``substr`` stops at a NUL.
+    """
     if not prefix:
         return "1=1", []
-    return "scope >= ? AND substr(scope, 1, ?) = ?", [prefix, len(prefix), prefix]
+    child = prefix + "/"
+    raw = child.encode("utf-8")
+    return "(scope = ? OR (scope >= ? AND substr(CAST(scope AS BLOB), 1, ?) = ?))", [prefix, child, len(raw), raw]
 
 
 def _normalised(prefix: str | None) -> str | None:
@@ -163,11 +169,24 @@ class RustMemoryStorage:
 
     def _reload(self) -> None:
         head, count, batches = self._store.load_index_rows()
+        dim = self._store.get_dim()
+        bad: list[tuple[str, str]] = []
         try:
-            self._index.load(count, batches, self._store.get_dim())
+            self._index.load(count, (_readable(rows, dim, bad) for rows in batches), dim)
         finally:
             batches.close()  # ends the read snapshot even when loading failed
         self._seen = head
+        if bad:
+            self._quarantine(bad)
+
+    def _quarantine(self, bad: list[tuple[str, str]]) -> None:
+        """Move unreadable rows aside (one WARNING each); the index already skipped them."""
+        from ._quarantine import warn
+
+        for record_id, reason in bad:
+            warn(record_id, reason, str(self.db_path))
+        self._store.quarantine(bad)
+        self._sync()
 
     def _sync(self) -> None:
         """Apply the deltas committed (by any process) since this process last looked."""
@@ -182,9 +201,14 @@ class RustMemoryStorage:
             index.clear(None)
         for record_id in changes.deleted:
             index.remove(record_id)
-        for seq, record_id, scope, cats, meta, blob in changes.upserted:
+        bad: list[tuple[str, str]] = []
+        for seq, record_id, scope, cats, meta, blob in _readable(changes.upserted, index.dim or self._store.get_dim(), bad):
             index.upsert(seq, record_id, scope, cats, meta, blob)
         self._seen = changes.head
+        if bad:  # written by another process that skipped validation
+            for record_id, _ in bad:
+                index.remove(record_id)
+            self._quarantine(bad)
 
     def refresh(self) -> None:
         """Pick up other processes' writes now (reads do this on their own)."""
@@ -234,19 +258,21 @@ class RustMemoryStorage:
         with self._lock:
             self._check_open()
             clause, params = _scope_clause(_normalised(scope_prefix))
-            sql = f"SELECT id, categories, metadata FROM records WHERE {clause}"
             if older_than is not None:
-                sql += " AND created_us < ?"
+                clause += " AND created_us < ?"
                 params.append(to_micros(older_than))
-            rows = self._store.query(sql, params)
+            ids: list[str] | None = None
             if record_ids is not None:
-                wanted = {str(r) for r in record_ids}
-                if not wanted and not (scope_prefix or categories or older_than or metadata_filter):
-                    return 0
-                if wanted:
-                    rows = [r for r in rows if r[0] in wanted]
-            ids = [r[0] for r in rows if _matches(r[1], r[2], categories, metadata_filter)]
-            deleted = self._store.delete_ids(ids)
+                ids = [str(r) for r in record_ids]
+                if not ids:
+                    if not (scope_prefix or categories or older_than or metadata_filter):
+                        return 0
+                    ids = None
+            keep = None
+            if categories or metadata_filter:
+                def keep(cat_json: str, meta_json: str) -> bool:
+                    return _matches(cat_json, meta_json, categories, metadata_filter)
+            deleted = self._store.delete_where(clause, params, keep, ids)
             self._sync()
             return deleted
 
@@ -254,15 +280,12 @@ class RustMemoryStorage:
         """Delete everything (and forget the dimension), or everything in a scope and its subscopes."""
         with self._lock:
             self._check_open()
-            if scope_prefix is None or not scope_prefix.strip("/"):
+            prefix = _normalised(scope_prefix)
+            if prefix is None:
                 self._store.reset_all()
             else:
-                prefix = scope_prefix.rstrip("/")
-                rows = self._store.query(
-                    "SELECT id FROM records WHERE scope = ? OR substr(scope, 1, ?) = ?",
-                    [prefix, len(prefix) + 1, prefix + "/"],
-                )
-                self._store.delete_ids([r[0] for r in rows])
+                clause, params = _scope_clause(prefix)
+                self._store.delete_where(clause, params)  # one transaction: a concurrent move survives
             self._sync()
 
     # -- search ------------------------------------------------------------------------
@@ -288,8 +311,7 @@ class RustMemoryStorage:
                 raise dimension_error(dim, len(query))
             if limit <= 0 or index.n == 0:
                 return []
-            prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
-            rows = index.select_rows(prefix, categories, metadata_filter)
+            rows = index.select_rows(_normalised(scope_prefix), categories, metadata_filter)
             if rows is not None and len(rows) == 0:
                 return []
             ranked, scores = _kernel_py.exact_top(
@@ -377,8 +399,7 @@ class RustMemoryStorage:
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
         """Category -> number of records carrying it, within a scope."""
         self._check_open()
-        prefix = scope_prefix.rstrip("/") if scope_prefix is not None and scope_prefix.strip("/") else None
-        clause, params = _scope_clause(prefix)
+        clause, params = _scope_clause(_normalised(scope_prefix))
         counts: dict[str, int] = {}
         for cat_json, n in self._store.query(
             f"SELECT categories, COUNT(*) FROM records WHERE {clause} GROUP BY categories", params
@@ -420,9 +441,11 @@ class RustMemoryStorage:
             "implementation": self.implementation,
         }
 
-    def _import_rows(self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None) -> None:
-        """Bulk insert of already-encoded rows (the LanceDB import), with ``meta`` in the same commit."""
-        stored = self._store.upsert(list(rows), dim, meta)
+    def _import_rows(
+        self, rows: Sequence[Any], dim: int, meta: dict[str, str] | None = None, quarantined: Sequence[Any] = ()
+    ) -> None:
+        """Bulk insert of already-checked rows (the LanceDB import), with ``meta`` and ``quarantined`` in the same commit."""
+        stored = self._store.upsert(list(rows), dim, meta, quarantined)
         if stored != dim:
             raise dimension_error(stored, dim)
 
@@ -452,25 +475,39 @@ class RustMemoryStorage:
         return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
 
 
+def _readable(rows: list[Any], dim: int | None, bad: list[tuple[str, str]]) -> list[Any]:
+    """The index rows that can be read back; the others are appended to ``bad`` as (id, reason)."""
+    from ._quarantine import problem
+
+    good = []
+    for row in rows:
+        reason = problem(row[1], row[3], row[4], row[5], dim)
+        if reason is None:
+            good.append(row)
+        else:
+            bad.append((row[1], reason))
+    return good
+
+
 def _json_list(text: str) -> list[str]:
-    from ..serialization import loads
+    from ._quarantine import load_stored
 
     try:
-        value = loads(text or "[]")
+        value = load_stored(text or "[]")
     except ValueError:
         return []
     return list(value) if isinstance(value, list) else []
 
 
 def _matches(cat_json: str, meta_json: str, categories: list[str] | None, metadata_filter: dict[str, Any] | None) -> bool:
-    from ..serialization import loads
+    from ._quarantine import load_stored
 
     if categories:
         have = _json_list(cat_json)
         if not any(c in have for c in categories):
             return False
     if metadata_filter:
-        meta = loads(meta_json or "{}")
-        if not all(meta.get(k) == v for k, v in metadata_filter.items()):
+        meta = load_stored(meta_json or "{}")
+        if not isinstance(meta, dict) or not all(meta.get(k) == v for k, v in metadata_filter.items()):
             return False
     return True

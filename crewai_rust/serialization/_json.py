@@ -28,6 +28,7 @@ import base64
 import dataclasses
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -372,14 +373,26 @@ def _wide_integer_error(text: str | bytes | bytearray, digits: str) -> JSONDecod
     )
 
 
+#: A JSON string (skipped) or a number token, for the wide-integer scan.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?')
+
+
 def _refuse_wide_integers(text: str | bytes | bytearray) -> None:
-    """Re-read a document holding a long digit run to see if one is an out-of-range integer."""
-    try:
-        json.loads(text, parse_int=_checked_int)
-    except _WideInteger as wide:
-        raise _wide_integer_error(text, wide.digits) from None
-    except ValueError:  # not expected: orjson already accepted the text
-        return
+    """Find an out-of-range integer literal in a document orjson accepted.
+
+    A flat scan of the tokens (strings skipped), not a re-parse: the stdlib
+    parser recurses, so valid JSON nested ~1000 deep raised ``RecursionError``.
+    """
+    doc = text if isinstance(text, str) else bytes(text).decode("utf-8", "surrogatepass")
+    for match in _TOKEN.finditer(doc):
+        token = match.group()
+        if token[0] == '"' or "." in token or "e" in token or "E" in token:
+            continue
+        if len(token.lstrip("-")) >= 19:
+            try:
+                _checked_int(token)
+            except _WideInteger as wide:
+                raise _wide_integer_error(text, wide.digits) from None
 
 
 def _loads_stdlib_with_nan(text: str | bytes | bytearray, original: orjson.JSONDecodeError) -> Any:
@@ -387,5 +400,5 @@ def _loads_stdlib_with_nan(text: str | bytes | bytearray, original: orjson.JSOND
         return json.loads(text, parse_int=_checked_int)
     except _WideInteger as wide:
         raise _wide_integer_error(text, wide.digits) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise JSONDecodeError(original.msg, original.doc, original.pos) from None

@@ -11,6 +11,8 @@ from .._env import env_int
 
 MAX_CONCURRENCY_ENV = "CREWAI_RUST_MAX_CONCURRENCY"
 DEFAULT_MAX_CONCURRENCY = 16
+#: The longest per-item timeout (about 31 years): beyond it a deadline is no longer a number of seconds.
+MAX_TIMEOUT = 1e9
 
 
 def resolve_max_concurrency(requested: int | None) -> int:
@@ -30,6 +32,6 @@ def check_timeout(timeout: float | None) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail too, in both twins
+        raise ValueError(f"timeout must be positive and at most {MAX_TIMEOUT:g} seconds, got {timeout!r}")
     return float(timeout)

@@ -36,7 +36,7 @@ from typing import Any
 
 from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
-from . import _nesting
+from . import _exit, _nesting
 from ._backends import resolve_backend
 from ._collect import Collector, timeout_error
 from ._config import check_timeout, resolve_max_concurrency
@@ -56,7 +56,9 @@ def _make_engine(rust: bool, max_concurrency: int) -> Any:
     if rust:
         module = speedups_module()
         assert module is not None
+        _exit.register(module)
         return module.Fanout(max_concurrency)
+    _exit.register(None)
     return PurePythonFanout(max_concurrency)
 
 
@@ -171,6 +173,7 @@ class RustTaskExecutor:
             return
         ctx = _nesting.job_context(self._key)
         if _nesting.inside(self._key):
+            _exit.job_started()
             shared_pool().spawn(lambda: _run_reporting(ctx, job))
             return
         self._engine.submit(job, ctx)
@@ -281,3 +284,5 @@ def _run_reporting(ctx: contextvars.Context, job: Callable[[], Any]) -> None:
         ctx.copy().run(job)
     except BaseException as exc:
         report_unraisable(exc, job)
+    finally:
+        _exit.job_finished()

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import _exit
 from ._collect import Collector
 from ._threads import shared_pool
 
@@ -107,9 +108,16 @@ class PurePythonFanout:
             if spawn > 0:
                 self._workers += spawn
         for _ in range(max(spawn, 0)):
+            _exit.job_started()  # the exit hook waits for every worker (see _exit)
             self._pool.spawn(self._drain)
 
     def _drain(self) -> None:
+        try:
+            self._drain_queue()
+        finally:
+            _exit.job_finished()
+
+    def _drain_queue(self) -> None:
         lock, pending = self._lock, self._queue
         while True:
             with lock:
@@ -118,6 +126,8 @@ class PurePythonFanout:
                         self._workers -= 1
                         return
                     job, index = pending.popleft()
+                    if _exit.closing and isinstance(job, _Batch):
+                        job.cancelled = True  # interpreter exit: start no more batch items
                     if not job.cancelled:
                         job.claimed += 1
                         break

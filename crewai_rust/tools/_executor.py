@@ -21,7 +21,7 @@ from typing import Any
 from .._selection import implementation_name, speedups_module, use_rust as resolve_rust
 from . import _context, _runs
 from ._errors import Refusal, RefusedResult, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
-from ._fingerprint import call_fingerprint as py_call_fingerprint, normalise_args
+from ._fingerprint import call_fingerprint as py_call_fingerprint, fallback_fingerprint, normalise_args
 from ._spend import SpendGuard
 from ._window import REASONS, PyToolGuard
 
@@ -162,7 +162,7 @@ class RustToolExecutor:
             return self._fingerprint(_runs.agent_role(agent), tool_name, normalise_args(args))
         except Exception as exc:  # a fingerprint must never break dispatch
             logger.debug("crewai_rust tools: fingerprint fell back for %s: %r", tool_name, exc)
-            return f"unfingerprintable:{type(exc).__name__}:{tool_name}"
+            return fallback_fingerprint(_runs.agent_role(agent), tool_name, args)
 
     def admit(self, agent: Any, tool_name: str, args: Any, *, run: str | None = None, marker: Any = None) -> Refusal | None:
         """Decide a call before it runs and open its frame; None means it may run.

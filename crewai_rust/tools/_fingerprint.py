@@ -196,3 +196,28 @@ def normalise_args(args: Any) -> Any:
             except (ValueError, RecursionError):
                 return args
     return args
+
+
+def _readable(value: Any, depth: int = 0) -> bytes:
+    """What can be read of a value the walker gave up on (a container changed, a ``__repr__`` raised...)."""
+    try:
+        return canonical(value)
+    except Exception:
+        pass
+    parts = [_text(_type_name(value))]
+    if depth < 2 and isinstance(value, (dict, list, tuple)):
+        try:
+            members = list(dict.items(value)) if isinstance(value, dict) else list(value)
+        except Exception:
+            members = []
+        parts.extend(_readable(m, depth + 1) for m in members[:MAX_NODES])
+    else:
+        parts.append(_object(value))
+    return b"".join(parts)
+
+
+def fallback_fingerprint(agent: Any, tool: Any, args: Any) -> str:
+    """The key of a call that cannot be fingerprinted: still the agent, the tool and a
+    stable digest of what could be read of the arguments, so distinct calls stay distinct."""
+    out = [b"X3:", _readable(agent), _readable(tool), _readable(args)]
+    return "unfingerprintable:" + hashlib.blake2b(b"".join(out), digest_size=DIGEST_LEN).hexdigest()

@@ -118,6 +118,16 @@ impl From<r2d2::Error> for DbError {
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
 const MULTIPLE_STATEMENTS: &str = "You can only execute one statement at a time.";
+const NUL_IN_SQL: &str = "the query contains a null character";
+
+/// SQLite stops reading SQL at a NUL byte, so `DELETE FROM t\0 WHERE ...` would
+/// run as `DELETE FROM t`; CPython's `sqlite3` refuses such SQL, and so do we.
+fn refuse_nul(sql: &str) -> DbResult<()> {
+    if sql.as_bytes().contains(&0) {
+        return Err(DbError::Programming(NUL_IN_SQL.to_owned()));
+    }
+    Ok(())
+}
 
 /// How every pooled connection is set up.
 #[derive(Debug, Clone)]
@@ -351,6 +361,7 @@ pub struct Executed {
 
 /// Run one statement to completion, discarding any rows.
 pub fn execute(conn: &Connection, sql: &str, params: &Params) -> DbResult<Executed> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(Executed { rowcount: -1, lastrowid: conn.last_insert_rowid() });
     }
@@ -367,6 +378,7 @@ pub fn execute(conn: &Connection, sql: &str, params: &Params) -> DbResult<Execut
 /// Run one DML statement once per parameter set; returns the total rows changed.
 /// The caller decides on the transaction (see [`executemany_atomic`]).
 pub fn executemany(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult<i64> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(-1);
     }
@@ -388,6 +400,7 @@ pub fn executemany(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult
 
 /// [`executemany`] inside its own `BEGIN IMMEDIATE` transaction: all rows or none.
 pub fn executemany_atomic(conn: &Connection, sql: &str, batches: &[Params]) -> DbResult<i64> {
+    refuse_nul(sql)?;
     if !conn.is_autocommit() {
         return executemany(conn, sql, batches);
     }
@@ -405,6 +418,7 @@ pub fn executemany_atomic(conn: &Connection, sql: &str, batches: &[Params]) -> D
 
 /// Run a statement and collect its rows (at most `limit` when given).
 pub fn query(conn: &Connection, sql: &str, params: &Params, limit: Option<usize>) -> DbResult<Rows> {
+    refuse_nul(sql)?;
     if is_blank_sql(sql) {
         return Ok(Rows::default());
     }
@@ -487,6 +501,22 @@ mod tests {
         assert_eq!(err, DbError::InvalidParam { token: 7, position: 1 });
         let err = executemany(&conn, "SELECT ?", &[]).unwrap_err();
         assert!(matches!(err, DbError::Programming(_)));
+    }
+
+    #[test]
+    fn nul_in_sql_is_refused_before_sqlite_sees_it() {
+        let pool = SqlPool::open(&temp_db("nul"), &config()).unwrap();
+        let conn = pool.get().unwrap();
+        execute(&conn, "CREATE TABLE t(a INTEGER)", &Params::none()).unwrap();
+        let rows = vec![Params::Positional(vec![int(1)]), Params::Positional(vec![int(2)])];
+        executemany_atomic(&conn, "INSERT INTO t VALUES (?)", &rows).unwrap();
+        let nul = DbError::Programming(NUL_IN_SQL.into());
+        assert_eq!(execute(&conn, "DELETE FROM t\0 WHERE a = 1", &Params::none()).unwrap_err(), nul);
+        assert_eq!(executemany_atomic(&conn, "DELETE FROM t\0 WHERE a = ?", &rows).unwrap_err(), nul);
+        assert_eq!(query(&conn, "SELECT a FROM t\0", &Params::none(), None).unwrap_err(), nul);
+        assert!(conn.is_autocommit());
+        let left = query(&conn, "SELECT count(*) FROM t", &Params::none(), None).unwrap();
+        assert_eq!(left.cells, vec![Cell::Integer(2)]);
     }
 
     #[test]

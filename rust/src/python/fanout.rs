@@ -6,6 +6,7 @@
 //! permit; the caller waits with the GIL released and wakes at least every
 //! `POLL` to check for signals (Ctrl-C) and deadlines.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +21,43 @@ use crate::fanout::{shared_runtime, ClaimCounter, Collector, Settled};
 
 /// Longest the waiting caller goes without checking signals and deadlines.
 const POLL: Duration = Duration::from_millis(50);
+
+/// Jobs (batch workers and submitted callables) that may still take the GIL.
+/// A Rust thread that re-takes the GIL once the interpreter finalizes is
+/// killed by `pthread_exit`, whose forced unwind aborts the process when it
+/// meets a Rust frame; so `crewai_rust.tasks._exit` waits for this to reach 0
+/// before finalization starts (as stock waits for its non-daemon threads).
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Set at interpreter exit: batch workers claim no further items.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// Counts one job in `ACTIVE` from its scheduling until its thread has left Python for good.
+struct ActiveJob;
+
+impl ActiveJob {
+    fn new() -> Self {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        ActiveJob
+    }
+}
+
+impl Drop for ActiveJob {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many fan-out jobs may still run Python code (read by the exit hook).
+#[pyfunction]
+fn fanout_active() -> usize {
+    ACTIVE.load(Ordering::SeqCst)
+}
+
+/// Interpreter exit: cancel every batch item not started (submitted jobs still run, as stock's threads do).
+#[pyfunction]
+fn fanout_close() {
+    CLOSING.store(true, Ordering::SeqCst);
+}
 
 enum Event {
     Started(usize, Instant),
@@ -57,13 +95,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn run_worker(batch: Arc<Batch>, permits: Arc<Semaphore>, events: Sender<Event>) {
+fn run_worker(batch: Arc<Batch>, permits: Arc<Semaphore>, events: Sender<Event>, active: ActiveJob) {
     // try_attach: a worker woken while the interpreter shuts down just stops.
     let _ = Python::try_attach(|py| {
         let run = intern!(py, "run");
         let copy = intern!(py, "copy");
         loop {
             let Some(permit) = acquire(py, &permits) else { return };
+            if CLOSING.load(Ordering::SeqCst) {
+                batch.claims.cancel();
+                return;
+            }
             let Some(index) = batch.claims.claim() else { return };
             if batch.track_start {
                 let _ = events.send(Event::Started(index, Instant::now()));
@@ -81,6 +123,7 @@ fn run_worker(batch: Arc<Batch>, permits: Arc<Semaphore>, events: Sender<Event>)
             }
         }
     });
+    drop(active); // only now is this thread done with the GIL
 }
 
 impl Fanout {
@@ -165,6 +208,7 @@ impl Fanout {
     fn submit(&self, func: Py<PyAny>, ctx: Py<PyAny>) {
         let permits = self.permits.clone();
         let runtime = shared_runtime();
+        let active = ActiveJob::new();
         runtime.spawn(async move {
             let Ok(permit) = permits.acquire_owned().await else { return };
             let _ = shared_runtime()
@@ -180,6 +224,7 @@ impl Fanout {
                         }
                     });
                     drop(permit);
+                    drop(active);
                 })
                 .await;
         });
@@ -199,12 +244,34 @@ impl Fanout {
         return_exceptions: bool,
         on_progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyList>> {
+        super::errors::no_panic(|| self.run_batch_inner(py, func, items, ctx, timeout, return_exceptions, on_progress))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Fanout(max_concurrency={})", self.max_concurrency)
+    }
+}
+
+impl Fanout {
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch_inner(
+        &self,
+        py: Python<'_>,
+        func: Py<PyAny>,
+        items: Bound<'_, PyList>,
+        ctx: Py<PyAny>,
+        timeout: Option<f64>,
+        return_exceptions: bool,
+        on_progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyList>> {
         let n = items.len();
         if n == 0 {
             return Ok(PyList::empty(py).unbind());
         }
         let timeout_span = match timeout {
-            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err(format!("timeout must be at most {} seconds, got {t}", Duration::MAX.as_secs()))
+            })?),
             Some(t) => return Err(PyValueError::new_err(format!("timeout must be positive, got {t}"))),
             None => None,
         };
@@ -229,7 +296,8 @@ impl Fanout {
         let runtime = shared_runtime();
         for _ in 0..n.min(self.max_concurrency) {
             let (batch, permits, tx) = (batch.clone(), self.permits.clone(), tx.clone());
-            runtime.spawn_blocking(move || run_worker(batch, permits, tx));
+            let active = ActiveJob::new();
+            runtime.spawn_blocking(move || run_worker(batch, permits, tx, active));
         }
         drop(tx);
         let mut collector: Collector<Py<PyAny>, PyErr> = Collector::new(n, timeout_span, !return_exceptions);
@@ -262,13 +330,11 @@ impl Fanout {
         }
         Ok(PyList::new(py, values)?.unbind())
     }
-
-    fn __repr__(&self) -> String {
-        format!("Fanout(max_concurrency={})", self.max_concurrency)
-    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Fanout>()?;
+    m.add_function(wrap_pyfunction!(fanout_active, m)?)?;
+    m.add_function(wrap_pyfunction!(fanout_close, m)?)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyMemoryError, PyOverflowError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -117,7 +117,10 @@ impl Binder {
         }
         if let Ok(dict) = obj.cast::<PyDict>() {
             let mut named = HashMap::with_capacity(dict.len());
-            for (key, value) in dict.iter() {
+            // A snapshot of the items: a `__conform__` run by `self.param` may resize the
+            // dict, and pyo3's live dict iterator would panic on that.
+            for item in dict.items().iter() {
+                let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
                 if let Ok(key) = key.cast::<PyString>() {
                     named.insert(key.to_str()?.to_owned(), self.param(&value)?);
                 }
@@ -292,10 +295,12 @@ trait StatementRunner {
 
     /// `(rowcount, lastrowid)` of one statement, like a sqlite3 cursor.
     fn run_execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<(i64, i64)> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        let done = self.with_conn(py, |c| sqlpool::execute(c, sql, &params)).map_err(|e| binder.raise(py, e))?;
-        Ok((done.rowcount, done.lastrowid))
+        super::errors::no_panic(|| {
+            let mut binder = Binder::default();
+            let params = binder.params(params)?;
+            let done = self.with_conn(py, |c| sqlpool::execute(c, sql, &params)).map_err(|e| binder.raise(py, e))?;
+            Ok((done.rowcount, done.lastrowid))
+        })
     }
 
     /// The rows of one query, at most `limit`.
@@ -306,9 +311,11 @@ trait StatementRunner {
         params: Option<&Bound<'_, PyAny>>,
         limit: Option<usize>,
     ) -> PyResult<Rows> {
-        let mut binder = Binder::default();
-        let params = binder.params(params)?;
-        self.with_conn(py, |c| sqlpool::query(c, sql, &params, limit)).map_err(|e| binder.raise(py, e))
+        super::errors::no_panic(|| {
+            let mut binder = Binder::default();
+            let params = binder.params(params)?;
+            self.with_conn(py, |c| sqlpool::query(c, sql, &params, limit)).map_err(|e| binder.raise(py, e))
+        })
     }
 }
 
@@ -355,7 +362,15 @@ impl SqlitePool {
     ) -> PyResult<Self> {
         let config = PoolConfig {
             size: pool_size,
-            busy_timeout: Duration::from_secs_f64(busy_timeout.max(0.0)),
+            busy_timeout: Duration::try_from_secs_f64(busy_timeout.max(0.0))
+                .ok()
+                .filter(|d| d.as_millis() <= i32::MAX as u128)
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "busy_timeout must be at most {} seconds, got {busy_timeout}",
+                        i32::MAX / 1000
+                    ))
+                })?,
             statement_cache,
             synchronous: synchronous.to_owned(),
         };
@@ -371,9 +386,11 @@ impl SqlitePool {
 
     /// Run one DML statement per parameter set in one transaction; returns rows changed.
     fn executemany(&self, py: Python<'_>, sql: &str, seq: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let mut binder = Binder::default();
-        let all = batches(&mut binder, seq)?;
-        self.with_conn(py, |c| sqlpool::executemany_atomic(c, sql, &all)).map_err(|e| binder.raise(py, e))
+        super::errors::no_panic(|| {
+            let mut binder = Binder::default();
+            let all = batches(&mut binder, seq)?;
+            self.with_conn(py, |c| sqlpool::executemany_atomic(c, sql, &all)).map_err(|e| binder.raise(py, e))
+        })
     }
 
     /// All rows, as tuples or (``as_dict``) dicts keyed by column name.
@@ -450,9 +467,11 @@ impl SqliteConn {
     }
 
     fn executemany(&self, py: Python<'_>, sql: &str, seq: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let mut binder = Binder::default();
-        let all = batches(&mut binder, seq)?;
-        self.with_conn(py, |c| sqlpool::executemany(c, sql, &all)).map_err(|e| binder.raise(py, e))
+        super::errors::no_panic(|| {
+            let mut binder = Binder::default();
+            let all = batches(&mut binder, seq)?;
+            self.with_conn(py, |c| sqlpool::executemany(c, sql, &all)).map_err(|e| binder.raise(py, e))
+        })
     }
 
     #[pyo3(signature = (sql, params=None, as_dict=false))]

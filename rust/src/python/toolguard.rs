@@ -11,6 +11,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
 };
 
+use super::errors::no_panic;
 use crate::toolguard::canon::{self, MARK_TRUNCATED, MAX_DEPTH, MAX_NODES, TAG_FALSE, TAG_NONE, TAG_TRUE};
 use crate::toolguard::window::{Guard, GuardConfig, Reason, REASONS};
 
@@ -175,13 +176,20 @@ impl Walker {
     /// Encode each member into one scratch buffer, then emit them sorted (mappings, sets).
     fn sorted_group<'py, I>(&mut self, out: &mut Vec<u8>, tag: u8, members: I) -> PyResult<()>
     where
-        I: Iterator<Item = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>,
+        I: Iterator<Item = PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>>,
     {
         let (mut scratch, mut ranges) = self.pool.pop().unwrap_or_default();
         scratch.clear();
         ranges.clear();
         let mut result = Ok(());
-        for (first, second) in members {
+        for member in members {
+            let (first, second) = match member {
+                Ok(pair) => pair,
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            };
             let start = scratch.len();
             result = self.walk(&mut scratch, &first);
             if let (Ok(()), Some(second)) = (&result, second) {
@@ -206,7 +214,8 @@ impl Walker {
 
     fn container(&mut self, out: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(d) = value.cast::<PyDict>() {
-            self.sorted_group(out, b'M', d.iter().map(|(k, v)| (k, Some(v))))?;
+            // Not `d.iter()`: it panics when a `__repr__` walked meanwhile resizes the dict.
+            self.sorted_group(out, b'M', DictItems::new(d).map(|r| r.map(|(k, v)| (k, Some(v)))))?;
         } else if let Ok(l) = value.cast::<PyList>() {
             canon::push_header(out, b'L', l.len());
             for item in l.iter() {
@@ -217,12 +226,57 @@ impl Walker {
             for item in t.iter() {
                 self.walk(out, &item)?;
             }
-        } else if let Ok(s) = value.cast::<PySet>() {
-            self.sorted_group(out, b'E', s.iter().map(|item| (item, None)))?;
-        } else if let Ok(s) = value.cast::<PyFrozenSet>() {
-            self.sorted_group(out, b'E', s.iter().map(|item| (item, None)))?;
+        } else if value.is_instance_of::<PySet>() || value.is_instance_of::<PyFrozenSet>() {
+            // Python's own set iterator: a resize raises RuntimeError (pyo3's would panic).
+            let members = set_iter(value)?;
+            self.sorted_group(out, b'E', members.map(|item| item.map(|item| (item, None))))?;
         }
         Ok(())
+    }
+}
+
+/// `set.__iter__(value)` (bypassing a subclass's `__iter__`, as the python twin does).
+fn set_iter<'py>(value: &Bound<'py, PyAny>) -> PyResult<impl Iterator<Item = PyResult<Bound<'py, PyAny>>>> {
+    let py = value.py();
+    let kind = if value.is_instance_of::<PySet>() { py.get_type::<PySet>() } else { py.get_type::<PyFrozenSet>() };
+    let iter = kind.getattr(pyo3::intern!(py, "__iter__"))?.call1((value,))?;
+    iter.try_iter()
+}
+
+/// A dict's (key, value) pairs that raise `RuntimeError`, as CPython's iterator does,
+/// instead of panicking when the dict changes size while it is walked.
+struct DictItems<'a, 'py> {
+    dict: &'a Bound<'py, PyDict>,
+    pos: ffi::Py_ssize_t,
+    len: usize,
+}
+
+impl<'a, 'py> DictItems<'a, 'py> {
+    fn new(dict: &'a Bound<'py, PyDict>) -> Self {
+        DictItems { dict, pos: 0, len: dict.len() }
+    }
+}
+
+impl<'py> Iterator for DictItems<'_, 'py> {
+    type Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.dict.len() != self.len {
+            self.len = usize::MAX; // stays failed
+            return Some(Err(pyo3::exceptions::PyRuntimeError::new_err("dictionary changed size during iteration")));
+        }
+        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+        let py = self.dict.py();
+        // SAFETY: we hold the GIL; PyDict_Next is memory-safe on a dict mutated between
+        // calls (it may skip or repeat entries), and the borrowed references become
+        // owned `Bound`s before any Python code can run.
+        unsafe {
+            if ffi::PyDict_Next(self.dict.as_ptr(), &mut self.pos, &mut key, &mut value) == 0 {
+                return None;
+            }
+            Some(Ok((Bound::from_borrowed_ptr(py, key), Bound::from_borrowed_ptr(py, value))))
+        }
     }
 }
 
@@ -235,13 +289,13 @@ fn canonical_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 /// The canonical encoding of a value (for tests and debugging).
 #[pyfunction]
 fn tool_canonical<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    Ok(PyBytes::new(py, &canonical_bytes(value)?))
+    no_panic(|| Ok(PyBytes::new(py, &canonical_bytes(value)?)))
 }
 
 /// Hex BLAKE2b-128 of the canonical encoding of a value.
 #[pyfunction]
 fn tool_fingerprint(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(canon::fingerprint_of(&canonical_bytes(value)?))
+    no_panic(|| Ok(canon::fingerprint_of(&canonical_bytes(value)?)))
 }
 
 /// Fingerprint of one tool call: the canonical (agent, tool, args) triple.
@@ -251,14 +305,16 @@ fn tool_call_fingerprint(
     tool: &Bound<'_, PyAny>,
     args: &Bound<'_, PyAny>,
 ) -> PyResult<String> {
-    let mut out = Vec::with_capacity(128);
-    canon::push_header(&mut out, b'L', 3);
-    let mut walker = Walker::new();
-    walker.nodes += 1; // the triple itself counts as one visited value, as in the python twin
-    walker.walk(&mut out, agent)?;
-    walker.walk(&mut out, tool)?;
-    walker.walk(&mut out, args)?;
-    Ok(canon::fingerprint_of(&out))
+    no_panic(|| {
+        let mut out = Vec::with_capacity(128);
+        canon::push_header(&mut out, b'L', 3);
+        let mut walker = Walker::new();
+        walker.nodes += 1; // the triple itself counts as one visited value, as in the python twin
+        walker.walk(&mut out, agent)?;
+        walker.walk(&mut out, tool)?;
+        walker.walk(&mut out, args)?;
+        Ok(canon::fingerprint_of(&out))
+    })
 }
 
 /// The loop guard: per-run windows and budgets, per-tool counters. Thread-safe.

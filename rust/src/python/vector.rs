@@ -54,10 +54,10 @@ fn vector_top_k(
             Some(buf) => Some(slice_of(buf, "rows")?),
             None => None,
         },
-        k,
+        k: k.min(n), // never more hits than rows: a huge k must not size an allocation
         metric,
     };
-    let hits = py.detach(|| top_k(&search, threads))?;
+    let hits = super::errors::no_panic(|| Ok(py.detach(|| top_k(&search, threads))?))?;
     Ok(hits.into_iter().map(|(r, s)| (r as i64, s)).unzip())
 }
 
