@@ -1,6 +1,6 @@
 //! Conversion of the crate's one error type into Python exceptions.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
 use crate::error::Error;
