@@ -60,7 +60,7 @@ def test_twins_write_identical_bytes(speedups: Any, fields: dict[str, Any]) -> N
 def test_twins_agree_on_floats_strings_and_ints(
     speedups: Any, floats: list[float], text: str, ints: list[int]
 ) -> None:
-    fields = {"id": text or "x", "timestamp": "2024-05-01T12:00:00Z", "metadata": {text: floats, "i": ints}}
+    fields = {"id": text or "x", "timestamp": "2024-05-01T12:00:00Z", "metadata": {"i": ints, text: floats}}
     rust = AgentMessage("tool", text, name=text, use_rust=True, **fields)
     python = AgentMessage("tool", text, name=text, use_rust=False, **fields)
     assert rust.to_json() == python.to_json()
