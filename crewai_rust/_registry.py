@@ -139,6 +139,12 @@ def unpatch() -> dict[str, Any]:
     return status()
 
 
+def component_options(name: str) -> dict[str, Any]:
+    """The options the active component was given through ``patch()`` (worker processes re-apply them)."""
+    with _lock:
+        return dict(_states[name.upper()].options)
+
+
 def status() -> dict[str, Any]:
     """Per component: enabled, implementation, targets patched, targets missing (with reasons)."""
     from ._selection import build_info
