@@ -168,7 +168,7 @@ class ToolGuard:
     def reset(self) -> None: ...
     def counters(self) -> dict[str, _ToolCounters]: ...
 # --- tasks ---
-__all__ += ["Fanout"]
+__all__ += ["Fanout", "fanout_active", "fanout_close"]
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any

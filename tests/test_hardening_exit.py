@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # 160 forked interpreter exits
+
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("exit_scenarios.py")
 RUNS = 20
