@@ -239,7 +239,7 @@ class RustTaskExecutor:
                 work = fn(items[index]) if is_coroutine else run_thread_item(items[index])
                 try:
                     value, ok = await asyncio.wait_for(work, timeout), True
-                except TimeoutError:
+                except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
                     value, ok = timeout_error(index, timeout or 0.0), False
                 except asyncio.CancelledError:
                     raise
