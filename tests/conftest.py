@@ -72,6 +72,48 @@ def use_rust(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         yield False
 
 
+def _services_required() -> bool:
+    """In CI (tox sets it) a test server that cannot start fails the run instead of skipping."""
+    return os.environ.get("CREWAI_RUST_REQUIRE_SERVICES", "").strip() == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """A PostgreSQL server for the session: ``CREWAI_RUST_TEST_PG_URL``, else a throwaway cluster.
+
+    Skips only outside CI when psycopg or the server binaries are missing; with
+    ``CREWAI_RUST_REQUIRE_SERVICES=1`` it fails instead.
+    """
+    from _pg_cluster import ClusterUnavailable, ExternalServer, start_cluster
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        if _services_required():
+            pytest.fail(f"psycopg is missing (pip install 'crewai-rust[postgres]'): {exc}")
+        pytest.skip(f"psycopg not installed: {exc}")
+    external = os.environ.get("CREWAI_RUST_TEST_PG_URL", "").strip()
+    if external:
+        yield ExternalServer(external)
+        return
+    try:
+        cluster = start_cluster()  # under /tmp: the server account cannot enter pytest's 0700 basetemp
+    except Exception as exc:  # ClusterUnavailable, or a subprocess error
+        if _services_required() or not isinstance(exc, ClusterUnavailable):
+            pytest.fail(f"could not start a PostgreSQL test cluster: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty database on the session's server (TCP URL with the password)."""
+    return str(pg_server.create_database())
+
+
 @pytest.fixture
 def speedups():  # type: ignore[no-untyped-def]
     """The compiled module, for twin-against-twin tests."""
