@@ -76,13 +76,11 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Install the guard and the faster repeated-call check; returns the implementation used."""
     global _active
     settings = _config.resolve(options)
-    install_guard = settings.pop("guard")
-    replace_check = settings.pop("replace_repeated_check")
-    executor = RustToolExecutor(**settings)
-    budget = settings["max_llm_calls"] is not None or settings["max_tokens"] is not None
-    if install_guard or budget:
-        _install_hooks(patcher, executor, tool_hooks=install_guard, llm_hook=budget or (install_guard and settings["max_refusals"] > 0))
-    if replace_check:
+    executor = RustToolExecutor(**settings.executor_kwargs())
+    if settings.guard or settings.has_budget:
+        llm_hook = settings.has_budget or (settings.guard and settings.max_refusals > 0)
+        _install_hooks(patcher, executor, tool_hooks=settings.guard, llm_hook=llm_hook)
+    if settings.replace_repeated_check:
         _replace_repeated_check(patcher)
     _active = executor
     return executor.implementation

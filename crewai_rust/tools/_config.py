@@ -18,37 +18,43 @@ Environment variables (read when ``patch()`` runs):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from .._env import check_options, env_flag, env_int
+from .._settings import resolve_settings, setting
 from ._executor import DEFAULTS
 
-_INT_ENV = {
-    "max_recursion_depth": ("CREWAI_RUST_TOOLS_MAX_DEPTH", 1),
-    "loop_window": ("CREWAI_RUST_TOOLS_LOOP_WINDOW", 1),
-    "max_repeats": ("CREWAI_RUST_TOOLS_MAX_REPEATS", 1),
-    "cycle_repeats": ("CREWAI_RUST_TOOLS_CYCLE_REPEATS", 1),
-    "max_cycle_length": ("CREWAI_RUST_TOOLS_MAX_CYCLE_LENGTH", 0),
-    "max_calls": ("CREWAI_RUST_TOOLS_MAX_CALLS", 1),
-    "max_refusals": ("CREWAI_RUST_TOOLS_MAX_REFUSALS", 0),
-    "max_llm_calls": ("CREWAI_RUST_TOOLS_MAX_LLM_CALLS", 1),
-    "max_tokens": ("CREWAI_RUST_TOOLS_MAX_TOKENS", 1),
-}
-_FLAG_ENV = {
-    "strict": ("CREWAI_RUST_TOOLS_STRICT", False),
-    "guard": ("CREWAI_RUST_TOOLS_GUARD", True),
-    "replace_repeated_check": ("CREWAI_RUST_TOOLS_REPEATED_CHECK", True),
-}
-KNOWN = set(_INT_ENV) | set(_FLAG_ENV) | {"use_rust"}
+
+@dataclasses.dataclass(frozen=True)
+class ToolsSettings:
+    """What ``patch(tools=...)`` configures: the executor's limits and which hooks go in."""
+
+    max_recursion_depth: int = setting(DEFAULTS["max_recursion_depth"], "CREWAI_RUST_TOOLS_MAX_DEPTH", kind="int")
+    loop_window: int = setting(DEFAULTS["loop_window"], "CREWAI_RUST_TOOLS_LOOP_WINDOW", kind="int")
+    max_repeats: int = setting(DEFAULTS["max_repeats"], "CREWAI_RUST_TOOLS_MAX_REPEATS", kind="int")
+    cycle_repeats: int = setting(DEFAULTS["cycle_repeats"], "CREWAI_RUST_TOOLS_CYCLE_REPEATS", kind="int")
+    max_cycle_length: int = setting(DEFAULTS["max_cycle_length"], "CREWAI_RUST_TOOLS_MAX_CYCLE_LENGTH", kind="int", minimum=0)
+    max_calls: int | None = setting(DEFAULTS["max_calls"], "CREWAI_RUST_TOOLS_MAX_CALLS", kind="int")
+    max_refusals: int = setting(DEFAULTS["max_refusals"], "CREWAI_RUST_TOOLS_MAX_REFUSALS", kind="int", minimum=0)
+    max_llm_calls: int | None = setting(DEFAULTS["max_llm_calls"], "CREWAI_RUST_TOOLS_MAX_LLM_CALLS", kind="int")
+    max_tokens: int | None = setting(DEFAULTS["max_tokens"], "CREWAI_RUST_TOOLS_MAX_TOKENS", kind="int")
+    strict: bool = setting(DEFAULTS["strict"], "CREWAI_RUST_TOOLS_STRICT", kind="flag")
+    guard: bool = setting(True, "CREWAI_RUST_TOOLS_GUARD", kind="flag")
+    replace_repeated_check: bool = setting(True, "CREWAI_RUST_TOOLS_REPEATED_CHECK", kind="flag")
+    use_rust: bool | None = setting(None)
+
+    @property
+    def has_budget(self) -> bool:
+        """A per-kickoff LLM-call or token budget is set (it needs the LLM hook)."""
+        return self.max_llm_calls is not None or self.max_tokens is not None
+
+    def executor_kwargs(self) -> dict[str, Any]:
+        """The :class:`RustToolExecutor` arguments (everything but the hook switches)."""
+        kwargs = dataclasses.asdict(self)
+        del kwargs["guard"], kwargs["replace_repeated_check"]
+        return kwargs
 
 
-def resolve(options: dict[str, Any]) -> dict[str, Any]:
+def resolve(options: dict[str, Any]) -> ToolsSettings:
     """Merged settings; unknown option names raise so a typo is never ignored."""
-    check_options("tools", options, KNOWN)
-    settings: dict[str, Any] = {}
-    for name, (env, minimum) in _INT_ENV.items():
-        settings[name] = options[name] if name in options else env_int(env, DEFAULTS.get(name), minimum=minimum)
-    for name, (env, default) in _FLAG_ENV.items():
-        settings[name] = bool(options[name]) if name in options else env_flag(env, default)
-    settings["use_rust"] = options.get("use_rust")
-    return settings
+    return resolve_settings(ToolsSettings, "tools", options)
