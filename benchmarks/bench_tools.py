@@ -51,8 +51,8 @@ def _orjson_key(name: str, args: Any) -> str:
 def run(quick: bool) -> list[dict[str, Any]]:
     from crewai_rust import _selection
     from crewai_rust.tools import RustToolExecutor
-    from crewai_rust.tools._fingerprint import call_fingerprint as py_fingerprint
-    from crewai_rust.tools._window import PyToolGuard
+    from crewai_rust.tools._fingerprint import tool_call_fingerprint as py_fingerprint
+    from crewai_rust.tools._toolguard_py import ToolGuard as PyToolGuard
 
     speedups = _selection.speedups_module()
     repeat = 5 if quick else 15

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import threading
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._env import env_flag
 
 PUREPYTHON_ENV = "CREWAI_RUST_PUREPYTHON"
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _loaded = False
@@ -69,6 +70,21 @@ def use_rust(requested: bool | None) -> bool:
     if requested is True:
         raise RuntimeError(f"use_rust=True but the compiled module is unavailable: {_reason_unused()}")
     return False
+
+
+def twin(python_twin: T, rust: bool, name: str | None = None) -> T:
+    """The one binder of every component: the compiled twin of ``python_twin`` when ``rust``.
+
+    Both twins export the same name (``name``, default ``python_twin.__name__``): the
+    Python twin of ``rust/src/<core>.rs`` lives in ``<component>/_<core>_py.py``. The
+    result is typed as the Python twin, so type checkers see the real signature.
+    """
+    if not rust:
+        return python_twin
+    module = speedups_module()
+    if module is None:
+        raise RuntimeError(f"the compiled twin was chosen but is unavailable: {_reason_unused()}")
+    return getattr(module, name or getattr(python_twin, "__name__"))  # type: ignore[no-any-return]
 
 
 def implementation_name(rust: bool) -> str:

@@ -47,7 +47,7 @@ def test_a_container_changed_while_fingerprinted_raises_runtime_error(speedups: 
         box.update({HashableShrinker(box, "x"), 1, 2, 3})
         return box
 
-    for fingerprint in (speedups.tool_call_fingerprint, _fingerprint.call_fingerprint):
+    for fingerprint in (speedups.tool_call_fingerprint, _fingerprint.tool_call_fingerprint):
         with pytest.raises(RuntimeError, match="changed size during iteration"):
             fingerprint("agent", "tool", make())
 

@@ -22,7 +22,7 @@ def _fingerprints(use_rust: bool):  # type: ignore[no-untyped-def]
         from crewai_rust import _speedups
 
         return _speedups.tool_call_fingerprint, _speedups.tool_canonical
-    return py.call_fingerprint, py.canonical
+    return py.tool_call_fingerprint, py.tool_canonical
 
 
 def fp(use_rust: bool, args: Any, agent: str = "agent", tool: str = "tool") -> str:
@@ -138,8 +138,8 @@ _json_like = st.recursive(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_json_like, agent=st.text(max_size=10), tool=st.text(max_size=10))
 def test_twins_agree_on_json_like_data(speedups: Any, value: Any, agent: str, tool: str) -> None:
-    assert speedups.tool_canonical(value) == py.canonical(value)
-    assert speedups.tool_call_fingerprint(agent, tool, value) == py.call_fingerprint(agent, tool, value)
+    assert speedups.tool_canonical(value) == py.tool_canonical(value)
+    assert speedups.tool_call_fingerprint(agent, tool, value) == py.tool_call_fingerprint(agent, tool, value)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -147,7 +147,7 @@ def test_twins_agree_on_json_like_data(speedups: Any, value: Any, agent: str, to
 def test_json_text_and_data_give_one_fingerprint(speedups: Any, value: Any) -> None:
     wrapped = {"payload": value}
     text = json.dumps(wrapped, indent=2, ensure_ascii=False)
-    for twin in (speedups.tool_call_fingerprint, py.call_fingerprint):
+    for twin in (speedups.tool_call_fingerprint, py.tool_call_fingerprint):
         assert twin("a", "t", py.normalise_args(text)) == twin("a", "t", wrapped)
 
 
@@ -174,7 +174,7 @@ def test_twins_agree_on_odd_values(speedups: Any) -> None:
         len,
     ]
     for value in values:
-        assert speedups.tool_canonical(value) == py.canonical(value), repr(value)[:80]
+        assert speedups.tool_canonical(value) == py.tool_canonical(value), repr(value)[:80]
         assert speedups.tool_fingerprint(value) == py.fingerprint(value)
 
 

@@ -18,7 +18,7 @@ from crewai_rust.tools import (
     ToolNotRegisteredError,
     ToolRefusedError,
 )
-from crewai_rust.tools._window import PyToolGuard
+from crewai_rust.tools._toolguard_py import ToolGuard as PyToolGuard
 
 
 def _executor(use_rust: bool, **kwargs: Any) -> RustToolExecutor:

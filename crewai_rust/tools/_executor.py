@@ -18,12 +18,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._selection import implementation_name, speedups_module, use_rust as resolve_rust
+from .._selection import implementation_name, twin, use_rust as resolve_rust
 from . import _context, _runs
 from ._errors import Refusal, RefusedResult, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
-from ._fingerprint import call_fingerprint as py_call_fingerprint, fallback_fingerprint, normalise_args
+from . import _fingerprint, _toolguard_py
+from ._fingerprint import fallback_fingerprint, normalise_args
 from ._spend import SpendGuard
-from ._window import REASONS, PyToolGuard
+from ._toolguard_py import REASONS
 
 logger = logging.getLogger("crewai_rust.tools")
 
@@ -118,13 +119,8 @@ class RustToolExecutor:
         self._max_runs = max_runs
         self._rust = resolve_rust(use_rust)
         guard_args = (loop_window, max_repeats, cycle_repeats, max_cycle_length, max_calls, max_runs)
-        if self._rust:
-            module = speedups_module()
-            self._guard: Any = module.ToolGuard(*guard_args)  # type: ignore[union-attr]
-            self._fingerprint: Callable[[Any, Any, Any], str] = module.tool_call_fingerprint  # type: ignore[union-attr]
-        else:
-            self._guard = PyToolGuard(*guard_args)
-            self._fingerprint = py_call_fingerprint
+        self._guard = twin(_toolguard_py.ToolGuard, self._rust)(*guard_args)
+        self._fingerprint = twin(_fingerprint.tool_call_fingerprint, self._rust)
         self._tools: dict[str, Callable[..., Any]] = {}
         self._refusals: deque[Refusal] = deque(maxlen=refusal_log_size)
         self._results: dict[str, dict[str, str]] = {}  # run -> fingerprint -> last result CrewAI saw

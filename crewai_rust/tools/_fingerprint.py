@@ -159,7 +159,7 @@ class _Walker:
             path.pop()
 
 
-def canonical(value: Any) -> bytes:
+def tool_canonical(value: Any) -> bytes:
     """The canonical encoding of ``value``."""
     out: list[bytes] = []
     _Walker().walk(value, out)
@@ -168,10 +168,10 @@ def canonical(value: Any) -> bytes:
 
 def fingerprint(value: Any) -> str:
     """Hex BLAKE2b-128 of the canonical encoding of ``value``."""
-    return hashlib.blake2b(canonical(value), digest_size=DIGEST_LEN).hexdigest()
+    return hashlib.blake2b(tool_canonical(value), digest_size=DIGEST_LEN).hexdigest()
 
 
-def call_fingerprint(agent: Any, tool: Any, args: Any) -> str:
+def tool_call_fingerprint(agent: Any, tool: Any, args: Any) -> str:
     """Fingerprint of one call: the canonical (agent, tool, args) triple."""
     walker = _Walker()
     walker.nodes = 1  # the triple itself, as in the Rust twin
@@ -201,7 +201,7 @@ def normalise_args(args: Any) -> Any:
 def _readable(value: Any, depth: int = 0) -> bytes:
     """What can be read of a value the walker gave up on (a container changed, a ``__repr__`` raised...)."""
     try:
-        return canonical(value)
+        return tool_canonical(value)
     except Exception:
         pass
     parts = [_text(_type_name(value))]

@@ -25,7 +25,7 @@ class _Run:
         self.calls = 0
 
 
-class PyToolGuard:
+class ToolGuard:
     """Same constructor, methods and decisions as the Rust ``ToolGuard``."""
 
     def __init__(
