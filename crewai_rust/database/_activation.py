@@ -170,6 +170,7 @@ def _activate_postgres(patcher: Patcher, options: dict[str, Any], pg: _pg.PgSett
         if keep is not None:
             patcher.keep("crewai_core.lock_store:set_lock_backend", keep)
         else:
+            assert pg.url is not None  # _pg_settings returns settings only with a URL
             backend = PostgresLockBackend(
                 pg.url, pg.schema, options.get("lock_dir"), pool_size=max(16, 4 * pg.pool_size),
                 retry_timeout=pg.retry_timeout,

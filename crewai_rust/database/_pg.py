@@ -29,6 +29,7 @@ from .._postgres import (
     PostgresUnavailableError,
     open_pool,
     redact,
+    require_psycopg,
     scrub,
     validate_url,
 )
@@ -93,10 +94,21 @@ class PgDatabase:
             with self._lock:
                 pool = self._pool
                 if pool is None:
+                    self._probe()
                     pool = self._pool = open_pool(
                         self.url, min_size=1, max_size=self.pool_size, application_name=self.application_name
                     )
         return pool
+
+    def _probe(self) -> None:
+        """One direct connect first: a wrong password or a missing database fails now, with the
+        server's reason, instead of after the pool's whole connect timeout."""
+        psycopg = require_psycopg()
+        try:
+            psycopg.connect(self.url, connect_timeout=10, application_name=self.application_name).close()
+        except Exception as exc:
+            detail = scrub(str(exc).strip(), self.url)
+            raise PostgresUnavailableError(f"cannot connect to {redact(self.url)}: {detail}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -136,8 +148,8 @@ class PgDatabase:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def ensure(self, name: str, tables: Iterable[str], ddl: Callable[[Any], None], schema: str) -> None:
-        """Run ``ddl(conn)`` once per process unless every table exists; safe when processes race.
+    def ensure(self, name: str, tables: Iterable[str], ddl: Iterable[str], schema: str) -> None:
+        """Run the ``ddl`` statements once per process unless every table exists; safe when processes race.
 
         ``CREATE ... IF NOT EXISTS`` alone fails when two sessions create the same table at
         once (a unique violation in the catalog), so creation runs under a transaction-level
@@ -146,7 +158,7 @@ class PgDatabase:
         key = f"{schema}.{name}"
         if key in self._ready:
             return
-        tables = list(tables)
+        tables, statements = list(tables), list(ddl)
 
         def create(conn: Any) -> None:
             names = [f'"{schema}"."{t}"' for t in tables]
@@ -156,7 +168,8 @@ class PgDatabase:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("ddl", schema),))
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                ddl(conn)
+                for statement in statements:
+                    conn.execute(statement)
 
         self.run(create)
         self._ready.add(key)

@@ -101,7 +101,7 @@ class PostgresFlowPersistence(FlowPersistence):
 
     def init_db(self) -> None:
         ddl = _ddl(self.db_schema)
-        self._db().ensure("flow_states", _TABLES, lambda conn: [conn.execute(s) for s in ddl], self.db_schema)
+        self._db().ensure("flow_states", _TABLES, ddl, self.db_schema)
 
     @staticmethod
     def _to_state_dict(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:

@@ -103,8 +103,8 @@ class PostgresLockBackend:
             conn = None
             remaining = deadline - time.monotonic()
             try:
-                wait = db.retry_timeout if math.isinf(remaining) else max(0.001, remaining)
-                conn = pool.getconn(timeout=wait)
+                # Waiting for a pooled connection (perhaps a new one) is not waiting for the lock.
+                conn = pool.getconn(timeout=max(5.0, 0.0 if math.isinf(remaining) else remaining))
                 if remaining <= 0:
                     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
                     if not row[0]:

@@ -107,7 +107,7 @@ class PostgresTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
     def _initialize_db(self) -> None:
         ddl = _ddl(self._schema)
         try:
-            self._db().ensure(TABLE, [TABLE], lambda conn: [conn.execute(s) for s in ddl], self._schema)
+            self._db().ensure(TABLE, [TABLE], ddl, self._schema)
         except (PostgresError, ValueError) as exc:
             raise _fail(DatabaseError.INIT_ERROR, exc) from None
 
