@@ -110,9 +110,9 @@ class PostgresLockBackend:
                     if not row[0]:
                         raise self._fail(name, timeout, "held by another process or machine")
                 else:
-                    ms = "0" if math.isinf(remaining) else f"{max(1, int(remaining * 1000))}ms"
-                    conn.execute("SELECT set_config('lock_timeout', %s, false)", (ms,))
-                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                    # One round trip: both values are integers we made, so no parameters needed.
+                    ms = 0 if math.isinf(remaining) else max(1, int(remaining * 1000))
+                    conn.execute(f"SET lock_timeout = {int(ms)}; SELECT pg_advisory_lock({int(key)})".encode())
                 return pool, conn
             except LockTimeoutError:
                 pool.putconn(conn)
