@@ -489,3 +489,57 @@ def test_server_restart_mid_run_loses_no_acknowledged_write(pg_server, pg_url: s
         rows = conn.execute("SELECT state_json::json->>'i' FROM flow_states WHERE flow_uuid = 'restarted'").fetchall()
     written = [int(r[0]) for r in rows]
     assert set(acknowledged) <= set(written) and len(written) == len(set(written))  # none lost, none twice
+
+
+def test_concurrent_first_use_creates_the_tables_once(pg_url: str) -> None:
+    """Sessions racing on ``CREATE TABLE IF NOT EXISTS`` collide in the catalog unless serialised."""
+    from crewai_rust.database._pg_flow_persistence import _TABLES
+    from crewai_rust.database._pg_flow_persistence import _ddl as flow_ddl
+    from crewai_rust.database._pg_task_outputs import _ddl as output_ddl
+
+    for attempt in range(3):
+        schema = f"race_{attempt}"
+        dbs = [_pg.PgDatabase(pg_url, pool_size=1) for _ in range(6)]
+        barrier = threading.Barrier(len(dbs))
+        errors: list[BaseException] = []
+
+        def first_use(db: _pg.PgDatabase, schema: str = schema) -> None:
+            try:
+                db.pool()
+                barrier.wait()
+                db.ensure("outputs", ["latest_kickoff_task_outputs"], output_ddl(schema), schema)
+                db.ensure("flows", _TABLES, flow_ddl(schema), schema)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use, args=(db,)) for db in dbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for db in dbs:
+            db.close()
+        assert errors == []
+        storage = PostgresTaskOutputsStorage(url=pg_url, schema=schema)
+        storage.add(_task("after the race"), {"raw": "ok"}, 0)
+        assert [r["output"] for r in storage.load()] == [{"raw": "ok"}]
+
+
+def test_parts_copy_and_pickle_without_their_pools(pg_url: str) -> None:
+    import copy
+    import pickle
+
+    storage = PostgresTaskOutputsStorage(url=pg_url)
+    flows = PostgresFlowPersistence(pg_url)
+    lock = PostgresLockBackend(pg_url)
+    storage.add(_task("copied"), {"raw": "c"}, 0)
+    for clone in (copy.deepcopy(storage), pickle.loads(pickle.dumps(storage))):
+        assert isinstance(clone, PostgresTaskOutputsStorage) and clone.load() == storage.load()
+    flows.save_state("copied", "m", {"id": "copied"})
+    for clone in (copy.deepcopy(flows), pickle.loads(pickle.dumps(flows))):
+        assert clone.load_state("copied") == {"id": "copied"}
+    for clone in (copy.deepcopy(lock), pickle.loads(pickle.dumps(lock))):
+        with clone("copied", timeout=1):
+            with pytest.raises(LockTimeoutError):
+                with lock("copied", timeout=0):
+                    pass
