@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ def _server() -> tuple[str, Any]:
     cluster.psql("ALTER SYSTEM SET fsync = on")
     cluster.psql("ALTER SYSTEM SET synchronous_commit = on")
     cluster.psql("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 10
+    while cluster.psql("SELECT current_setting('fsync') || current_setting('synchronous_commit')") != "onon":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the bench cluster did not switch to fsync/synchronous_commit on")
+        time.sleep(0.05)
     return cluster.create_database("bench"), cluster
 
 

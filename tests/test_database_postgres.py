@@ -397,6 +397,7 @@ def test_dropped_connections_are_retried(pg_server, pg_url: str) -> None:  # typ
     _kill_our_connections(pg_server, pg_url)
     assert [r["output"]["raw"] for r in storage.load()] == ["before", "after"]
     assert flows.load_state("f") == {"id": "f", "n": 2}
+    assert _pg.database(pg_url).retries >= 2  # our retry ran: each kill cut off the next call
     lock = PostgresLockBackend(pg_url)
     with lock("after-drop", timeout=5):
         pass
@@ -483,6 +484,7 @@ def test_server_restart_mid_run_loses_no_acknowledged_write(pg_server, pg_url: s
     assert len(acknowledged) >= 40
     restarted = storage._db().run(lambda conn: conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
     assert restarted > started  # the server really went away mid-run
+    assert _pg.database(pg_url).retries >= 1  # and a call met a dead connection and was re-run
     stored = {int(r["output"]["raw"]) for r in storage.load()}
     assert set(acknowledged) <= stored
     with _pg.database(pg_url).pool().connection() as conn:
