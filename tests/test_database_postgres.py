@@ -545,3 +545,46 @@ def test_parts_copy_and_pickle_without_their_pools(pg_url: str) -> None:
             with pytest.raises(LockTimeoutError):
                 with lock("copied", timeout=0):
                     pass
+
+
+@pytest.mark.parametrize("timeout", [None, -1, float("inf")])
+def test_lock_without_a_finite_timeout_waits_for_the_holder(lock_backend: Any, timeout: Any) -> None:
+    order: list[str] = []
+    held = threading.Event()
+
+    def holder() -> None:
+        with lock_backend("forever", timeout=5):
+            held.set()
+            time.sleep(0.2)
+            order.append("holder out")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    with lock_backend("forever", timeout=timeout):
+        order.append("waiter in")
+    t.join()
+    assert order == ["holder out", "waiter in"]
+
+
+@pytest.mark.crew
+def test_offline_crew_kickoff_then_replay_on_postgres(pg_url: str, use_rust: bool, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM
+
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    crewai_rust.patch("database", database={"url": pg_url, "use_rust": use_rust})
+    llm = ScriptedLLM()
+    agent = Agent(role="Analyst", goal="Analyse", backstory="Careful.", llm=llm)
+    tasks = [Task(description=f"Step {i}: about {{topic}}", expected_output=f"answer {i}", agent=agent) for i in range(3)]
+    crew = Crew(agents=[agent], tasks=tasks)
+    assert isinstance(crew._task_output_handler.storage, PostgresTaskOutputsStorage)
+    assert crew.kickoff(inputs={"topic": "pg"}).raw
+    calls = llm.calls
+    assert crew.replay(str(tasks[1].id)).raw and llm.calls > calls
+    rows = PostgresTaskOutputsStorage(url=pg_url).load()
+    assert [(r["task_id"], r["was_replayed"]) for r in rows] == [(str(t.id), int(i > 0)) for i, t in enumerate(tasks)]
+    assert rows[0]["inputs"] == {"topic": "pg"}
+    assert not (tmp_path / "latest_kickoff_task_outputs.db").exists()  # nothing went to a local file
