@@ -188,6 +188,19 @@ def test_patch_validates_url_schema_and_options(monkeypatch: pytest.MonkeyPatch)
     state = crewai_rust.patch("database")["components"]
     assert not state["DATABASE"]["enabled"] and "malformed" in state["DATABASE"]["error"]
     assert "topsecret" not in state["DATABASE"]["error"]
+    crewai_rust.unpatch()
+    monkeypatch.setenv("CREWAI_RUST_DATABASE_URL", "postgresql://u@h/db")
+    for env, value, reason in [("CREWAI_RUST_DB_RETRY_TIMEOUT", "soon", "expected a number"),
+                               ("CREWAI_RUST_DATABASE_SCHEMA", "a.b", "plain identifier")]:
+        monkeypatch.setenv(env, value)
+        state = crewai_rust.patch("database")["components"]["DATABASE"]
+        assert not state["enabled"] and reason in state["error"], state
+        crewai_rust.unpatch()
+        monkeypatch.delenv(env)
+    monkeypatch.setenv("CREWAI_RUST_DATABASE_SCHEMA", "from_env")
+    state = crewai_rust.patch("database")["components"]["DATABASE"]
+    assert state["enabled"] and state["stats"]["schema"] == "from_env"  # valid: nothing connects yet
+    monkeypatch.delenv("CREWAI_RUST_DATABASE_SCHEMA")
     # Nothing leaked into the settings of a later, SQLite-only patch.
     monkeypatch.delenv("CREWAI_RUST_DATABASE_URL")
     crewai_rust.unpatch()
