@@ -93,10 +93,12 @@ def validate_url(url: str) -> str:
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "crewai_rust",
-              timeout: float = 10.0) -> ConnectionPool:
+              timeout: float = 10.0, check: bool = True) -> ConnectionPool:
     """A psycopg connection pool, opened and checked: unreachable servers fail here, clearly.
 
     Connections are autocommit; callers open transactions with ``conn.transaction()``.
+    ``check=False`` skips the pool's liveness round trip on every checkout, for callers
+    that retry a call which failed on a dead connection themselves.
     """
     psycopg = require_psycopg()
     from psycopg_pool import ConnectionPool
@@ -110,7 +112,7 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_nam
         open=False,
         timeout=timeout,
         name=f"crewai_rust:{application_name}",
-        check=ConnectionPool.check_connection,
+        check=ConnectionPool.check_connection if check else None,
     )
     try:
         pool.open(wait=True, timeout=timeout)

@@ -16,6 +16,13 @@
   WAL commits survive a process crash; FULL also survives power loss).
 * ``task_outputs``, ``flows``, ``locks`` (bool, default True): install each part.
 * ``lock_dir``: directory of the lock files (default: the temp dir, as stock).
+* ``url`` [CREWAI_RUST_DATABASE_URL]: a ``postgresql://`` URL puts the task outputs, flow
+  state and locks in that database instead (``crewai_rust[postgres]``; see ``_pg``), so they
+  are shared by every machine using it. Unset: SQLite files, as above.
+* ``schema`` [CREWAI_RUST_DATABASE_SCHEMA]: the PostgreSQL schema of those tables and the
+  namespace of the advisory locks (default ``public``): one per tenant sharing a database.
+* ``retry_timeout`` [CREWAI_RUST_DB_RETRY_TIMEOUT]: seconds a call cut off by a lost
+  PostgreSQL connection (server restart) is retried before it fails (default 30).
 
 The lock part never downgrades a distributed lock: with ``REDIS_URL`` set and
 ``redis`` installed (CrewAI's ``portalocker.RedisLock`` mode), or with a lock
@@ -26,18 +33,22 @@ backend the user set already, CrewAI's lock stays and ``status()`` lists it unde
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from .._env import check_options, env_choice, env_float, env_int
 from .._patcher import Patcher
 from .._selection import implementation_name
-from . import _shared
+from . import _pg, _shared
 from ._library import choose_rust, library_sharing
 
 logger = logging.getLogger("crewai_rust")
 
 _SYNC = ("OFF", "NORMAL", "FULL", "EXTRA")
-_KNOWN = {"use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir"}
+_KNOWN = {
+    "use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir",
+    "url", "schema", "retry_timeout",
+}
 
 
 def _settings(options: dict[str, Any]) -> _shared.Settings:
@@ -59,6 +70,7 @@ def _settings(options: dict[str, Any]) -> _shared.Settings:
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     settings = _settings(options)
+    pg = _pg_settings(options, settings.pool_size)  # validated before anything changes
     rust, why = choose_rust(settings.use_rust)
     if settings.use_rust is None and not rust:
         logger.info("crewai_rust DATABASE: %s", why)
@@ -69,6 +81,10 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
             why,
         )
     _shared.configure(**{**settings.__dict__, "use_rust": rust})
+    if pg is not None:
+        _activate_postgres(patcher, options, pg)
+        _pg.configure(**pg.__dict__)
+        return implementation_name(rust)
 
     if options.get("task_outputs", True):
         from ._task_outputs import PooledTaskOutputsStorage, handler_update
@@ -111,7 +127,70 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     return implementation_name(rust)
 
 
+def _pg_settings(options: dict[str, Any], pool_size: int) -> _pg.PgSettings | None:
+    """The PostgreSQL settings when a URL is given (validated, nothing opened yet), else None."""
+    url = options.get("url", os.environ.get(_pg.URL_ENV, "").strip() or None)
+    if url is None:
+        return None
+    from .._postgres import require_psycopg, validate_url
+
+    url = validate_url(str(url))
+    require_psycopg()
+    schema = _pg.check_schema(options.get("schema", os.environ.get(_pg.SCHEMA_ENV, "").strip() or _pg.DEFAULT_SCHEMA))
+    retry = float(options.get("retry_timeout", env_float("CREWAI_RUST_DB_RETRY_TIMEOUT", 30.0)))
+    if not retry >= 0:
+        raise ValueError(f"retry_timeout must be a number of at least 0, got {retry}")
+    return _pg.PgSettings(url=url, schema=schema, pool_size=pool_size, retry_timeout=retry)
+
+
+def _activate_postgres(patcher: Patcher, options: dict[str, Any], pg: _pg.PgSettings) -> None:
+    """The three parts on PostgreSQL. Connecting waits for first use: a kickoff fails clearly then."""
+    if options.get("task_outputs", True):
+        from ._pg_task_outputs import PostgresTaskOutputsStorage
+        from ._task_outputs import handler_update
+
+        for module in ("crewai.memory.storage.kickoff_task_outputs_storage", "crewai.utilities.task_output_storage_handler"):
+            patcher.replace(module, "KickoffTaskOutputsSQLiteStorage", PostgresTaskOutputsStorage)
+        patcher.replace("crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler", "update", handler_update)
+
+    if options.get("flows", True):
+        from ._pg_flow_persistence import flow_persistence_factory
+
+        patcher.use_setter(
+            "crewai.flow.persistence.factory:set_flow_persistence_factory",
+            "crewai.flow.persistence.factory:_factory",
+            flow_persistence_factory,
+        )
+
+    if options.get("locks", True):
+        from ._lock_choice import crewai_lock_to_keep
+        from ._pg_lock import PostgresLockBackend
+
+        keep = crewai_lock_to_keep()
+        if keep is not None:
+            patcher.keep("crewai_core.lock_store:set_lock_backend", keep)
+        else:
+            assert pg.url is not None  # _pg_settings returns settings only with a URL
+            backend = PostgresLockBackend(
+                pg.url, pg.schema, options.get("lock_dir"), pool_size=max(16, 4 * pg.pool_size),
+                retry_timeout=pg.retry_timeout,
+            )
+            patcher.use_setter("crewai_core.lock_store:set_lock_backend", "crewai_core.lock_store:_backend", backend)
+
+
+def stats() -> dict[str, Any]:
+    """Where CrewAI's task outputs, flow state and locks go (the URL without its password)."""
+    pg = _pg.current_settings()
+    if pg.url is None:
+        return {"backend": "sqlite"}
+    from .._postgres import redact
+
+    return {"backend": "postgresql", "url": redact(pg.url), "schema": pg.schema}
+
+
 def deactivate() -> None:
     """Close the shared pools and forget the patch-time settings."""
     _shared.close_all()
     _shared.configure(**_shared.Settings().__dict__)
+    _pg.close_all()
+    _pg.configure(**_pg.PgSettings().__dict__)
