@@ -317,7 +317,7 @@ pub fn metadata<S: Source>(value: S) -> Result<Vec<(String, JsonValue)>, S::Erro
     if value.is_null() {
         return Ok(Vec::new());
     }
-    object("metadata", value)
+    object(|| "metadata".to_owned(), value)
 }
 
 /// An ISO 8601 string (or, from Python, a datetime), as microseconds since the epoch.
@@ -340,27 +340,30 @@ pub fn parse_timestamp(text: &str) -> Result<i64, FieldError> {
 }
 
 fn objects<S: Source>(field: &str, items: S::Seq) -> Result<Vec<JsonValue>, S::Error> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(items.size_hint().0);
     for (index, item) in items.enumerate() {
-        out.push(JsonValue::Object(object(&format!("{field}[{index}]"), item?)?));
+        out.push(JsonValue::Object(object(|| format!("{field}[{index}]"), item?)?));
     }
     Ok(out)
 }
 
-fn object<S: Source>(field: &str, value: S) -> Result<Vec<(String, JsonValue)>, S::Error> {
+/// An object field; `field` names it (built only when needed: parsed objects that pass
+/// need no name).
+fn object<S: Source>(field: impl Fn() -> String, value: S) -> Result<Vec<(String, JsonValue)>, S::Error> {
     match value.parsed() {
         Ok(JsonValue::Object(items)) => {
             if items.iter().any(|(_, item)| item.depth() >= MAX_DEPTH) {
-                return Err(too_deep(field).into());
+                return Err(too_deep(&field()).into());
             }
             Ok(items)
         }
-        Ok(other) => Err(FieldError::new(field, format!("expected an object, got {}", other.type_label())).into()),
+        Ok(other) => Err(FieldError::new(&field(), format!("expected an object, got {}", other.type_label())).into()),
         Err(value) => {
+            let field = field();
             let (kind, label) = value.classify()?;
             match kind {
-                Kind::Map(items) => clean_object::<S>(field, field, items, 0),
-                _ => mismatch::<S, _>(field, "an object", &label),
+                Kind::Map(items) => clean_object::<S>(&field, &field, items, 0),
+                _ => mismatch::<S, _>(&field, "an object", &label),
             }
         }
     }
