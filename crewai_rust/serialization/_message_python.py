@@ -132,7 +132,9 @@ class PyAgentMessage:
     @classmethod
     def _from_document(cls, doc: Any, *, parsed: bool, maybe_deep: bool = True) -> PyAgentMessage:
         message = cls.__new__(cls)
-        message._set(schema.check_document(doc, parsed=parsed, maybe_deep=maybe_deep))
+        (message._id, message._role, message._content, message._sender, message._task_id, message._name,
+         message._tool_calls, message._tool_call_id, message._timestamp, message._metadata,
+         ) = schema.check_document(doc, parsed=parsed, maybe_deep=maybe_deep)
         return message
 
     # -- CrewAI message dicts -----------------------------------------------------------------

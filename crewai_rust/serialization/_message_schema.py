@@ -209,7 +209,6 @@ def check_fields(
     tool_call_id: Any,
     timestamp: Any,
     metadata: Any,
-    *,
     parsed: bool = False,
     maybe_deep: bool = True,
 ) -> Checked:
@@ -262,7 +261,7 @@ def check_document(doc: Any, *, parsed: bool, maybe_deep: bool = True) -> Checke
     get = doc.get
     return check_fields(
         doc["id"], doc["role"], get("content"), get("sender"), get("task_id"), get("name"), get("tool_calls"),
-        get("tool_call_id"), doc["timestamp"], get("metadata"), parsed=parsed, maybe_deep=maybe_deep,
+        get("tool_call_id"), doc["timestamp"], get("metadata"), parsed, maybe_deep,
     )
 
 
