@@ -71,6 +71,16 @@ class AgentMessage:
     def from_json(text: str | bytes | bytearray | memoryview) -> AgentMessage: ...
     @staticmethod
     def from_dict(doc: dict[str, Any]) -> AgentMessage: ...
+    @staticmethod
+    def from_crewai(
+        message: dict[str, Any],
+        *,
+        sender: str | None = None,
+        task_id: str | None = None,
+        id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AgentMessage: ...
 
 def dumps_many(messages: list[AgentMessage]) -> str:
     """One JSON array of Rust-held messages."""

@@ -1,5 +1,8 @@
 """AgentMessage: the public face that hands out the Rust or the Python twin.
 
+It checks nothing itself: each twin holds its own single copy of the checks
+(``_message_schema.py`` for the Python twin, ``rust/src/message/checks.rs`` for the Rust one).
+
 ``AgentMessage(...)`` returns an instance of the chosen twin (both are registered as
 virtual subclasses, so ``isinstance(m, AgentMessage)`` holds); ``m.implementation``
 says which. Both write byte-identical JSON and compare equal when their JSON is equal.
@@ -13,12 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from .._selection import speedups_module, use_rust as resolve_use_rust
-from ._errors import MessageFormatError
-from ._message_python import CREWAI_EXTRA, PyAgentMessage
+from ._message_python import PyAgentMessage
 from ._message_python import dumps_many as _py_dumps_many
 from ._message_python import loads_many as _py_loads_many
-
-_CREWAI_KNOWN = ("role", "content", "tool_call_id", "name", "tool_calls")
 
 
 def _rust_class() -> Any:
@@ -95,25 +95,8 @@ class AgentMessage(metaclass=ABCMeta):
     ) -> Any:
         """From a CrewAI ``LLMMessage`` dict; unknown keys (``files``, ``raw_tool_call_parts``)
         travel in ``metadata["crewai_extra"]`` and must be JSON values."""
-        if not isinstance(message, dict):
-            raise MessageFormatError(f"CrewAI message: expected a dict, got {type(message).__qualname__}")
-        if "role" not in message:
-            raise MessageFormatError("AgentMessage field 'role': missing", field="role")
-        extra = {key: value for key, value in message.items() if key not in _CREWAI_KNOWN}
-        merged = dict(metadata or {})
-        if extra:
-            merged[CREWAI_EXTRA] = extra
-        return _twin(use_rust)(
-            message["role"],
-            message.get("content"),
-            id=id,
-            sender=sender,
-            task_id=task_id,
-            name=message.get("name"),
-            tool_calls=message.get("tool_calls"),
-            tool_call_id=message.get("tool_call_id"),
-            timestamp=timestamp,
-            metadata=merged,
+        return _twin(use_rust).from_crewai(
+            message, sender=sender, task_id=task_id, id=id, timestamp=timestamp, metadata=metadata
         )
 
     @staticmethod

@@ -12,8 +12,6 @@ from . import _message_schema as schema
 from ._errors import JSONDecodeError, MessageFormatError
 from ._json import loads
 
-CREWAI_EXTRA = "crewai_extra"
-
 
 def _copy(value: Any) -> Any:
     """Deep copy of a JSON value (dicts and lists only), so callers cannot alter a message."""
@@ -45,18 +43,14 @@ class PyAgentMessage:
         timestamp: datetime | str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._id = str(uuid.uuid4()) if id is None else schema.check_string("id", id, optional=False)
-        self._role = schema.check_role(role)
-        self._content = schema.check_content(content)
-        self._sender = schema.check_string("sender", sender, optional=True)
-        self._task_id = schema.check_string("task_id", task_id, optional=True)
-        self._name = schema.check_string("name", name, optional=True)
-        self._tool_calls = schema.check_tool_calls(tool_calls)
-        self._tool_call_id = schema.check_string("tool_call_id", tool_call_id, optional=True)
-        self._timestamp = (
-            datetime.now(timezone.utc) if timestamp is None else schema.check_timestamp(timestamp)
-        )
-        self._metadata = schema.check_metadata(metadata)
+        self._set(schema.check_fields(
+            str(uuid.uuid4()) if id is None else id, role, content, sender, task_id, name, tool_calls, tool_call_id,
+            datetime.now(timezone.utc) if timestamp is None else timestamp, metadata,
+        ))
+
+    def _set(self, fields: schema.Checked) -> None:
+        (self._id, self._role, self._content, self._sender, self._task_id, self._name, self._tool_calls,
+         self._tool_call_id, self._timestamp, self._metadata) = fields
 
     # -- fields -------------------------------------------------------------------------------
     @property
@@ -137,45 +131,39 @@ class PyAgentMessage:
 
     @classmethod
     def _from_document(cls, doc: Any, *, parsed: bool, maybe_deep: bool = True) -> PyAgentMessage:
-        """Check every field of a document; ``parsed`` documents came from JSON text, whose
-        values need only their shape (and, when ``maybe_deep``, their nesting) checked."""
-        if not isinstance(doc, dict):
-            raise MessageFormatError(
-                f"AgentMessage document: expected a JSON object, got {schema.type_label(doc)}", field=""
-            )
-        if not schema.FIELD_SET.issuperset(doc):
-            raise schema.fail(str(next(key for key in doc if key not in schema.FIELD_SET)), "unknown field")
-        for key in schema.REQUIRED:
-            if key not in doc:
-                raise schema.fail(key, "missing")
         message = cls.__new__(cls)
-        get = doc.get
-        id_ = doc["id"]
-        message._id = id_ if parsed and type(id_) is str else schema.check_string("id", id_, optional=False)
-        message._role = schema.check_role(doc["role"])
-        content = doc.get("content")
-        trusted = parsed and (content is None or isinstance(content, str) or _is_list_of_objects(content))
-        message._content = content if trusted else schema.check_content(content)
-        message._sender = _optional_string(parsed, "sender", get("sender"))
-        message._task_id = _optional_string(parsed, "task_id", get("task_id"))
-        message._name = _optional_string(parsed, "name", get("name"))
-        tool_calls = doc.get("tool_calls")
-        message._tool_calls = (
-            tool_calls if parsed and _is_list_of_objects(tool_calls) else schema.check_tool_calls(tool_calls)
-        )
-        message._tool_call_id = _optional_string(parsed, "tool_call_id", get("tool_call_id"))
-        timestamp = doc["timestamp"]
-        if parsed and not isinstance(timestamp, str):
-            raise schema.fail("timestamp", f"expected an ISO 8601 string, got {schema.type_label(timestamp)}")
-        message._timestamp = schema.check_timestamp(timestamp)
-        metadata = doc.get("metadata")
-        # Values parsed from JSON text are JSON already: only the shape needs checking.
-        message._metadata = metadata if parsed and isinstance(metadata, dict) else schema.check_metadata(metadata)
-        if parsed and maybe_deep:
-            _check_parsed_depths(message)
+        (message._id, message._role, message._content, message._sender, message._task_id, message._name,
+         message._tool_calls, message._tool_call_id, message._timestamp, message._metadata,
+         ) = schema.check_document(doc, parsed=parsed, maybe_deep=maybe_deep)
         return message
 
     # -- CrewAI message dicts -----------------------------------------------------------------
+    @classmethod
+    def from_crewai(
+        cls,
+        message: dict[str, Any],
+        *,
+        sender: str | None = None,
+        task_id: str | None = None,
+        id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> PyAgentMessage:
+        """From a CrewAI ``LLMMessage`` dict; its unknown keys travel in ``metadata["crewai_extra"]``."""
+        merged = schema.crewai_metadata(message, metadata)
+        return cls(
+            message["role"],
+            message.get("content"),
+            id=id,
+            sender=sender,
+            task_id=task_id,
+            name=message.get("name"),
+            tool_calls=message.get("tool_calls"),
+            tool_call_id=message.get("tool_call_id"),
+            timestamp=timestamp,
+            metadata=merged,
+        )
+
     def to_crewai(self) -> dict[str, Any]:
         """The ``LLMMessage`` dict CrewAI keeps in ``TaskOutput.messages``."""
         message: dict[str, Any] = {"role": self._role, "content": _copy(self._content)}
@@ -185,7 +173,7 @@ class PyAgentMessage:
             message["name"] = self._name
         if self._tool_calls is not None:
             message["tool_calls"] = _copy(self._tool_calls)
-        extra = self._metadata.get(CREWAI_EXTRA)
+        extra = self._metadata.get(schema.CREWAI_EXTRA)
         if isinstance(extra, dict):
             message.update(_copy(extra))
         return message
@@ -205,25 +193,6 @@ class PyAgentMessage:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PyAgentMessage.from_json, (self.to_json(),))
-
-
-def _optional_string(parsed: bool, field: str, value: Any) -> str | None:
-    if value is None or (parsed and type(value) is str):
-        return value  # type: ignore[no-any-return]
-    return schema.check_string(field, value, optional=True)
-
-
-def _is_list_of_objects(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
-
-
-def _check_parsed_depths(message: PyAgentMessage) -> None:
-    if isinstance(message._content, list):
-        for index, part in enumerate(message._content):
-            schema.check_parsed_depth(f"content[{index}]", part)
-    for index, call in enumerate(message._tool_calls or ()):
-        schema.check_parsed_depth(f"tool_calls[{index}]", call)
-    schema.check_parsed_depth("metadata", message._metadata)
 
 
 def _parse(text: Any, what: str = "from_json") -> tuple[Any, bool]:
@@ -259,4 +228,4 @@ def loads_many(text: str | bytes) -> list[PyAgentMessage]:
     return messages
 
 
-__all__ = ["CREWAI_EXTRA", "PyAgentMessage", "dumps_many", "loads_many"]
+__all__ = ["PyAgentMessage", "dumps_many", "loads_many"]

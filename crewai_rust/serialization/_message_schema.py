@@ -1,4 +1,9 @@
-"""The AgentMessage document: its fields, their types, and the checks both twins apply.
+"""The AgentMessage document: its fields, their types, and every check of the Python twin.
+
+This module is the Python twin's one copy of the checks (the compiled twin's is
+``rust/src/message/checks.rs``, worded alike; the twin tests compare the two): the field
+checks, the order they run in (:func:`check_fields`), documents (:func:`check_document`)
+and CrewAI message dicts (:func:`crewai_metadata`). The public facade checks nothing.
 
 The JSON form is fixed so both twins write the same bytes: keys in the order of
 :data:`FIELDS`, optional string fields and ``tool_calls`` left out when absent,
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Optional
 
 from ._errors import MessageFormatError
 
@@ -19,6 +24,10 @@ from ._errors import MessageFormatError
 FIELDS = ("id", "role", "content", "sender", "task_id", "name", "tool_calls", "tool_call_id", "timestamp", "metadata")
 REQUIRED = ("id", "role", "timestamp")
 ROLES = ("user", "assistant", "system", "tool")
+#: The ``metadata`` key holding the keys of a CrewAI message AgentMessage has no field for.
+CREWAI_EXTRA = "crewai_extra"
+#: The keys of a CrewAI ``LLMMessage`` that map onto AgentMessage fields.
+CREWAI_KNOWN = ("role", "content", "tool_call_id", "name", "tool_calls")
 _UTC = timezone.utc
 FIELD_SET = frozenset(FIELDS)
 _INT_MIN = -(2**63)
@@ -182,3 +191,100 @@ def parse_timestamp(text: str) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     return moment.isoformat()
+
+
+# -- whole messages ---------------------------------------------------------------------------
+#: The checked fields, in the order of :data:`FIELDS`.
+Checked = tuple[str, str, Any, Optional[str], Optional[str], Optional[str], Any, Optional[str], datetime, dict[str, Any]]
+
+
+def check_fields(
+    id: Any,
+    role: Any,
+    content: Any,
+    sender: Any,
+    task_id: Any,
+    name: Any,
+    tool_calls: Any,
+    tool_call_id: Any,
+    timestamp: Any,
+    metadata: Any,
+    parsed: bool = False,
+    maybe_deep: bool = True,
+) -> Checked:
+    """Every field checked, in :data:`FIELDS` order; the first error wins (as in the Rust twin).
+
+    ``parsed`` values came from JSON text: they are JSON already, so only their shape is
+    checked (and their depth, when ``maybe_deep``), and a timestamp must be a string.
+    """
+    deep = parsed and maybe_deep
+    if not (parsed and type(id) is str):
+        id = check_string("id", id, optional=False)
+    role = check_role(role)
+    if parsed and (content is None or isinstance(content, str) or _is_list_of_objects(content)):
+        if deep and isinstance(content, list):
+            for index, part in enumerate(content):
+                check_parsed_depth(f"content[{index}]", part)
+    else:
+        content = check_content(content)
+    sender = _optional_string(parsed, "sender", sender)
+    task_id = _optional_string(parsed, "task_id", task_id)
+    name = _optional_string(parsed, "name", name)
+    if parsed and _is_list_of_objects(tool_calls):
+        if deep:
+            for index, call in enumerate(tool_calls):
+                check_parsed_depth(f"tool_calls[{index}]", call)
+    else:
+        tool_calls = check_tool_calls(tool_calls)
+    tool_call_id = _optional_string(parsed, "tool_call_id", tool_call_id)
+    if parsed and not isinstance(timestamp, str):
+        raise fail("timestamp", f"expected an ISO 8601 string, got {type_label(timestamp)}")
+    timestamp = check_timestamp(timestamp)
+    if parsed and isinstance(metadata, dict):
+        if deep:
+            check_parsed_depth("metadata", metadata)
+    else:
+        metadata = check_metadata(metadata)
+    return (id, role, content, sender, task_id, name, tool_calls, tool_call_id, timestamp, metadata)
+
+
+def check_document(doc: Any, *, parsed: bool, maybe_deep: bool = True) -> Checked:
+    """A document (a dict, or JSON text already parsed): known fields only, required ones
+    present, each field checked; ``maybe_deep`` says parsed values may be too deep."""
+    if not isinstance(doc, dict):
+        raise MessageFormatError(f"AgentMessage document: expected a JSON object, got {type_label(doc)}", field="")
+    if not FIELD_SET.issuperset(doc):
+        raise fail(str(next(key for key in doc if key not in FIELD_SET)), "unknown field")
+    for key in REQUIRED:
+        if key not in doc:
+            raise fail(key, "missing")
+    get = doc.get
+    return check_fields(
+        doc["id"], doc["role"], get("content"), get("sender"), get("task_id"), get("name"), get("tool_calls"),
+        get("tool_call_id"), doc["timestamp"], get("metadata"), parsed, maybe_deep,
+    )
+
+
+def crewai_metadata(message: Any, metadata: Any) -> dict[str, Any]:
+    """Check a CrewAI ``LLMMessage`` dict and return ``metadata`` with its unknown keys
+    (``files``, ``raw_tool_call_parts``) under :data:`CREWAI_EXTRA`; the constructor checks
+    them as metadata."""
+    if not isinstance(message, dict):
+        raise MessageFormatError(f"CrewAI message: expected a dict, got {type(message).__qualname__}")
+    if "role" not in message:
+        raise fail("role", "missing")
+    extra = {key: value for key, value in message.items() if key not in CREWAI_KNOWN}
+    merged = dict(metadata or {})
+    if extra:
+        merged[CREWAI_EXTRA] = extra
+    return merged
+
+
+def _optional_string(parsed: bool, field: str, value: Any) -> str | None:
+    if value is None or (parsed and type(value) is str):
+        return value  # type: ignore[no-any-return]
+    return check_string(field, value, optional=True)
+
+
+def _is_list_of_objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
