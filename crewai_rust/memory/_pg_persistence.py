@@ -128,6 +128,28 @@ def check_namespace(namespace: str) -> str:
     return namespace
 
 
+def resolve(url: str, namespace: str | None = None) -> tuple[str, str]:
+    """(URL for libpq, namespace): the argument, else ``?namespace=``, else the environment, else the default."""
+    url, from_url = split_namespace(validate_url(url))
+    chosen = namespace or from_url or os.environ.get(NAMESPACE_ENV, "").strip() or DEFAULT_NAMESPACE
+    return url, check_namespace(chosen)
+
+
+def store_exists(url: str, namespace: str | None = None) -> bool:
+    """Whether the namespace holds a memory store already (so a look does not create one)."""
+    psycopg = require_psycopg()
+    url, namespace = resolve(url, namespace)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = 'records'", (namespace,),
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise PostgresUnavailableError(f"cannot connect to {redact(url)}: {scrub(str(exc), url)}") from None
+    return row is not None
+
+
 def _text(value: Any) -> str:
     return bytes(value).decode("utf-8")
 
@@ -153,10 +175,7 @@ class PostgresRecordStore:
 
     def __init__(self, url: str, namespace: str | None = None) -> None:
         self._psycopg = require_psycopg()
-        url = validate_url(url)
-        url, from_url = split_namespace(url)
-        namespace = namespace or from_url or os.environ.get(NAMESPACE_ENV, "").strip() or DEFAULT_NAMESPACE
-        self.namespace = check_namespace(namespace)
+        url, self.namespace = resolve(url, namespace)
         self._url = url
         self.location = f"{redact(url)} (namespace {self.namespace})"
         self._s = f'"{self.namespace}"'
