@@ -33,6 +33,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -184,6 +185,9 @@ class PostgresRecordStore:
         self._closed = False
         self._watcher: _Watcher | None = None
         self._pool = open_pool(url, min_size=1, max_size=4, application_name="crewai_rust-memory")
+        # A store dropped without close() (CrewAI does not always close its storage) still
+        # returns its connections when it is collected.
+        self._finalizer = weakref.finalize(self, self._pool.close)
         try:
             self._create_schema()
         except BaseException:
@@ -562,9 +566,10 @@ class PostgresRecordStore:
         return int(total)
 
     # -- wake-ups and lifecycle -------------------------------------------------------
-    def watch(self, callback: Callable[[], None]) -> None:
+    def watch(self, callback: Callable[[], bool | None]) -> None:
         """Call ``callback`` (from a background thread) when another process may have committed, and after
-        every (re)connect of the listener. A hint: readers check the head row anyway."""
+        every (re)connect of the listener; it returns False once it has nothing left to serve.
+        A hint: readers check the head row anyway."""
         if self._watcher is None:
             self._watcher = _Watcher(self._url, self.channel, callback, self.location)
             self._watcher.start()
@@ -579,7 +584,7 @@ class PostgresRecordStore:
         self._closed = True
         if self._watcher is not None:
             self._watcher.stop()
-        self._pool.close()
+        self._finalizer()
 
 
 def _params(r: RecordRow) -> tuple[Any, ...]:
@@ -657,7 +662,7 @@ class _Snapshot:
 class _Watcher(threading.Thread):
     """LISTEN on the store's channel; every notification (and every reconnect) calls back. Never raises."""
 
-    def __init__(self, url: str, channel: str, callback: Callable[[], None], location: str) -> None:
+    def __init__(self, url: str, channel: str, callback: Callable[[], bool | None], location: str) -> None:
         super().__init__(name=f"crewai_rust-memory-listen-{channel}", daemon=True)
         self._url = url
         self._channel = channel
@@ -673,7 +678,8 @@ class _Watcher(threading.Thread):
 
     def _call(self) -> None:
         try:
-            self._callback()
+            if self._callback() is False:  # the store it served was collected: nothing left to wake
+                self._stopping.set()
         except Exception:  # noqa: BLE001 - a hint failing is never fatal; the next read catches up
             logger.debug("crewai_rust memory: background catch-up on %s failed", self._location, exc_info=True)
 

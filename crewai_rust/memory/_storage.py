@@ -127,17 +127,19 @@ class RustMemoryStorage:
         self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
         self.metric = metric
         self._metric_code = _METRICS[metric]
+        target: str | Path
         if url is not None:
             if path is not None:
                 raise ValueError("give a directory (path) or a PostgreSQL url, not both")
             self.path: Path | None = None
+            target = url
         else:
-            self.path = Path(path) if path is not None else default_memory_dir()
+            self.path = target = Path(path) if path is not None else default_memory_dir()
         self._declared_dim = vector_dim
         self._lock = threading.RLock()
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
-        self._store: RecordStore = open_record_store(url if url is not None else self.path, namespace)
+        self._store: RecordStore = open_record_store(target, namespace)
         self._index = VectorIndex()
         self._seen = 0
         try:
@@ -474,13 +476,15 @@ class RustMemoryStorage:
         return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
 
 
-def _hint_for(ref: "weakref.ref[RustMemoryStorage]") -> Callable[[], None]:
+def _hint_for(ref: "weakref.ref[RustMemoryStorage]") -> Callable[[], bool]:
     """The wake-up callback, holding the store weakly so a dropped store can still be collected."""
 
-    def hint() -> None:
+    def hint() -> bool:
         store = ref()
-        if store is not None:
-            store._on_hint()
+        if store is None or store.closed:
+            return False
+        store._on_hint()
+        return True
 
     return hint
 
