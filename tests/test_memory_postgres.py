@@ -236,3 +236,23 @@ def test_memory_storage_spec_and_default_url_go_to_postgres(pg_url: str, monkeyp
         assert again.get_record("m1") is not None
     finally:
         again.close()
+
+
+def test_own_rows_are_not_read_back_unless_another_process_changed_them(pg_url: str, opened: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = opened(url=pg_url), opened(url=pg_url)
+    a.save([rec("base")])
+    real_sync = a._sync
+    monkeypatch.setattr(a, "_sync", lambda: None)  # A's catch-up runs only after B's write below
+    a.save([rec("mine"), rec("shared", seed=1)])
+    b.save([rec("shared", seed=2)])  # B replaces one of A's rows before A applied its own write
+    monkeypatch.setattr(a, "_sync", real_sync)
+    fetched: list[Any] = []
+    real_run = a._store._run
+    monkeypatch.setattr(a._store, "_run", lambda fn, what: (fetched.append(what), real_run(fn, what))[1])
+    a.refresh()
+    row = a._index.row_of["shared"]
+    assert np.allclose(a._index.matrix[row], rec("shared", seed=2).embedding, atol=1e-6)  # B's version
+    assert np.allclose(a._index.matrix[a._index.row_of["mine"]], rec("mine").embedding, atol=1e-6)
+    assert fetched == ["reading the change log"]  # one round of queries
+    assert not a._store._own

@@ -182,6 +182,9 @@ class PostgresRecordStore:
         self._s = f'"{self.namespace}"'
         self.channel = f"crewai_rust_mem_{self.namespace}"
         self._writes_since_trim = 0
+        self._tls = threading.local()  # the head number the current thread's write started from
+        #: id -> (log number, index row) of rows this process wrote, until the index applied them
+        self._own: dict[str, tuple[int, IndexRow]] = {}
         self._closed = False
         self._watcher: _Watcher | None = None
         self._pool = open_pool(url, min_size=1, max_size=4, application_name="crewai_rust-memory")
@@ -245,6 +248,13 @@ class PostgresRecordStore:
                 for statement in _SCHEMA.format(s=self._s, version=_SCHEMA_VERSION).split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                storage = conn.execute(
+                    "SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
+                    (f"{self._s}.records",),
+                ).fetchone()
+                if storage is not None and storage[0] != "e":
+                    # Float32 noise does not compress: skip pglz's attempt on every save (once, on a new table).
+                    conn.execute(f"ALTER TABLE {self._s}.records ALTER COLUMN embedding SET STORAGE EXTERNAL")
                 row = conn.execute(f"SELECT value FROM {self._s}.meta WHERE key='schema'").fetchone()
             return None if row is None else str(row[0])
 
@@ -262,6 +272,7 @@ class PostgresRecordStore:
             with conn.transaction():
                 cur = conn.cursor()
                 base = int(cur.execute(f"SELECT num FROM {self._s}.head FOR UPDATE").fetchone()[0])
+                self._tls.base = base
                 result, ids, op = body(cur)
                 entries = [None] if op == "r" else ids
                 if entries:
@@ -307,40 +318,61 @@ class PostgresRecordStore:
         return int(self._query(f"SELECT num FROM {self._s}.head", what="reading the change head")[0][0])
 
     def changes_since(self, seq: int) -> ChangeSet:
-        """Deltas committed after ``seq``; one cheap head read when there are none."""
-        head = self.head()
-        if head <= seq:
-            return ChangeSet(head, False, [], [])
+        """Deltas committed after ``seq``: one cheap head read when there are none, two or three queries else.
 
-        def read(cur: Any) -> ChangeSet:
-            head, trimmed = cur.execute(f"SELECT num, trimmed_through FROM {self._s}.head").fetchone()
+        No snapshot is needed: committed numbers are a gap-free prefix, so the log
+        read up to the head is complete; a row fetched after a later commit is
+        newer than its log entry, and that later entry is applied again next time.
+        Rows this process wrote itself (and nobody changed since) come from
+        ``_own`` instead of being read back.
+        """
+
+        def read(conn: Any) -> ChangeSet:
+            head, trimmed = conn.execute(f"SELECT num, trimmed_through FROM {self._s}.head").fetchone()
+            head = int(head)
+            if head <= seq:
+                return ChangeSet(head, False, [], [])
             if trimmed > seq:
-                return ChangeSet(int(head), False, [], [], stale=True)
-            log = cur.execute(
-                f"SELECT record_id, op FROM {self._s}.changes WHERE num > %s AND num <= %s ORDER BY num", (seq, head)
+                return ChangeSet(head, False, [], [], stale=True)
+            log = conn.execute(
+                f"SELECT num, record_id, op FROM {self._s}.changes WHERE num > %s AND num <= %s ORDER BY num",
+                (seq, head),
             ).fetchall()
             reset = False
-            last_op: dict[str, str] = {}
-            for record_id, op in log:
+            last: dict[str, tuple[int, str]] = {}
+            for num, record_id, op in log:
                 if op == "r":
                     reset = True
-                    last_op.clear()
+                    last.clear()
                 else:
-                    last_op[record_id] = op
-            upsert_ids = [rid for rid, op in last_op.items() if op == "u"]
-            deleted = [rid for rid, op in last_op.items() if op == "d"]
+                    last[record_id] = (int(num), op)
+            own = self._own
             upserted: list[IndexRow] = []
-            if upsert_ids:
-                for s, rid, scope, cats, meta, emb in cur.execute(
+            fetch: list[str] = []
+            for rid, (num, op) in last.items():
+                if op != "u":
+                    continue
+                mine = own.get(rid)
+                if mine is not None and mine[0] == num:
+                    upserted.append(mine[1])
+                else:
+                    fetch.append(rid)
+            if fetch:
+                for s, rid, scope, cats, meta, emb in conn.execute(
                     f"SELECT seq, id, scope, categories, metadata, embedding FROM {self._s}.records"
-                    " WHERE id = ANY(%s) ORDER BY seq", (upsert_ids,),
+                    " WHERE id = ANY(%s)", (fetch,),
                 ):
                     upserted.append((int(s), rid, _text(scope), cats, meta, bytes(emb)))
+            upserted.sort(key=lambda r: r[0])
             found = {row[1] for row in upserted}
-            deleted.extend(rid for rid in upsert_ids if rid not in found)
-            return ChangeSet(int(head), reset, upserted, deleted)
+            deleted = [rid for rid, (_, op) in last.items() if op == "d"]
+            deleted.extend(rid for rid in fetch if rid not in found)  # deleted again since
+            return ChangeSet(head, reset, upserted, deleted)
 
-        return self._read(read, "reading the change log")
+        changes = self._run(read, "reading the change log")
+        if self._own and changes.head > seq:
+            self._own = {k: v for k, v in self._own.items() if v[0] > changes.head}
+        return changes
 
     def load_index_rows(self, batch: int = 20_000) -> tuple[int, int, Generator[list[IndexRow], None, None]]:
         """(head, count, batches) from one snapshot, the rows streamed with binary COPY."""
@@ -374,6 +406,7 @@ class PostgresRecordStore:
     ) -> int:
         """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension."""
         s = self._s
+        written: list[IndexRow] = []
 
         def body(cur: Any) -> tuple[int, list[str], str]:
             row = cur.execute(f"SELECT value FROM {s}.meta WHERE key = 'dim'").fetchone()
@@ -395,21 +428,36 @@ class PostgresRecordStore:
                 )
             unique = list({r.id: r for r in rows}.values())
             if unique:
+                # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
+                # builds no arrays of large values.
                 cur.executemany(
                     f"INSERT INTO {s}.records({_COPIED}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                     " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
                     " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
                     " created_at=excluded.created_at, created_us=excluded.created_us,"
                     " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
-                    " embedding=excluded.embedding",
-                    [_params(r) for r in unique],
+                    " embedding=excluded.embedding RETURNING id, seq",
+                    [_params(r) for r in unique], returning=True,
                 )
+                seqs: dict[str, int] = {}
+                while True:
+                    got = cur.fetchone()
+                    if got is not None:
+                        seqs[got[0]] = int(got[1])
+                    if not cur.nextset():
+                        break
+                written.clear()
+                written.extend((int(seqs[r.id]), r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique)
             return dim, [r.id for r in unique], "u"
 
         try:
-            return self._write(body, f"saving {len(rows)} records")
+            result = self._write(body, f"saving {len(rows)} records")
         except _DimensionTaken as taken:
             return taken.stored
+        base = self._tls.base
+        for offset, index_row in enumerate(written, start=1):  # log numbers base+1.. in this order
+            self._own[index_row[1]] = (base + offset, index_row)
+        return result
 
     def delete_ids(self, ids: Sequence[str]) -> int:
         return self.delete_matching(None, None, None, list(ids)) if ids else 0
