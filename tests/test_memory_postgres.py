@@ -256,3 +256,22 @@ def test_own_rows_are_not_read_back_unless_another_process_changed_them(pg_url: 
     assert np.allclose(a._index.matrix[a._index.row_of["mine"]], rec("mine").embedding, atol=1e-6)
     assert fetched == ["reading the change log"]  # one round of queries
     assert not a._store._own
+
+
+def test_a_reader_behind_the_trimmed_log_reloads(pg_url: str, opened: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai_rust.memory import _pg_persistence
+
+    monkeypatch.setattr(_pg_persistence, "_TRIM_EVERY", 5)
+    monkeypatch.setattr(_pg_persistence, "_CHANGES_KEPT", 3)
+    writer, reader = opened(url=pg_url), opened(url=pg_url)
+    reader._store._watcher.stop()  # no background catch-up: the reader stays behind on purpose
+    for i in range(30):
+        writer.save([rec(f"r{i}")])
+    writer.delete(record_ids=["r0", "r1"])
+    assert reader._store.changes_since(reader._seen).stale
+    reloads: list[int] = []
+    real_reload = reader._reload
+    monkeypatch.setattr(reader, "_reload", lambda: (reloads.append(1), real_reload())[1])
+    hits = reader.search(rec("r5").embedding, limit=100)
+    assert reloads == [1]
+    assert sorted(r.id for r, _ in hits) == sorted(f"r{i}" for i in range(2, 30))

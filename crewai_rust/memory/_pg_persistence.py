@@ -276,15 +276,16 @@ class PostgresRecordStore:
                 result, ids, op = body(cur)
                 entries = [None] if op == "r" else ids
                 if entries:
-                    cur.execute(
-                        f"INSERT INTO {self._s}.changes(num, record_id, op)"
-                        " SELECT %s + t.ord, t.id, %s FROM unnest(%s::text[]) WITH ORDINALITY AS t(id, ord)",
-                        (base, op, entries),
-                    )
                     head = base + len(entries)
                     self._maybe_trim(cur, head, len(entries))
-                    cur.execute(f"UPDATE {self._s}.head SET num = %s", (head,))
-                    cur.execute("SELECT pg_notify(%s, %s)", (self.channel, str(head)))
+                    # Log, head and wake-up in one round trip (data-modifying CTEs always run).
+                    cur.execute(
+                        f"WITH logged AS (INSERT INTO {self._s}.changes(num, record_id, op)"
+                        " SELECT %s + t.ord, t.id, %s FROM unnest(%s::text[]) WITH ORDINALITY AS t(id, ord)),"
+                        f" moved AS (UPDATE {self._s}.head SET num = %s)"
+                        " SELECT pg_notify(%s, %s)",
+                        (base, op, entries, head, self.channel, str(head)),
+                    )
             return result
 
         return self._run(run, what)
