@@ -6,10 +6,15 @@ hits than exist. Its hits must then be a prefix of ours, and ours must number
 ``min(limit, matching)``. And scopes match path-aware (``/a`` matches ``/a``
 and ``/a/...``, not ``/ab``; LanceDB compares a string prefix), so LanceDB's
 answers are compared after dropping what lies outside the path subtree.
+
+Every test runs on both persistence backends (``sqlite`` and ``postgres``,
+one namespace per store in one database of the session's test server) with
+the same assertions: the seam must not change an answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import warnings
 from datetime import datetime, timedelta
@@ -98,10 +103,34 @@ def lance_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[MemoryRec
     return records, lance, tmp_path_factory.mktemp("ours")
 
 
+_PG_DATABASES: dict[int, str] = {}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_ours(request: pytest.FixtureRequest, use_rust: bool) -> Any:
+    """``open_ours(directory)``: our store for that directory on this test's backend (closed afterwards)."""
+    opened: list[RustMemoryStorage] = []
+
+    def open_(directory: Path) -> RustMemoryStorage:
+        if request.param == "sqlite":
+            store = RustMemoryStorage(directory, use_rust=use_rust)
+        else:
+            server = request.getfixturevalue("pg_server")
+            url = _PG_DATABASES.get(id(server)) or _PG_DATABASES.setdefault(id(server), server.create_database())
+            namespace = "p_" + hashlib.sha1(str(directory).encode()).hexdigest()[:16]
+            store = RustMemoryStorage(url=url, namespace=namespace, use_rust=use_rust)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
 @pytest.fixture
-def ours(lance_pair: Any, use_rust: bool) -> RustMemoryStorage:
+def ours(lance_pair: Any, use_rust: bool, open_ours: Any) -> RustMemoryStorage:
     records, _, directory = lance_pair
-    store = RustMemoryStorage(directory / ("rust" if use_rust else "python"), use_rust=use_rust)
+    store = open_ours(directory / ("rust" if use_rust else "python"))
     if store.count() == 0:
         store.save(records[:150])
         store.save(records[150:])
@@ -207,10 +236,10 @@ OPERATIONS = [
 ]
 
 
-def test_operation_sequence_matches_lancedb(tmp_path: Path, use_rust: bool) -> None:
+def test_operation_sequence_matches_lancedb(tmp_path: Path, open_ours: Any) -> None:
     records = [r for r in make_records(120, seed=3) if r.scope != "/"]  # see test below for "/"
     lance = LanceDBStorage(path=tmp_path / "lance")
-    ours = RustMemoryStorage(tmp_path / "ours", use_rust=use_rust)
+    ours = open_ours(tmp_path / "ours")
     lance.save(records)
     ours.save(records)
     query = np.random.default_rng(1).normal(size=DIM).tolist()
@@ -240,10 +269,10 @@ def test_operation_sequence_matches_lancedb(tmp_path: Path, use_rust: bool) -> N
     ours.close()
 
 
-def test_scoped_delete_keeps_root_records_unlike_lancedb(tmp_path: Path, use_rust: bool) -> None:
+def test_scoped_delete_keeps_root_records_unlike_lancedb(tmp_path: Path, open_ours: Any) -> None:
     """LanceDB's scoped delete also removes every record at "/" (``OR scope = '/'``); we do not."""
     records = make_records(40, seed=5)
-    ours = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    ours = open_ours(tmp_path)
     ours.save(records)
     root = sum(r.scope == "/" for r in records)
     in_b = sum(r.scope.startswith("/b") for r in records)
@@ -253,12 +282,12 @@ def test_scoped_delete_keeps_root_records_unlike_lancedb(tmp_path: Path, use_rus
     assert len(ours.list_records(limit=100)) == len(records) - in_b
 
 
-def test_scoped_delete_respects_older_than_unlike_lancedb(tmp_path: Path, use_rust: bool) -> None:
+def test_scoped_delete_respects_older_than_unlike_lancedb(tmp_path: Path, open_ours: Any) -> None:
     """LanceDB joins ``scope LIKE .. OR scope = '/'`` with ``AND created_at < ..`` unparenthesised,
     so a scoped delete with ``older_than`` removes every record of the scope; we honour both."""
     records = make_records(60, seed=3)
     cutoff = BASE_TIME + timedelta(minutes=30)
-    ours = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    ours = open_ours(tmp_path)
     ours.save(records)
     expected = [r.id for r in records if r.scope.startswith("/b") and r.created_at < cutoff]
     kept = [r.id for r in records if r.scope.startswith("/b") and r.created_at >= cutoff]

@@ -3,13 +3,18 @@
 Registers a factory through CrewAI's official seam
 ``crewai.memory.storage.factory.set_memory_storage_factory``. CrewAI builds a
 new ``Memory`` several times per kickoff, so the factory keeps ONE open store
-per directory per process and hands it back every time. Options:
-``metric`` ("l2" | "cosine"), ``use_rust`` (bool | None), ``vector_dim``.
+per directory (or PostgreSQL URL) per process and hands it back every time.
+Options: ``metric`` ("l2" | "cosine"), ``use_rust`` (bool | None), ``vector_dim``.
+
+A ``postgresql://…`` spec (``Memory(storage="postgresql://…")``) opens the
+PostgreSQL store; ``CREWAI_RUST_MEMORY_URL`` sends CrewAI's default memory
+(spec ``"lancedb"``) there instead of the local directory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,35 +30,50 @@ _FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
 #: Specs CrewAI resolves itself that we do not serve.
 _FOREIGN_SPECS = frozenset({"qdrant-edge"})
 _OPTIONS = frozenset({"metric", "use_rust", "vector_dim"})
+#: A PostgreSQL URL for CrewAI's default memory (``?namespace=…`` picks the schema).
+URL_ENV = "CREWAI_RUST_MEMORY_URL"
 
 _lock = threading.Lock()
 _stores: dict[str, Any] = {}
 
 
-def _directory_for(spec: str) -> Path | None:
+def _target_for(spec: str) -> Path | str | None:
+    """The directory or PostgreSQL URL a spec names; None declines it."""
+    from .._postgres import is_postgres_url
     from ._storage import default_memory_dir
 
     if spec == "lancedb":
-        return default_memory_dir()
+        url = os.environ.get(URL_ENV, "").strip()
+        return url if url else default_memory_dir()
+    if is_postgres_url(spec):
+        return spec.strip()
     if spec in _FOREIGN_SPECS or not spec:
         return None
     return Path(spec)
+
+
+def _key(target: Path | str) -> str:
+    if isinstance(target, str):
+        from .._postgres import redact
+
+        return redact(target)  # the key is shown by open_stores(): no password in it
+    return str(target.expanduser().resolve())
 
 
 def make_factory(options: dict[str, Any]) -> Any:
     """The factory CrewAI calls with its storage spec; None declines the spec."""
 
     def factory(spec: str) -> Any:
-        directory = _directory_for(str(spec))
-        if directory is None:
+        target = _target_for(str(spec))
+        if target is None:
             return None
         from ._storage import RustMemoryStorage
 
-        key = str(directory.expanduser().resolve())
+        key = _key(target)
         with _lock:
             store = _stores.get(key)
             if store is None or store.closed:
-                store = RustMemoryStorage(directory, **options)
+                store = RustMemoryStorage(target, **options)
                 store._shared = True  # a Memory.close() must not close it under other Memory objects
                 _stores[key] = store
                 logger.debug("crewai_rust memory: opened %r for spec %r", store, spec)
@@ -72,7 +92,7 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
 
 def open_stores() -> dict[str, Any]:
-    """Directory -> store opened by the factory in this process (for tests and ``status``)."""
+    """Directory (or redacted URL) -> store opened by the factory in this process (for tests and ``status``)."""
     with _lock:
         return dict(_stores)
 

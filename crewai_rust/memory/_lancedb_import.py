@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._persistence import RecordRow
+from ._seam import RecordRow
 from ._records import to_micros
 
 logger = logging.getLogger("crewai_rust.memory")

@@ -1,7 +1,6 @@
-"""Durable record storage: the source of truth behind the in-RAM index.
+"""Durable record storage on SQLite: the source of truth behind the in-RAM index.
 
-:class:`RecordStore` is the small interface the storage backend needs, so a
-PostgreSQL twin could slot in later; :class:`SQLiteRecordStore` implements it
+:class:`SQLiteRecordStore` implements the seam's :class:`~._seam.RecordStore`
 with stdlib ``sqlite3`` in WAL mode. Every write appends to a ``changes`` log
 with an autoincrement sequence, so each process applies only the deltas other
 processes committed since its last read instead of reloading everything.
@@ -17,11 +16,13 @@ import time
 import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from ._quarantine import COPIED, QUARANTINE_SCHEMA
+from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow, RecordStore
+
+__all__ = ["ChangeSet", "IndexRow", "RecordRow", "RecordStore", "SQLiteRecordStore"]
 
 #: File name inside the memory directory; LanceDB uses ``memories.lance/`` there.
 DB_FILENAME = "crewai_rust_memory.sqlite3"
@@ -38,7 +39,6 @@ RECORD_COLUMNS = (
 )
 
 T = TypeVar("T")
-IndexRow = tuple[int, str, str, str, str, bytes]  # seq, id, scope, categories, metadata, embedding
 
 
 class StoreUnreadableError(RuntimeError):
@@ -87,66 +87,6 @@ def advice(exc: BaseException) -> str:
     return "The file was left untouched."
 
 
-@dataclass(frozen=True)
-class RecordRow:
-    """One record as stored: JSON columns still encoded, the embedding as float32 bytes."""
-
-    id: str
-    content: str
-    scope: str
-    categories: str
-    metadata: str
-    importance: float
-    created_at: str
-    created_us: int
-    last_accessed: str
-    source: str | None
-    private: bool
-    embedding: bytes
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """What changed since a sequence number: ``reset`` first, then upserts and deletes."""
-
-    head: int
-    reset: bool
-    upserted: list[IndexRow]
-    deleted: list[str]
-    stale: bool = False  # the log was trimmed past the reader: reload everything
-
-
-class RecordStore(Protocol):
-    """What the storage backend needs from durable storage."""
-
-    path: Path
-
-    def head(self) -> int: ...
-    def changes_since(self, seq: int) -> ChangeSet: ...
-    def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
-    def get_dim(self) -> int | None: ...
-    def upsert(
-        self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = ...,
-        quarantined: Sequence[tuple[RecordRow, str]] = ...,
-    ) -> int: ...
-    def quarantine(self, bad: Sequence[tuple[str, str]]) -> int: ...
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-    def delete_ids(self, ids: Sequence[str]) -> int: ...
-    def delete_where(
-        self, where: str, params: Sequence[Any], keep: Callable[[str, str], bool] | None = ...,
-        ids: Sequence[str] | None = ...,
-    ) -> int: ...
-    def quarantined(self) -> list[tuple[Any, ...]]: ...
-    def restore(self, qid: int, categories: str, metadata: str) -> bool: ...
-    def reset_all(self) -> None: ...
-    def touch(self, ids: Sequence[str], when: str) -> None: ...
-    def fetch(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-    def file_size(self) -> int: ...
-    def close(self) -> None: ...
-
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
@@ -192,6 +132,7 @@ class SQLiteRecordStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_FILENAME
+        self.location = str(self.path)
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
@@ -452,6 +393,17 @@ class SQLiteRecordStore:
                     deleted += len(gone)
         return deleted
 
+    def delete_matching(
+        self, scope: str | None, older_than_us: int | None = None, keep: Keep | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete the records in ``scope`` created before ``older_than_us`` that ``keep`` accepts, in one transaction."""
+        clause, params = scope_clause(scope)
+        if older_than_us is not None:
+            clause += " AND created_us < ?"
+            params.append(older_than_us)
+        return self.delete_where(clause, params, keep, ids)
+
     def delete_where(
         self,
         where: str,
@@ -555,6 +507,59 @@ class SQLiteRecordStore:
                 out[row[0]] = row
         return out
 
+    def list_rows(self, scope: str | None, limit: int, offset: int) -> list[FullRow]:
+        """Rows of a scope, newest first (ties: last inserted first)."""
+        clause, params = scope_clause(scope)
+        return self.query(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE {clause} ORDER BY created_us DESC, seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+
+    def count(self, scope: str | None) -> int:
+        clause, params = scope_clause(scope)
+        return int(self.query(f"SELECT COUNT(*) FROM records WHERE {clause}", params)[0][0])
+
+    def scope_summary(self, scope: str | None) -> tuple[int, str | None, str | None]:
+        """(records, ``created_at`` of the oldest, of the newest) in one snapshot."""
+        clause, params = scope_clause(scope)
+        with self._read() as cur:
+            count, oldest_us, newest_us = cur.execute(
+                f"SELECT COUNT(*), MIN(created_us), MAX(created_us) FROM records WHERE {clause}", params
+            ).fetchone()
+            if not count:
+                return 0, None, None
+            pick = f"SELECT created_at FROM records WHERE {clause} AND created_us = ? LIMIT 1"
+            oldest = cur.execute(pick, [*params, oldest_us]).fetchone()[0]
+            newest = cur.execute(pick, [*params, newest_us]).fetchone()[0]
+        return int(count), oldest, newest
+
+    def distinct_scopes(self, scope: str | None) -> list[str]:
+        """Every distinct scope path at or below ``scope``, sorted."""
+        clause, params = scope_clause(scope)
+        return [r[0] for r in self.query(f"SELECT DISTINCT scope FROM records WHERE {clause} ORDER BY scope", params)]
+
+    def category_counts(self, scope: str | None) -> list[tuple[str, int]]:
+        """(categories JSON, number of records with exactly it) within a scope."""
+        clause, params = scope_clause(scope)
+        return [(c, int(n)) for c, n in self.query(
+            f"SELECT categories, COUNT(*) FROM records WHERE {clause} GROUP BY categories", params
+        )]
+
+    def iter_rows(self, batch: int = 5_000) -> Generator[list[RecordRow], None, None]:
+        """Every record as stored, in insertion order, in batches (``memory copy``)."""
+        last = 0
+        while True:
+            rows = self.query(
+                "SELECT seq, id, content, scope, categories, metadata, importance, created_at, created_us,"
+                " last_accessed, source, private, embedding FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, batch),
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [RecordRow(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]), r[12])
+                   for r in rows]
+
     def file_size(self) -> int:
         """Bytes on disk, WAL included."""
         total = 0
@@ -565,9 +570,25 @@ class SQLiteRecordStore:
                 pass
         return total
 
+    def watch(self, callback: Callable[[], bool | None]) -> None:
+        """No wake-ups on SQLite: readers check the log head before every read, which is one cheap query."""
+
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
+
+
+def scope_clause(prefix: str | None) -> tuple[str, list[Any]]:
+    """SQL for "scope is ``prefix`` or below it", path-aware: ``/a`` matches ``/a`` and ``/a/b``, never ``/ab``.
+
+    Exact and case-sensitive (LIKE would fold ASCII case); the child test
+    compares bytes, because SQLite's text ``substr`` stops at a NUL.
+    """
+    if not prefix:
+        return "1=1", []
+    child = prefix + "/"
+    raw = child.encode("utf-8")
+    return "(scope = ? OR (scope >= ? AND substr(CAST(scope AS BLOB), 1, ?) = ?))", [prefix, child, len(raw), raw]
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

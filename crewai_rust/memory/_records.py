@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..serialization import dumps
-from ._persistence import RecordRow
+from ._seam import RecordRow
 from ._quarantine import load_stored
 
 _EPOCH = datetime(1970, 1, 1)

@@ -1,8 +1,9 @@
-"""``RustMemoryStorage``: CrewAI's ``StorageBackend`` on SQLite plus an exact in-RAM scan.
+"""``RustMemoryStorage``: CrewAI's ``StorageBackend`` on SQLite or PostgreSQL plus an exact in-RAM scan.
 
-SQLite is the source of truth; the :class:`VectorIndex` mirrors it and is
-brought up to date from the change log before every read, so several processes
-can share one path. Scope, category and metadata filters are applied inside
+The database is the source of truth (a directory's SQLite file, or a
+``postgresql://`` URL, chosen behind the seam in ``_seam``); the
+:class:`VectorIndex` mirrors it and is brought up to date from the change log
+before every read, so several processes (or machines) can share one store. Scope, category and metadata filters are applied inside
 the scan, so a search returns ``min(limit, matching)`` hits.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
 from . import _kernel_py
 from ._index import VectorIndex
-from ._persistence import SQLiteRecordStore
+from ._seam import RecordStore, is_url, open_record_store
 from ._records import (
     Encoder,
     batch_dimension,
@@ -75,19 +77,6 @@ def _rust_kernel(module: Any) -> Kernel:
     return search
 
 
-def _scope_clause(prefix: str | None) -> tuple[str, list[Any]]:
-    """SQL for "scope is ``prefix`` or below it", path-aware: ``/a`` matches ``/a`` and ``/a/b``, never ``/ab``.
-
-    Exact and case-sensitive (LIKE would fold ASCII case); the child test
-    compares bytes, because SQLite's text ``substr`` stops at a NUL.
-    """
-    if not prefix:
-        return "1=1", []
-    child = prefix + "/"
-    raw = child.encode("utf-8")
-    return "(scope = ? OR (scope >= ? AND substr(CAST(scope AS BLOB), 1, ?) = ?))", [prefix, child, len(raw), raw]
-
-
 def _normalised(prefix: str | None) -> str | None:
     """LanceDB's listing normalisation: no trailing slash, a leading one; None for the root."""
     if prefix is None or not prefix.strip("/"):
@@ -102,10 +91,14 @@ class RustMemoryStorage:
     Args:
         path: directory of the store; None uses CrewAI's default memory directory.
             The database file is ``crewai_rust_memory.sqlite3`` there, beside any LanceDB files.
+            A ``postgresql://`` string here is taken as ``url``.
         vector_dim: embedding size; None fixes it at the first save (as LanceDB does).
         metric: ``"l2"`` (score ``1 / (1 + squared L2)``, LanceDB's scale) or ``"cosine"``.
         use_rust: True/False/None (auto) for the compiled search kernel and embedding encoder.
         import_lancedb: on the first open, import CrewAI's LanceDB memory table found in ``path``.
+        url: a ``postgresql://`` URL: the records live in that database instead of a file.
+        namespace: with ``url``, the schema holding this store (tenants share a database
+            with one namespace each); default ``crewai_memory``.
     """
 
     def __init__(
@@ -115,7 +108,14 @@ class RustMemoryStorage:
         metric: str = "l2",
         use_rust: bool | None = None,
         import_lancedb: bool = True,
+        *,
+        url: str | None = None,
+        namespace: str | None = None,
     ) -> None:
+        if is_url(path):
+            if url is not None:
+                raise ValueError("give the PostgreSQL URL once: as path or as url, not both")
+            url, path = str(path), None
         if metric not in _METRICS:
             raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
         if vector_dim is not None and (not isinstance(vector_dim, int) or vector_dim <= 0):
@@ -127,16 +127,23 @@ class RustMemoryStorage:
         self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
         self.metric = metric
         self._metric_code = _METRICS[metric]
-        self.path = Path(path) if path is not None else default_memory_dir()
+        target: str | Path
+        if url is not None:
+            if path is not None:
+                raise ValueError("give a directory (path) or a PostgreSQL url, not both")
+            self.path: Path | None = None
+            target = url
+        else:
+            self.path = target = Path(path) if path is not None else default_memory_dir()
         self._declared_dim = vector_dim
         self._lock = threading.RLock()
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
-        self._store = SQLiteRecordStore(self.path)
+        self._store: RecordStore = open_record_store(target, namespace)
         self._index = VectorIndex()
         self._seen = 0
         try:
-            if import_lancedb:
+            if import_lancedb and self.path is not None:
                 from ._lancedb_import import import_if_present
 
                 import_if_present(self)
@@ -144,15 +151,22 @@ class RustMemoryStorage:
         except BaseException:
             self._store.close()
             raise
+        self._store.watch(_hint_for(weakref.ref(self)))
 
     # -- bookkeeping -----------------------------------------------------------------
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._index.n} records"
-        return f"RustMemoryStorage({str(self.path)!r}, metric={self.metric!r}, {self.implementation}, {state})"
+        return f"RustMemoryStorage({self.location!r}, metric={self.metric!r}, {self.implementation}, {state})"
 
     @property
-    def db_path(self) -> Path:
-        return self._store.path
+    def location(self) -> str:
+        """The database file, or the PostgreSQL URL (password redacted) and namespace."""
+        return self._store.location
+
+    @property
+    def db_path(self) -> Path | str:
+        """The SQLite file (a Path); for PostgreSQL, :attr:`location`."""
+        return getattr(self._store, "path", None) or self._store.location
 
     @property
     def vector_dim(self) -> int | None:
@@ -165,7 +179,7 @@ class RustMemoryStorage:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise MemoryStoreClosedError(f"RustMemoryStorage at {self.path} is closed")
+            raise MemoryStoreClosedError(f"RustMemoryStorage at {self.location} is closed")
 
     def _reload(self) -> None:
         head, count, batches = self._store.load_index_rows()
@@ -184,7 +198,7 @@ class RustMemoryStorage:
         from ._quarantine import warn
 
         for record_id, reason in bad:
-            warn(record_id, reason, str(self.db_path))
+            warn(record_id, reason, self.location)
         self._store.quarantine(bad)
         self._sync()
 
@@ -209,6 +223,17 @@ class RustMemoryStorage:
             for record_id, _ in bad:
                 index.remove(record_id)
             self._quarantine(bad)
+
+    def _on_hint(self) -> None:
+        """Another process may have committed (a LISTEN wake-up): catch up now, unless a caller holds the
+        store (it syncs itself before its read anyway)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self._closed:
+                self._sync()
+        finally:
+            self._lock.release()
 
     def refresh(self) -> None:
         """Pick up other processes' writes now (reads do this on their own)."""
@@ -257,10 +282,8 @@ class RustMemoryStorage:
         """Delete records matching every given criterion; no criterion deletes all. Returns the count."""
         with self._lock:
             self._check_open()
-            clause, params = _scope_clause(_normalised(scope_prefix))
-            if older_than is not None:
-                clause += " AND created_us < ?"
-                params.append(to_micros(older_than))
+            scope = _normalised(scope_prefix)
+            older_us = None if older_than is None else to_micros(older_than)
             ids: list[str] | None = None
             if record_ids is not None:
                 ids = [str(r) for r in record_ids]
@@ -272,7 +295,7 @@ class RustMemoryStorage:
             if categories or metadata_filter:
                 def keep(cat_json: str, meta_json: str) -> bool:
                     return _matches(cat_json, meta_json, categories, metadata_filter)
-            deleted = self._store.delete_where(clause, params, keep, ids)
+            deleted = self._store.delete_matching(scope, older_us, keep, ids)
             self._sync()
             return deleted
 
@@ -284,8 +307,7 @@ class RustMemoryStorage:
             if prefix is None:
                 self._store.reset_all()
             else:
-                clause, params = _scope_clause(prefix)
-                self._store.delete_where(clause, params)  # one transaction: a concurrent move survives
+                self._store.delete_matching(prefix)  # one transaction: a concurrent move survives
             self._sync()
 
     # -- search ------------------------------------------------------------------------
@@ -336,43 +358,27 @@ class RustMemoryStorage:
         self._check_open()
         if limit <= 0 or offset < 0:
             return []
-        from ._persistence import RECORD_COLUMNS
-
-        clause, params = _scope_clause(_normalised(scope_prefix))
-        rows = self._store.query(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE {clause} ORDER BY created_us DESC, seq DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [from_row(r) for r in rows]
+        return [from_row(r) for r in self._store.list_rows(_normalised(scope_prefix), limit, offset)]
 
     def get_scope_info(self, scope: str) -> Any:
         """Record count, categories, date range and immediate children of a scope."""
         self._check_open()
         scope = scope.rstrip("/") or "/"
         prefix = _normalised(scope)
-        clause, params = _scope_clause(prefix)
         ScopeInfo = memory_types().ScopeInfo
-        count, oldest_us, newest_us = self._store.query(
-            f"SELECT COUNT(*), MIN(created_us), MAX(created_us) FROM records WHERE {clause}", params
-        )[0]
-        if not count:
+        count, oldest, newest = self._store.scope_summary(prefix)
+        if not count or oldest is None or newest is None:
             return ScopeInfo(path=scope, record_count=0, categories=[], child_scopes=[])
         cats: set[str] = set()
-        for (cat_json,) in self._store.query(f"SELECT DISTINCT categories FROM records WHERE {clause}", params):
+        for cat_json, _ in self._store.category_counts(prefix):
             cats.update(_json_list(cat_json))
         child_prefix = (prefix + "/") if prefix else "/"
         children = set()
-        for (sc,) in self._store.query(f"SELECT DISTINCT scope FROM records WHERE {clause}", params):
+        for sc in self._store.distinct_scopes(prefix):
             if sc.startswith(child_prefix):
                 first = sc[len(child_prefix) :].split("/", 1)[0]
                 if first:
                     children.add(child_prefix + first)
-        oldest = self._store.query(
-            f"SELECT created_at FROM records WHERE {clause} AND created_us = ? LIMIT 1", [*params, oldest_us]
-        )[0][0]
-        newest = self._store.query(
-            f"SELECT created_at FROM records WHERE {clause} AND created_us = ? LIMIT 1", [*params, newest_us]
-        )[0][0]
         return ScopeInfo(
             path=scope,
             record_count=int(count),
@@ -387,9 +393,8 @@ class RustMemoryStorage:
         self._check_open()
         parent = parent.rstrip("/") or ""
         prefix = (parent + "/") if parent else "/"
-        clause, params = _scope_clause(prefix.rstrip("/") or None)
         children = set()
-        for (sc,) in self._store.query(f"SELECT DISTINCT scope FROM records WHERE {clause}", params):
+        for sc in self._store.distinct_scopes(prefix.rstrip("/") or None):
             if sc.startswith(prefix) and sc != (prefix.rstrip("/") or "/"):
                 first = sc[len(prefix) :].split("/", 1)[0]
                 if first:
@@ -399,11 +404,8 @@ class RustMemoryStorage:
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
         """Category -> number of records carrying it, within a scope."""
         self._check_open()
-        clause, params = _scope_clause(_normalised(scope_prefix))
         counts: dict[str, int] = {}
-        for cat_json, n in self._store.query(
-            f"SELECT categories, COUNT(*) FROM records WHERE {clause} GROUP BY categories", params
-        ):
+        for cat_json, n in self._store.category_counts(_normalised(scope_prefix)):
             for c in _json_list(cat_json):
                 counts[c] = counts.get(c, 0) + int(n)
         return counts
@@ -411,8 +413,7 @@ class RustMemoryStorage:
     def count(self, scope_prefix: str | None = None) -> int:
         """Records in a scope and its subscopes (all when None)."""
         self._check_open()
-        clause, params = _scope_clause(_normalised(scope_prefix))
-        return int(self._store.query(f"SELECT COUNT(*) FROM records WHERE {clause}", params)[0][0])
+        return self._store.count(_normalised(scope_prefix))
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
@@ -436,7 +437,7 @@ class RustMemoryStorage:
             "records": self.count(),
             "vector_dim": self.vector_dim,
             "metric": self.metric,
-            "scopes": [r[0] for r in self._store.query("SELECT DISTINCT scope FROM records ORDER BY scope")],
+            "scopes": self._store.distinct_scopes(None),
             "file_bytes": self._store.file_size(),
             "implementation": self.implementation,
         }
@@ -473,6 +474,19 @@ class RustMemoryStorage:
         metadata_filter: dict[str, Any] | None = None,
     ) -> int:
         return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
+
+
+def _hint_for(ref: "weakref.ref[RustMemoryStorage]") -> Callable[[], bool]:
+    """The wake-up callback, holding the store weakly so a dropped store can still be collected."""
+
+    def hint() -> bool:
+        store = ref()
+        if store is None or store.closed:
+            return False
+        store._on_hint()
+        return True
+
+    return hint
 
 
 def _readable(rows: list[Any], dim: int | None, bad: list[tuple[str, str]]) -> list[Any]:
