@@ -13,14 +13,19 @@ the real module except for two names:
   threads kept warm;
 - ``to_thread``: CrewAI's own bookkeeping steps that would do nothing
   (persistence off, no memory to drain, no event handler pending) return
-  after one yield to the loop instead of a round trip to a worker thread.
-  Every user step still runs where CrewAI runs it.
+  after one yield to the loop instead of a round trip to a worker thread;
+  so do the agent executor's own routing steps named in :data:`INLINE_STEPS`
+  (they read and bump counters on the executor's state and call nothing else),
+  in the same copied context CrewAI's worker would use. Every other step (any
+  user step, an LLM or tool call, a step that may start a flow, an async step)
+  still runs where CrewAI runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import types
 from collections.abc import Callable, Coroutine
@@ -158,13 +163,26 @@ def runs_on_this_thread() -> int:
     return 0 if holder is None else holder.runs
 
 
+Predicate = Callable[[Callable[..., Any], tuple[Any, ...]], bool]
+
+#: AgentExecutor steps that only route on (or bump) the executor's own state: no LLM, tool, hook or flow.
+INLINE_STEPS = ("check_max_iterations", "continue_iteration", "increment_and_continue",
+                "check_native_todo_completion", "check_todos_available")
+
+
+def _never(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    return False
+
+
 class FlowAsyncio(types.ModuleType):
     """The ``asyncio`` module as CrewAI's flow runtime sees it: real, except ``run`` and ``to_thread``."""
 
-    def __init__(self, skip: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> None:
+    def __init__(self, skip: Predicate, inline: Predicate = _never) -> None:
         super().__init__("asyncio", asyncio.__doc__)
         self._skip = skip
+        self._inline = inline
         self.run = run
+        self.inlined = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
@@ -173,7 +191,33 @@ class FlowAsyncio(types.ModuleType):
         if not kwargs and self._skip(func, args):
             await asyncio.sleep(0)  # keep the yield point the thread hop had
             return func(*args)
+        if not kwargs and self._inline(func, args):
+            await asyncio.sleep(0)
+            self.inlined += 1
+            return func(*args)  # ``ctx.run(step)``: the step in the context CrewAI copied for it
         return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def make_inline() -> Predicate:
+    """Which ``to_thread(ctx.run, step)`` calls are the agent executor's routing steps of :data:`INLINE_STEPS`."""
+    try:
+        from crewai.agents.agent_executor import AgentExecutor
+    except ImportError:
+        return _never
+    functions = set()
+    for name in INLINE_STEPS:
+        wrapper = vars(AgentExecutor).get(name)
+        meth = getattr(wrapper, "_meth", None)
+        if meth is not None:
+            functions.add(meth)
+    if not functions:
+        return _never
+
+    def inline(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        return (bool(args) and getattr(args[0], "_meth", None) in functions and len(args) == 1
+                and isinstance(getattr(func, "__self__", None), contextvars.Context))
+
+    return inline
 
 
 def make_skip(flow_cls: Any, event_bus: Any) -> Callable[[Callable[..., Any], tuple[Any, ...]], bool]:
