@@ -7,7 +7,7 @@ from typing import Any
 from .._patcher import Patcher
 from . import _config, _events, _listeners, _state, _tool_schema
 from ._file_store import make_run_sync
-from ._loop import INLINE_STEPS, FlowAsyncio, make_inline, make_skip
+from ._loop import FlowAsyncio, Predicate, make_inline, make_skip
 from ._loop import _never as _loop_never
 
 FLOW_MODULE = "crewai.flow.runtime"
@@ -56,10 +56,12 @@ def _patch_loop(patcher: Patcher, inline_steps: bool) -> None:
         if not hasattr(bus, attr):
             patcher.report_missing(f"crewai.events.event_bus:crewai_event_bus.{attr}", "not on the event bus")
             return
-    inline = make_inline() if inline_steps else None
-    if inline_steps and inline is _loop_never:
-        patcher.report_missing("crewai.agents.agent_executor:AgentExecutor", f"none of its steps {INLINE_STEPS}")
-    patcher.replace(FLOW_MODULE, "asyncio", FlowAsyncio(make_skip(flow_cls, bus), inline or _loop_never))
+    inline: Predicate = _loop_never
+    if inline_steps:
+        inline, missing = make_inline()
+        for target in missing:
+            patcher.report_missing(target, "a step RUNTIME runs inline is not there: it keeps CrewAI's thread hop")
+    patcher.replace(FLOW_MODULE, "asyncio", FlowAsyncio(make_skip(flow_cls, bus), inline))
 
 
 def _patch_listener_index(patcher: Patcher) -> None:

@@ -14,8 +14,9 @@ the real module except for two names:
 - ``to_thread``: CrewAI's own bookkeeping steps that would do nothing
   (persistence off, no memory to drain, no event handler pending) return
   after one yield to the loop instead of a round trip to a worker thread;
-  so do the agent executor's own routing steps named in :data:`INLINE_STEPS`
-  (they read and bump counters on the executor's state and call nothing else),
+  so do the steps of CrewAI's own flows named in :data:`INLINE_STEPS` (agent
+  executor routing, memory recall scoring, save dedup: they read their flow's
+  state and config and call nothing else),
   in the same copied context CrewAI's worker would use. Every other step (any
   user step, an LLM or tool call, a step that may start a flow, an async step)
   still runs where CrewAI runs it.
@@ -24,6 +25,7 @@ the real module except for two names:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import threading
@@ -165,9 +167,15 @@ def runs_on_this_thread() -> int:
 
 Predicate = Callable[[Callable[..., Any], tuple[Any, ...]], bool]
 
-#: AgentExecutor steps that only route on (or bump) the executor's own state: no LLM, tool, hook or flow.
-INLINE_STEPS = ("check_max_iterations", "continue_iteration", "increment_and_continue",
-                "check_native_todo_completion", "check_todos_available")
+#: Steps of CrewAI's own flows that only read their flow's state and config (routing, counters,
+#: scoring, in-memory dedup) and call nothing else: no LLM, tool, embedder, storage, hook or flow.
+INLINE_STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "AgentExecutor": ("crewai.agents.agent_executor", (
+        "check_max_iterations", "continue_iteration", "increment_and_continue",
+        "check_native_todo_completion", "check_todos_available")),
+    "RecallFlow": ("crewai.memory.recall_flow", ("decide_depth", "synthesize_results")),
+    "EncodingFlow": ("crewai.memory.encoding_flow", ("intra_batch_dedup",)),
+}
 
 
 def _never(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
@@ -182,7 +190,8 @@ class FlowAsyncio(types.ModuleType):
         self._skip = skip
         self._inline = inline
         self.run = run
-        self.inlined = 0
+        #: steps run inline, by qualified name (for tests; a lost count under a race is harmless)
+        self.inlined: collections.Counter[str] = collections.Counter()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
@@ -193,31 +202,37 @@ class FlowAsyncio(types.ModuleType):
             return func(*args)
         if not kwargs and self._inline(func, args):
             await asyncio.sleep(0)
-            self.inlined += 1
+            self.inlined[args[0].__qualname__] += 1
             return func(*args)  # ``ctx.run(step)``: the step in the context CrewAI copied for it
         return await asyncio.to_thread(func, *args, **kwargs)
 
 
-def make_inline() -> Predicate:
-    """Which ``to_thread(ctx.run, step)`` calls are the agent executor's routing steps of :data:`INLINE_STEPS`."""
-    try:
-        from crewai.agents.agent_executor import AgentExecutor
-    except ImportError:
-        return _never
+def make_inline() -> tuple[Predicate, list[str]]:
+    """Which ``to_thread(ctx.run, step)`` calls run one of :data:`INLINE_STEPS`; and the steps not found."""
+    import importlib
+
     functions = set()
-    for name in INLINE_STEPS:
-        wrapper = vars(AgentExecutor).get(name)
-        meth = getattr(wrapper, "_meth", None)
-        if meth is not None:
-            functions.add(meth)
+    missing = []
+    for class_name, (module_name, names) in INLINE_STEPS.items():
+        try:
+            owner = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}:{class_name}")
+            continue
+        for name in names:
+            meth = getattr(vars(owner).get(name), "_meth", None)
+            if meth is None:
+                missing.append(f"{module_name}:{class_name}.{name}")
+            else:
+                functions.add(meth)
     if not functions:
-        return _never
+        return _never, missing
 
     def inline(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-        return (bool(args) and getattr(args[0], "_meth", None) in functions and len(args) == 1
+        return (len(args) == 1 and getattr(args[0], "_meth", None) in functions
                 and isinstance(getattr(func, "__self__", None), contextvars.Context))
 
-    return inline
+    return inline, missing
 
 
 def make_skip(flow_cls: Any, event_bus: Any) -> Callable[[Callable[..., Any], tuple[Any, ...]], bool]:
