@@ -430,3 +430,40 @@ def test_routing_and_scoring_steps_run_inline_with_same_outputs() -> None:
     crewai_rust.patch("runtime", runtime={"inline_steps": False})
     assert scenarios.run_demo_crew() == stock
     assert not runtime.asyncio.inlined
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_consumer() -> None:
+    import os
+
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    class RuntimeForkProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_fork_probe"
+
+    seen: list[int] = []
+
+    def handler(source: object, event: BaseEvent) -> None:
+        seen.append(os.getpid())
+
+    crewai_event_bus.on(RuntimeForkProbeEvent)(handler)
+    try:
+        crewai_rust.patch("runtime")
+        first = crewai_event_bus.emit(None, RuntimeForkProbeEvent())
+        assert first is not None
+        first.result(10)  # the parent's consumer thread is running
+        pid = os.fork()
+        if pid == 0:  # the child: no consumer thread was copied; an emit must still be delivered
+            code = 1
+            try:
+                future = crewai_event_bus.emit(None, RuntimeForkProbeEvent())
+                future.result(10)  # type: ignore[union-attr]
+                code = 0 if seen[-1] == os.getpid() else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        crewai_event_bus.off(RuntimeForkProbeEvent, handler)

@@ -19,7 +19,9 @@ events emitted by a handler on the consumer itself keep CrewAI's path.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from queue import SimpleQueue
@@ -27,6 +29,17 @@ from typing import Any
 
 #: How long ``unpatch()`` waits for the consumer to finish queued events.
 STOP_WAIT_S = 30.0
+
+_consumers: weakref.WeakSet[Consumer] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for consumer in list(_consumers):
+        consumer._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Consumer:
@@ -39,6 +52,14 @@ class Consumer:
         self.ident: int | None = None
         self.delivered = 0
         self.closed = False
+        _consumers.add(self)
+
+    def _after_fork(self) -> None:
+        """A forked child has no consumer thread: start afresh (what was queued belongs to the parent)."""
+        self._queue = SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
+        self.ident = None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
