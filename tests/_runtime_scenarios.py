@@ -44,15 +44,22 @@ def _key(event: BaseEvent, source: Any) -> tuple[Any, ...]:
     return (type(event).__name__, type(source).__name__, tuple(fields))
 
 
+#: (handler thread name, event id, key) per delivered event, in delivery order, of the last recording().
+deliveries: list[tuple[str, str, tuple[Any, ...]]] = []
+
+
 @contextmanager
 def recording() -> Iterator[list[tuple[int, tuple[Any, ...]]]]:
     """Yield the list every emitted event lands in, as (emission_sequence, key)."""
     records: list[tuple[int, tuple[Any, ...]]] = []
     lock = threading.Lock()
+    deliveries.clear()
 
     def handler(source: Any, event: BaseEvent) -> None:
         with lock:
-            records.append((event.emission_sequence or 0, _key(event, source)))
+            key = _key(event, source)
+            records.append((event.emission_sequence or 0, key))
+            deliveries.append((threading.current_thread().name, event.event_id, key))
 
     crewai_event_bus.flush()  # an earlier run's late events are not this run's
     types = _all_event_types()
@@ -189,6 +196,34 @@ def run_for_each() -> list[str]:
     crew = build_fanout_crew(ScriptedLLM(respond))
     results = crew.kickoff_for_each(inputs=[{"topic": t} for t in TOPICS[:3]])
     return [r.raw for r in results]
+
+
+def emitted_without_listeners(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``fn()``'s value and the type of every event emitted, with no handler at all on the bus.
+
+    Counted where the bus prepares an event (stock and patched both prepare
+    every emitted event), since no listener is there to see them.
+    """
+    from crewai.events.event_bus import CrewAIEventsBus
+
+    emitted: list[str] = []
+    lock = threading.Lock()
+    prepare = CrewAIEventsBus._prepare_event
+
+    def counting(self: Any, source: Any, event: BaseEvent) -> None:
+        with lock:
+            emitted.append(type(event).__name__)
+        prepare(self, source, event)
+
+    crewai_event_bus.flush()
+    with crewai_event_bus.scoped_handlers():
+        CrewAIEventsBus._prepare_event = counting  # type: ignore[method-assign]
+        try:
+            value = fn()
+        finally:
+            CrewAIEventsBus._prepare_event = prepare  # type: ignore[method-assign]
+    crewai_event_bus.flush()
+    return value, sorted(emitted)
 
 
 def recorded(fn: Callable[[], Any]) -> tuple[Any, list[tuple[Any, ...]]]:

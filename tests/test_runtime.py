@@ -51,23 +51,35 @@ def test_status_reports_every_runtime_target() -> None:
     assert state["missing"] == []
     for target in ("Flow._create_initial_state", "_build_definition_state_model", "crewai.flow.runtime:asyncio", "Flow._find_triggered_methods",
                    "file_store:_run_sync", "Memory._submit_save", "Memory.drain_writes",
-                   "structured_tool:format_description_for_llm", "base_tool:format_description_for_llm"):
+                   "structured_tool:format_description_for_llm", "base_tool:format_description_for_llm",
+                   "CrewAIEventsBus.emit", "Flow._copy_and_serialize_state", "agent_utils:generate_model_description"):
         assert any(target in p for p in state["patched"]), (target, state["patched"])
+
+
+def _runtime_targets() -> tuple[object, ...]:
+    from crewai.events.event_bus import CrewAIEventsBus
+    from crewai.flow import runtime
+    from crewai.memory.unified_memory import Memory
+    from crewai.tools import base_tool, structured_tool
+    from crewai.utilities import agent_utils, file_store
+
+    return (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio,
+            runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"],
+            vars(runtime.Flow)["_find_triggered_methods"], vars(runtime.Flow)["_copy_and_serialize_state"],
+            file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"],
+            vars(CrewAIEventsBus)["emit"], agent_utils.generate_model_description)
 
 
 def test_unpatch_restores_crewai_by_identity() -> None:
     from crewai.flow import runtime
-    from crewai.memory.unified_memory import Memory
-    from crewai.tools import base_tool, structured_tool
-    from crewai.utilities import file_store
 
-    before = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
-              file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
+    before = _runtime_targets()
     crewai_rust.patch("runtime")
     assert runtime.asyncio is not asyncio
+    patched = _runtime_targets()
+    assert all(a is not b for a, b in zip(before, patched))
     crewai_rust.unpatch()
-    after = (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio, runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"], vars(runtime.Flow)["_find_triggered_methods"],
-             file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"])
+    after = _runtime_targets()
     assert all(a is b for a, b in zip(before, after))
     assert runtime.asyncio is asyncio
 
@@ -84,11 +96,15 @@ def test_switch_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_target_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai.events.event_bus import CrewAIEventsBus
     from crewai.utilities import file_store
 
     monkeypatch.delattr(file_store, "_run_sync")
+    monkeypatch.delattr(CrewAIEventsBus, "_track_future")
     state = crewai_rust.patch("runtime")["components"]["RUNTIME"]
     assert any("_run_sync" in m["target"] for m in state["missing"])
+    assert any("CrewAIEventsBus._track_future" in m["target"] for m in state["missing"])
+    assert not any("CrewAIEventsBus.emit" in p for p in state["patched"])
 
 
 def test_fast_paths_ran_in_a_crew() -> None:
@@ -214,3 +230,240 @@ def test_a_failing_flow_raises_as_stock_and_keeps_the_loop() -> None:
     runs = _loop.runs_on_this_thread()
     assert scenarios.run_nested_flow() == "outer got: inner saw tea"
     assert _loop.runs_on_this_thread() == runs + 1
+
+
+EVERY_SCENARIO = {**scenarios.FLOW_SCENARIOS, "demo_crew": scenarios.run_demo_crew}
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_SCENARIO))
+def test_same_events_are_emitted_with_no_listener_at_all(name: str) -> None:
+    """With every handler (CrewAI's own too) off the bus, patched emits the same events and returns the same."""
+    fn = EVERY_SCENARIO[name]
+    fn()
+    stock = scenarios.emitted_without_listeners(fn)
+    crewai_rust.patch("runtime")
+    patched = scenarios.emitted_without_listeners(fn)
+    assert patched == stock
+    assert patched[1], "the scenario emitted no events"
+
+
+@pytest.mark.parametrize("name", sorted(scenarios.FLOW_SCENARIOS))
+def test_listeners_get_every_event_on_one_consumer_in_emission_order(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai.events.event_bus import CrewAIEventsBus
+
+    from crewai_rust.runtime import _activation
+
+    fn = scenarios.FLOW_SCENARIOS[name]
+    fn()
+    crewai_rust.patch("runtime")
+    consumer = _activation._consumer
+    assert consumer is not None
+    before = consumer.delivered
+    prepared: list[str] = []
+    prepare = CrewAIEventsBus._prepare_event
+
+    def recording_prepare(self: object, source: object, event: object) -> None:
+        prepare(self, source, event)  # type: ignore[arg-type]
+        prepared.append(event.event_id)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(CrewAIEventsBus, "_prepare_event", recording_prepare)
+    scenarios.recorded(fn)
+    delivered = list(scenarios.deliveries)
+    assert delivered and {thread for thread, _, _ in delivered} == {"crewai-rust-events"}
+    assert consumer.delivered - before >= len(delivered)
+    assert [event_id for _, event_id, _ in delivered] == prepared  # every event, in the order it was emitted
+
+
+def test_idle_trace_handlers_are_not_handed_off_and_behave_as_stock() -> None:
+    """CrewAI's legacy trace wrapper does nothing under an execution uuid: no hand-off for it then."""
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+    from crewai.events.listeners.tracing.trace_listener import TraceCollectionListener
+    from crewai.execution import (
+        clear_execution_uuid,
+        get_execution_uuid,
+        set_execution_uuid,
+    )
+
+    from crewai_rust.runtime import _activation
+
+    class RuntimeProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_probe"
+
+    calls: list[object] = []
+    wrapper = TraceCollectionListener._on(None, crewai_event_bus, RuntimeProbeEvent)(  # type: ignore[arg-type]
+        lambda source, event: calls.append(get_execution_uuid()))
+
+    def emit_outside_and_inside_a_run() -> list[object]:
+        calls.clear()
+        outside = crewai_event_bus.emit(None, RuntimeProbeEvent())
+        token = set_execution_uuid("run-probe")
+        try:
+            inside = crewai_event_bus.emit(None, RuntimeProbeEvent())
+        finally:
+            clear_execution_uuid(token)
+        assert outside is not None and inside is not None
+        outside.result(10)
+        inside.result(10)
+        return list(calls)
+
+    try:
+        stock = emit_outside_and_inside_a_run()
+        crewai_rust.patch("runtime")
+        consumer = _activation._consumer
+        assert consumer is not None
+        before = consumer.delivered
+        patched = emit_outside_and_inside_a_run()
+        assert patched == stock == [None]
+        assert consumer.delivered == before + 1  # only the emission outside a run was handed off
+    finally:
+        crewai_event_bus.off(RuntimeProbeEvent, wrapper)
+
+
+def test_a_failing_handler_is_reported_and_the_rest_still_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    class RuntimeFailingProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_failing_probe"
+
+    seen: list[str] = []
+
+    def broken(source: object, event: BaseEvent) -> None:
+        raise ValueError("handler broke")
+
+    def fine(source: object, event: BaseEvent) -> None:
+        seen.append(event.type)
+
+    crewai_event_bus.on(RuntimeFailingProbeEvent)(broken)
+    crewai_event_bus.on(RuntimeFailingProbeEvent)(fine)
+    try:
+        crewai_rust.patch("runtime")
+        future = crewai_event_bus.emit(None, RuntimeFailingProbeEvent())
+        assert future is not None
+        future.result(10)
+        assert crewai_event_bus.flush(10)
+        assert seen == ["crewai_rust_runtime_failing_probe"]
+    finally:
+        crewai_event_bus.off(RuntimeFailingProbeEvent, broken)
+        crewai_event_bus.off(RuntimeFailingProbeEvent, fine)
+
+
+def test_unpatch_delivers_queued_events_and_stops_the_consumer() -> None:
+    import threading
+
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    from crewai_rust.runtime import _activation
+
+    class RuntimeSlowProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_slow_probe"
+
+    release = threading.Event()
+    seen: list[int] = []
+
+    def slow(source: object, event: BaseEvent) -> None:
+        release.wait(10)
+        seen.append(event.emission_sequence or 0)
+
+    crewai_event_bus.on(RuntimeSlowProbeEvent)(slow)
+    try:
+        crewai_rust.patch("runtime")
+        consumer = _activation._consumer
+        assert consumer is not None
+        futures = [crewai_event_bus.emit(None, RuntimeSlowProbeEvent()) for _ in range(3)]
+        threading.Timer(0.2, release.set).start()
+        crewai_rust.unpatch()
+        assert all(f is not None and f.done() for f in futures)
+        assert len(seen) == 3 and seen == sorted(seen)
+        assert consumer.closed and not any(t.name == "crewai-rust-events" and t.is_alive() for t in threading.enumerate()
+                                           if t is consumer._thread)
+    finally:
+        crewai_event_bus.off(RuntimeSlowProbeEvent, slow)
+
+
+def test_state_dump_is_stock_without_the_copy() -> None:
+    from crewai.flow import runtime
+
+    flow = scenarios.RouterFlow()
+    flow.kickoff()
+    stock = flow._copy_and_serialize_state()
+    crewai_rust.patch("runtime")
+    assert vars(runtime.Flow)["_copy_and_serialize_state"].__wrapped__ is not None
+    patched = flow._copy_and_serialize_state()
+    assert patched == stock
+    patched["trail"].append("mutated")
+    assert "mutated" not in flow.state.trail  # the dump shares nothing with the live state
+    dict_flow = scenarios.InnerFlow()
+    dict_flow.kickoff(inputs={"topic": "tea"})
+    assert dict_flow._copy_and_serialize_state() == dict_flow._copy_state()
+
+
+def test_function_calling_schema_is_cached_fresh_and_identical() -> None:
+    from crewai.utilities import agent_utils
+
+    from crewai_rust._demo.scenario import build_tools
+    from crewai_rust.runtime import _tool_schema
+
+    tools = list(build_tools().values())
+    stock = agent_utils.convert_tools_to_openai_schema(tools)[0]
+    crewai_rust.patch("runtime")
+    first = agent_utils.convert_tools_to_openai_schema(tools)[0]
+    first[0]["function"]["parameters"]["properties"]["crewai_rust_mutated"] = {}
+    second = agent_utils.convert_tools_to_openai_schema(tools)[0]
+    assert second == stock and first != stock
+    assert _tool_schema.cached_descriptions() == len({t.args_schema for t in tools})
+
+
+def test_routing_and_scoring_steps_run_inline_with_same_outputs() -> None:
+    from crewai.flow import runtime
+
+    stock = scenarios.run_demo_crew()
+    crewai_rust.patch("runtime")
+    assert scenarios.run_demo_crew() == stock
+    inlined = set(runtime.asyncio.inlined)
+    for step in ("AgentExecutor.check_max_iterations", "RecallFlow.decide_depth", "RecallFlow.synthesize_results",
+                 "EncodingFlow.intra_batch_dedup"):
+        assert step in inlined, (step, inlined)
+    crewai_rust.unpatch()
+    crewai_rust.patch("runtime", runtime={"inline_steps": False})
+    assert scenarios.run_demo_crew() == stock
+    assert not runtime.asyncio.inlined
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_consumer() -> None:
+    import os
+
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    class RuntimeForkProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_fork_probe"
+
+    seen: list[int] = []
+
+    def handler(source: object, event: BaseEvent) -> None:
+        seen.append(os.getpid())
+
+    crewai_event_bus.on(RuntimeForkProbeEvent)(handler)
+    try:
+        crewai_rust.patch("runtime")
+        first = crewai_event_bus.emit(None, RuntimeForkProbeEvent())
+        assert first is not None
+        first.result(10)  # the parent's consumer thread is running
+        pid = os.fork()
+        if pid == 0:  # the child: no consumer thread was copied; an emit must still be delivered
+            code = 1
+            try:
+                future = crewai_event_bus.emit(None, RuntimeForkProbeEvent())
+                future.result(10)  # type: ignore[union-attr]
+                code = 0 if seen[-1] == os.getpid() else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        crewai_event_bus.off(RuntimeForkProbeEvent, handler)

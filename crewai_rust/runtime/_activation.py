@@ -1,16 +1,21 @@
-"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, file store, tool text, memory saves."""
+"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, event bus, file store, tool text, memory saves."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .._patcher import Patcher
-from . import _config, _listeners, _state, _tool_schema
+from . import _config, _events, _listeners, _state, _tool_schema
 from ._file_store import make_run_sync
-from ._loop import FlowAsyncio, make_skip
+from ._loop import FlowAsyncio, Predicate, make_inline, make_skip
+from ._loop import _never as _loop_never
 
 FLOW_MODULE = "crewai.flow.runtime"
 FILE_STORE = "crewai.utilities.file_store"
+EVENT_BUS = "crewai.events.event_bus"
+AGENT_UTILS = "crewai.utilities.agent_utils"
+
+_consumer: _events.Consumer | None = None
 
 
 def _flow_class(patcher: Patcher, attr: str) -> Any:
@@ -38,7 +43,7 @@ def _patch_state_cache(patcher: Patcher) -> None:
     patcher.replace(f"{FLOW_MODULE}:Flow", "_create_initial_state", _state.make_create_initial_state(flow_cls, original))
 
 
-def _patch_loop(patcher: Patcher) -> None:
+def _patch_loop(patcher: Patcher, inline_steps: bool) -> None:
     flow_cls = _flow_class(patcher, "kickoff")
     bus = patcher.resolve("crewai.events.event_bus:crewai_event_bus")
     if flow_cls is None or bus is None:
@@ -51,7 +56,12 @@ def _patch_loop(patcher: Patcher) -> None:
         if not hasattr(bus, attr):
             patcher.report_missing(f"crewai.events.event_bus:crewai_event_bus.{attr}", "not on the event bus")
             return
-    patcher.replace(FLOW_MODULE, "asyncio", FlowAsyncio(make_skip(flow_cls, bus)))
+    inline: Predicate = _loop_never
+    if inline_steps:
+        inline, missing = make_inline()
+        for target in missing:
+            patcher.report_missing(target, "a step RUNTIME runs inline is not there: it keeps CrewAI's thread hop")
+    patcher.replace(FLOW_MODULE, "asyncio", FlowAsyncio(make_skip(flow_cls, bus), inline))
 
 
 def _patch_listener_index(patcher: Patcher) -> None:
@@ -77,6 +87,38 @@ def _patch_file_store(patcher: Patcher) -> None:
     patcher.replace(FILE_STORE, "_run_sync", make_run_sync(module, original))
 
 
+def _patch_state_dump(patcher: Patcher) -> None:
+    flow_cls = _flow_class(patcher, "_copy_and_serialize_state")
+    if flow_cls is None:
+        return
+    original = vars(flow_cls)["_copy_and_serialize_state"]
+    patcher.replace(f"{FLOW_MODULE}:Flow", "_copy_and_serialize_state", _state.make_copy_and_serialize_state(original))
+
+
+def _patch_event_bus(patcher: Patcher) -> None:
+    global _consumer
+    bus_cls = patcher.resolve(f"{EVENT_BUS}:CrewAIEventsBus")
+    if bus_cls is None:
+        return
+    needed = ("emit", "_prepare_event", "_call_handlers", "_track_future", "_ensure_executor_initialized")
+    missing = [n for n in needed if n not in vars(bus_cls)]
+    bus = patcher.resolve(f"{EVENT_BUS}:crewai_event_bus")
+    if bus is None:
+        return
+    missing += [n for n in ("_rwlock", "_sync_handlers", "_async_handlers", "_handler_dependencies", "_shutting_down")
+                if not hasattr(bus, n)]
+    if missing:
+        for name in missing:
+            patcher.report_missing(f"{EVENT_BUS}:CrewAIEventsBus.{name}", "not on CrewAI's event bus")
+        return
+    if _events._legacy_trace_code() is None:
+        patcher.report_missing("crewai.events.listeners.tracing.trace_listener:TraceCollectionListener._on",
+                               "no legacy_handler wrapper: its idle handlers are handed off as in stock")
+    consumer = _events.Consumer()
+    if patcher.replace(f"{EVENT_BUS}:CrewAIEventsBus", "emit", _events.make_emit(bus_cls, vars(bus_cls)["emit"], consumer)):
+        _consumer = consumer
+
+
 TOOL_TEXT_MODULES = ("crewai.tools.structured_tool", "crewai.tools.base_tool")
 
 
@@ -90,6 +132,13 @@ def _patch_tool_schema(patcher: Patcher) -> None:
             patcher.replace(module, "format_description_for_llm", fast)
         else:
             patcher.report_missing(f"{module}:format_description_for_llm", "does not bind CrewAI's function")
+    schema_source = patcher.resolve("crewai.utilities.pydantic_schema_utils:generate_model_description")
+    if schema_source is None:
+        return
+    if patcher.resolve(f"{AGENT_UTILS}:generate_model_description") is schema_source:
+        patcher.replace(AGENT_UTILS, "generate_model_description", _tool_schema.make_generate_model_description(schema_source))
+    else:
+        patcher.report_missing(f"{AGENT_UTILS}:generate_model_description", "does not bind CrewAI's function")
 
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
@@ -98,9 +147,13 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     if settings["state_cache"]:
         _patch_state_cache(patcher)
     if settings["loop_reuse"]:
-        _patch_loop(patcher)
+        _patch_loop(patcher, settings["inline_steps"])
     if settings["listener_index"]:
         _patch_listener_index(patcher)
+    if settings["state_dump"]:
+        _patch_state_dump(patcher)
+    if settings["event_bus"]:
+        _patch_event_bus(patcher)
     if settings["file_store"]:
         _patch_file_store(patcher)
     if settings["tool_schema"]:
@@ -113,6 +166,10 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
 
 def deactivate() -> None:
+    global _consumer
+    consumer, _consumer = _consumer, None
+    if consumer is not None:
+        consumer.stop()  # queued events are still delivered
     _state.clear()
     _listeners.clear()
     _tool_schema.clear()

@@ -13,14 +13,21 @@ the real module except for two names:
   threads kept warm;
 - ``to_thread``: CrewAI's own bookkeeping steps that would do nothing
   (persistence off, no memory to drain, no event handler pending) return
-  after one yield to the loop instead of a round trip to a worker thread.
-  Every user step still runs where CrewAI runs it.
+  after one yield to the loop instead of a round trip to a worker thread;
+  so do the steps of CrewAI's own flows named in :data:`INLINE_STEPS` (agent
+  executor routing, memory recall scoring, save dedup: they read their flow's
+  state and config and call nothing else),
+  in the same copied context CrewAI's worker would use. Every other step (any
+  user step, an LLM or tool call, a step that may start a flow, an async step)
+  still runs where CrewAI runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextvars
 import threading
 import types
 from collections.abc import Callable, Coroutine
@@ -158,13 +165,33 @@ def runs_on_this_thread() -> int:
     return 0 if holder is None else holder.runs
 
 
+Predicate = Callable[[Callable[..., Any], tuple[Any, ...]], bool]
+
+#: Steps of CrewAI's own flows that only read their flow's state and config (routing, counters,
+#: scoring, in-memory dedup) and call nothing else: no LLM, tool, embedder, storage, hook or flow.
+INLINE_STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "AgentExecutor": ("crewai.agents.agent_executor", (
+        "check_max_iterations", "continue_iteration", "increment_and_continue",
+        "check_native_todo_completion", "check_todos_available")),
+    "RecallFlow": ("crewai.memory.recall_flow", ("decide_depth", "synthesize_results")),
+    "EncodingFlow": ("crewai.memory.encoding_flow", ("intra_batch_dedup",)),
+}
+
+
+def _never(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    return False
+
+
 class FlowAsyncio(types.ModuleType):
     """The ``asyncio`` module as CrewAI's flow runtime sees it: real, except ``run`` and ``to_thread``."""
 
-    def __init__(self, skip: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> None:
+    def __init__(self, skip: Predicate, inline: Predicate = _never) -> None:
         super().__init__("asyncio", asyncio.__doc__)
         self._skip = skip
+        self._inline = inline
         self.run = run
+        #: steps run inline, by qualified name (for tests; a lost count under a race is harmless)
+        self.inlined: collections.Counter[str] = collections.Counter()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
@@ -173,7 +200,39 @@ class FlowAsyncio(types.ModuleType):
         if not kwargs and self._skip(func, args):
             await asyncio.sleep(0)  # keep the yield point the thread hop had
             return func(*args)
+        if not kwargs and self._inline(func, args):
+            await asyncio.sleep(0)
+            self.inlined[args[0].__qualname__] += 1
+            return func(*args)  # ``ctx.run(step)``: the step in the context CrewAI copied for it
         return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def make_inline() -> tuple[Predicate, list[str]]:
+    """Which ``to_thread(ctx.run, step)`` calls run one of :data:`INLINE_STEPS`; and the steps not found."""
+    import importlib
+
+    functions = set()
+    missing = []
+    for class_name, (module_name, names) in INLINE_STEPS.items():
+        try:
+            owner = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}:{class_name}")
+            continue
+        for name in names:
+            meth = getattr(vars(owner).get(name), "_meth", None)
+            if meth is None:
+                missing.append(f"{module_name}:{class_name}.{name}")
+            else:
+                functions.add(meth)
+    if not functions:
+        return _never, missing
+
+    def inline(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        return (len(args) == 1 and getattr(args[0], "_meth", None) in functions
+                and isinstance(getattr(func, "__self__", None), contextvars.Context))
+
+    return inline, missing
 
 
 def make_skip(flow_cls: Any, event_bus: Any) -> Callable[[Callable[..., Any], tuple[Any, ...]], bool]:

@@ -145,4 +145,33 @@ def make_build_definition_state_model(runtime: Any) -> Callable[..., Any]:
     return _build_definition_state_model
 
 
-__all__ = ["cached_classes", "clear", "make_build_definition_state_model", "make_create_initial_state", "state_class"]
+
+
+def make_copy_and_serialize_state(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``Flow._copy_and_serialize_state`` without the deep copy CrewAI makes only to dump it.
+
+    Stock deep-copies a model state and then dumps the copy with
+    ``model_dump(mode="json")``, whose output shares nothing with the model.
+    Dumping the live state gives the same dict without copying every message
+    and list first (the copy was 95% of the cost for an agent executor's state,
+    emitted with each FlowFinishedEvent). A dict state, or a model that JSON
+    mode cannot dump, keeps CrewAI's path.
+    """
+    from pydantic import BaseModel
+
+    def _copy_and_serialize_state(self: Any) -> Any:
+        state = self._state
+        if isinstance(state, BaseModel):
+            try:
+                return state.model_dump(mode="json")
+            except Exception:  # noqa: BLE001 - CrewAI's own path decides what happens then
+                return original(self)
+        return original(self)
+
+    _copy_and_serialize_state.__doc__ = original.__doc__
+    _copy_and_serialize_state.__wrapped__ = original  # type: ignore[attr-defined]
+    return _copy_and_serialize_state
+
+
+__all__ = ["cached_classes", "clear", "make_build_definition_state_model", "make_copy_and_serialize_state",
+           "make_create_initial_state", "state_class"]
