@@ -45,7 +45,7 @@ def _apply_patch(settings: dict[str, dict[str, Any]] | None) -> None:
     options = {name.lower(): dict(opts) for name, opts in settings.items()}
     tasks = options.get("tasks")
     if tasks is not None:
-        for key in ("backend", "crew_factory", "workers"):
+        for key in ("backend", "crew_factory", "workers", "ray_address"):
             tasks.pop(key, None)
     crewai_rust.patch(list(settings), **options)
 
