@@ -58,17 +58,18 @@ def ray_pids() -> list[int]:
 def ray_session() -> Iterator[Any]:
     """A local Ray for the session; at the end no actor process of ours is left."""
     ray = _require_ray()
-    os.environ["FANOUT_TEST_SLOW"] = SLOW
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not ray.is_initialized():
-            ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    seen: set[int] = set()
-    yield seen
-    seen.update(ray_pids())
-    shutdown_pools()
-    assert wait_gone(sorted(seen)) == [], "Ray actor processes outlived shutdown"
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FANOUT_TEST_SLOW", SLOW)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if not ray.is_initialized():
+                ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        seen: set[int] = set()
+        yield seen
+        seen.update(ray_pids())
+        shutdown_pools()
+        assert wait_gone(sorted(seen)) == [], "Ray actor processes outlived shutdown"
+        ray.shutdown()
 
 
 @pytest.fixture
@@ -103,6 +104,36 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     state = crewai_rust.patch("tasks", tasks={"backend": "ray", "crew_factory": FACTORY})
     tasks = state["components"]["TASKS"]
     assert not tasks["enabled"] and "crewai_rust[ray]" in tasks["error"], tasks
+
+
+def test_a_workers_first_kickoff_runs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker code both backends share: in a fresh worker, the first kickoff runs before any other starts.
+    from crewai import Crew
+
+    from crewai_rust.tasks import _worker
+
+    monkeypatch.setattr(_worker, "_warm", False, raising=False)
+    monkeypatch.setattr(_worker, "_crews", {})
+    spans: list[tuple[float, float]] = []
+    original = Crew.kickoff
+
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spans.append((started, time.monotonic()))
+
+    monkeypatch.setattr(Crew, "kickoff", timed)
+    jobs = [(FACTORY, {"topic": f"topic {i}"}, None) for i in range(4)]
+    threads = [threading.Thread(target=_worker.run_crew_input, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(spans) == 4
+    first_end = min(end for _, end in spans)
+    assert sorted(start for start, _ in spans)[1] >= first_end, spans
 
 
 # -- on Ray ----------------------------------------------------------------------------

@@ -121,13 +121,13 @@ def process_settings(options: dict[str, Any]) -> dict[str, Any]:
 
     backend = resolve_backend(options.get("backend"))
     address = resolve_ray_address(options.get("ray_address"))
-    if backend == "ray":
-        from ._ray import check_ray_available
-
-        check_ray_available()
     factory = options.get("crew_factory") or os.environ.get(CREW_FACTORY_ENV, "").strip() or None
     if factory is not None:
         check_factory_path(factory)
+        if backend == "ray":  # without a factory kickoff_for_each stays on threads and needs no Ray
+            from ._ray import check_ray_available
+
+            check_ray_available()
     workers = options.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive int, got {workers!r}")

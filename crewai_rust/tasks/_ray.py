@@ -39,6 +39,7 @@ START_TIMEOUT = 180.0
 RAY_EXTRA_HINT = "the ray backend needs Ray: pip install 'crewai_rust[ray]'"
 
 _init_lock = threading.Lock()
+_exit_hook = False
 
 
 def ray_available() -> bool:
@@ -81,6 +82,11 @@ def ensure_ray(address: str | None) -> Any:
             except Exception as exc:
                 where = "a local Ray" if address is None else f"Ray at {address!r}"
                 raise PoolStartError(f"crewai_rust: could not start {where}: {type(exc).__name__}: {exc}") from exc
+        global _exit_hook
+        if not _exit_hook:
+            # Registered after Ray's own exit hook, so it runs first: actors drain, then Ray stops.
+            _exit_hook = True
+            atexit.register(_shutdown_all)
     return ray
 
 
@@ -382,12 +388,8 @@ _ray_pools: weakref.WeakSet[RayPool] = weakref.WeakSet()
 
 
 def _shutdown_all() -> None:
-    # Runs before Ray's own exit hook (registered when ray was imported, earlier), so actors drain first.
     for pool in list(_ray_pools):
         try:
             pool.shutdown(timeout=3.0)
         except Exception:
             pass
-
-
-atexit.register(_shutdown_all)
