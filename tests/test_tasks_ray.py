@@ -328,3 +328,21 @@ def test_run_many_on_ray(ray_up: Any, tmp_path: Path) -> None:
     assert sorted(records) == [0, 1, 2]
     for index, record in records.items():
         assert record["output"] == want[index][-1] and record["error"] is None
+
+
+@pytest.mark.ray
+def test_actors_that_cannot_start_fail_the_pool_once(ray_up: Any) -> None:
+    from _fanout_crews import square
+
+    from crewai_rust.tasks import PoolStartError
+    from crewai_rust.tasks._ray import RayPool
+
+    pool = RayPool(2, 1, {"NO_SUCH_COMPONENT": {}})  # every actor's patch() raises in __init__
+    try:
+        with pytest.raises(PoolStartError, match="Ray actor could not start"):
+            pool.start()
+        with pytest.raises(PoolStartError):
+            pool.submit(square, 2)
+        assert pool.replaced == 0 and pool.pids == []
+    finally:
+        pool.shutdown(kill=True)

@@ -303,8 +303,6 @@ class RayPool:
             if error is None:
                 actor.pid = future.result()
                 actor.ready = True
-                if self.ready_at is None and all(a.ready for a in self._live.values()):
-                    self.ready_at = time.perf_counter()
             elif not actor.dead:
                 actor.dead = True
                 self._live.pop(actor.serial, None)
@@ -316,6 +314,8 @@ class RayPool:
                     self._pending.clear()
                 else:
                     logger.warning("crewai_rust Ray pool: an actor could not start: %s", error)
+            if self.ready_at is None and self._live and all(a.ready for a in self._live.values()):
+                self.ready_at = time.perf_counter()
             self._cond.notify_all()
             return
         assert job is not None
