@@ -256,6 +256,22 @@ def test_an_actor_killed_mid_run_fails_only_its_input_and_is_replaced(ray_up: An
 
 
 @pytest.mark.ray
+def test_an_idle_actor_that_dies_is_replaced_before_it_gets_an_input(ray_up: Any) -> None:
+    ray = ray_up
+    pool = shared_pool(2, 2, "ray")
+    pool.start()
+    replaced = pool.replaced
+    victim, handle = next(iter(pool.actors.items()))
+    ray.kill(handle)
+    deadline = time.monotonic() + 120
+    while (pool.replaced == replaced or len(pool.pids) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.replaced == replaced + 1 and victim not in pool.pids and len(pool.pids) == 2
+    results = kickoff_many(FACTORY, INPUTS, backend="ray", workers=2, max_concurrency=2)
+    assert outputs(results) == stock(INPUTS)[0]  # no input was sent to the dead actor
+
+
+@pytest.mark.ray
 def test_memory_saved_by_one_actor_is_recalled_by_another(ray_up: Any, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))  # actors of this patch's new pool take it

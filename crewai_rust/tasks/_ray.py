@@ -183,7 +183,8 @@ class RayPool:
 
                 local = _all_nodes_local(ray)
                 self._spec = actor_spec(local, self.patch_settings)
-                self._options = {"max_concurrency": self.threads, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
+                # One thread more than the jobs it runs: it holds the ``watch`` call.
+                self._options = {"max_concurrency": self.threads + 1, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
                 if local and self._spec["sys_path"]:
                     # So the worker can import crewai_rust (and the factory's module) before __init__ runs.
                     self._options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(self._spec["sys_path"])}}
@@ -262,6 +263,7 @@ class RayPool:
         self._serial += 1
         actor = self._live[self._serial] = _Actor(handle, self._serial)
         handle.ready.remote().future().add_done_callback(lambda f: self._event("ready", actor, None, f))
+        handle.watch.remote().future().add_done_callback(lambda f: self._event("watch", actor, None, f))
 
     def _event(self, kind: str, actor: _Actor, job: Job | None, future: Future[Any]) -> None:
         # Called on Ray's threads: only queue it, the dispatcher thread does the work.
@@ -317,6 +319,13 @@ class RayPool:
             if self.ready_at is None and self._live and all(a.ready for a in self._live.values()):
                 self.ready_at = time.perf_counter()
             self._cond.notify_all()
+            return
+        if kind == "watch":  # the actor is gone, maybe while idle: replace it before a job is sent there
+            if actor.ready and not actor.dead:
+                died = self._died_locked(actor, error or RuntimeError("its watch call returned"))
+                for other in list(actor.inflight.values()):
+                    settle.append((other, False, died))
+                actor.inflight.clear()
             return
         assert job is not None
         actor.inflight.pop(job.job_id, None)

@@ -33,6 +33,12 @@ class CrewActor:
                 sys.path.append(entry)
         _apply_patch(spec.get("patch"))
 
+    def watch(self) -> None:
+        """Never returns: the driver holds this call open to learn at once when the actor dies, idle or not."""
+        import threading
+
+        threading.Event().wait()
+
     def ready(self) -> int:
         """The actor's process id, once ``__init__`` has run."""
         return os.getpid()
