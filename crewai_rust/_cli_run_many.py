@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("factory", help="crew factory import path, e.g. pkg.crew:ResearchCrew")
     parser.add_argument("inputs", type=Path, help="JSON lines file, one inputs object per line")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines file of results (appended)")
-    parser.add_argument("--backend", choices=("threads", "processes"), default="processes")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    parser.add_argument("--backend", choices=("threads", "processes", "ray"), default="processes")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes or Ray actors (default: CPU count)")
+    parser.add_argument("--address", default=None, help="Ray cluster address (--backend ray; default: a local Ray)")
     parser.add_argument("--max-concurrency", type=int, default=None, help="kickoffs at once (default 16)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per input")
     parser.add_argument("--resume", action="store_true", help="skip inputs already in --out")
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             results = kickoff_many(args.factory, [inputs[i] for i in todo], backend=args.backend, workers=args.workers,
-                                   max_concurrency=args.max_concurrency, timeout=args.timeout,
+                                   address=args.address, max_concurrency=args.max_concurrency, timeout=args.timeout,
                                    return_exceptions=True, on_result=on_result)
         except KeyboardInterrupt:
             print("run-many: interrupted; finished inputs are in the output file (use --resume)", file=sys.stderr)

@@ -19,7 +19,9 @@ Options (``patch(tasks={...})``), each with its environment fallback:
   ``crew_factory`` (``CREWAI_RUST_TASKS_CREW_FACTORY``, ``"pkg.crew:ResearchCrew"``)
   and ``workers`` (``CREWAI_RUST_TASKS_WORKERS``): ``"processes"`` runs
   ``kickoff_for_each`` on worker processes that build the crew from the factory
-  (see :mod:`._process_fanout`); without a factory it stays on threads.
+  (see :mod:`._process_fanout`); ``"ray"`` runs it on Ray actors (``ray_address``,
+  ``CREWAI_RUST_TASKS_RAY_ADDRESS``: a cluster, else a local Ray); without a
+  factory it stays on threads.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ._task_async import make_execute_async
 from ._usage import USAGE_MODES
 
 TIMEOUT_ENV = "CREWAI_RUST_TASKS_TIMEOUT"
-_KNOWN = {"backend", "crew_factory", "workers", "max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
+_KNOWN = {"backend", "crew_factory", "workers", "ray_address", "max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
 
 _active: dict[str, Any] = {}
 
@@ -87,10 +89,11 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
             patcher.report_missing("crewai.crew:Crew.kickoff_for_each", "Crew has no kickoff_for_each")
         else:
             patched = make_kickoff_for_each(original, settings)
-            if config["backend"] == "processes" and config["crew_factory"]:
+            if config["backend"] in ("processes", "ray") and config["crew_factory"]:
                 from ._process_fanout import make_process_kickoff_for_each
 
-                patched = make_process_kickoff_for_each(original, settings, config["crew_factory"], config["workers"])
+                patched = make_process_kickoff_for_each(original, settings, config["crew_factory"], config["workers"],
+                                                        config["backend"], config["ray_address"])
             patcher.replace("crewai.crew:Crew", "kickoff_for_each", patched)
         if patcher.resolve("crewai.crews.utils:run_for_each_async") is not None:
             for name, factory in (("kickoff_for_each_async", make_kickoff_for_each_async), ("akickoff_for_each", make_akickoff_for_each)):
@@ -110,20 +113,25 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
 
 def process_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """``backend``, ``crew_factory`` and ``workers``, with their environment fallbacks, checked."""
+    """``backend``, ``crew_factory``, ``workers`` and ``ray_address``, with their environment fallbacks, checked."""
     import os
 
-    from ._backends import CREW_FACTORY_ENV, resolve_backend
+    from ._backends import CREW_FACTORY_ENV, resolve_backend, resolve_ray_address
     from ._factory import check_factory_path
 
     backend = resolve_backend(options.get("backend"))
+    address = resolve_ray_address(options.get("ray_address"))
     factory = options.get("crew_factory") or os.environ.get(CREW_FACTORY_ENV, "").strip() or None
     if factory is not None:
         check_factory_path(factory)
+        if backend == "ray":  # without a factory kickoff_for_each stays on threads and needs no Ray
+            from ._ray import check_ray_available
+
+            check_ray_available()
     workers = options.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    return {"backend": backend, "crew_factory": factory, "workers": workers}
+    return {"backend": backend, "crew_factory": factory, "workers": workers, "ray_address": address}
 
 
 def deactivate() -> None:

@@ -1,8 +1,9 @@
-"""Which backend runs a fan-out (``threads`` or ``processes``), how many workers, and the shared pools.
+"""Which backend runs a fan-out (``threads``, ``processes`` or ``ray``), how many workers, and the shared pools.
 
 Defaults come from ``CREWAI_RUST_TASKS_BACKEND`` (``threads`` unless set),
-``CREWAI_RUST_TASKS_WORKERS`` (else the CPU count) and
-``CREWAI_RUST_TASKS_CREW_FACTORY``. Pools are shared per (workers, threads per
+``CREWAI_RUST_TASKS_WORKERS`` (else the CPU count),
+``CREWAI_RUST_TASKS_CREW_FACTORY`` and, for Ray, ``CREWAI_RUST_TASKS_RAY_ADDRESS``
+(else a local Ray). Pools are shared per (workers, threads per
 worker, ``patch()`` settings): a later call with the same shape reuses warm
 workers; a changed ``patch()`` gets a pool whose workers apply the new settings.
 """
@@ -15,10 +16,13 @@ from typing import Any
 
 from .._env import env_int
 
-BACKENDS = ("threads", "processes")
+BACKENDS = ("threads", "processes", "ray")
+#: Backends whose workers are other processes (the crew is built there from a factory).
+REMOTE_BACKENDS = ("processes", "ray")
 BACKEND_ENV = "CREWAI_RUST_TASKS_BACKEND"
 WORKERS_ENV = "CREWAI_RUST_TASKS_WORKERS"
 CREW_FACTORY_ENV = "CREWAI_RUST_TASKS_CREW_FACTORY"
+RAY_ADDRESS_ENV = "CREWAI_RUST_TASKS_RAY_ADDRESS"
 
 
 def resolve_backend(backend: str | None) -> str:
@@ -53,20 +57,37 @@ def current_patch_settings() -> dict[str, dict[str, Any]]:
     return {name: component_options(name) for name, state in components.items() if state["enabled"]}
 
 
-_pools: dict[tuple[int, int, str], Any] = {}
+def resolve_ray_address(address: str | None) -> str | None:
+    """``address`` when given, else ``CREWAI_RUST_TASKS_RAY_ADDRESS``, else None (a local Ray)."""
+    if address is None:
+        address = os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+    if address is not None and not isinstance(address, str):
+        raise TypeError(f"address must be a Ray address string or None, got {type(address).__name__}")
+    return address
+
+
+_pools: dict[tuple[Any, ...], Any] = {}
 _pools_lock = threading.Lock()
 
 
-def shared_pool(workers: int, max_concurrency: int) -> Any:
-    """A warm pool of this shape and the current ``patch()`` settings, started lazily and reused."""
-    from ._procpool import ProcessPool
-
+def shared_pool(workers: int, max_concurrency: int, backend: str = "processes", address: str | None = None) -> Any:
+    """A warm pool of this backend, shape and the current ``patch()`` settings, started lazily and reused."""
     settings = current_patch_settings()
-    key = (workers, threads_per_worker(workers, max_concurrency), repr(sorted(settings.items())))
+    threads = threads_per_worker(workers, max_concurrency)
+    key: tuple[Any, ...] = (workers, threads, repr(sorted(settings.items())))
+    if backend == "ray":
+        key += ("ray", address)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None or pool.closed or pool._broken is not None:
-            pool = _pools[key] = ProcessPool(workers, key[1], settings)
+            if backend == "ray":
+                from ._ray import RayPool
+
+                pool = _pools[key] = RayPool(workers, threads, settings, address)
+            else:
+                from ._procpool import ProcessPool
+
+                pool = _pools[key] = ProcessPool(workers, threads, settings)
         return pool
 
 

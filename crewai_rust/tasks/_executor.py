@@ -37,7 +37,7 @@ from typing import Any
 from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
 from . import _exit, _nesting
-from ._backends import resolve_backend
+from ._backends import REMOTE_BACKENDS, resolve_backend
 from ._collect import Collector, timeout_error
 from ._config import check_timeout, resolve_max_concurrency
 from ._inline import run_inline
@@ -68,7 +68,8 @@ class RustTaskExecutor:
     ``max_concurrency`` defaults to ``CREWAI_RUST_MAX_CONCURRENCY`` (else 16).
     ``use_rust`` picks the twin: ``None`` the compiled one when available.
     ``backend="processes"`` runs ``map``/``submit``/``amap`` on ``workers`` worker
-    processes instead (functions and items must pickle; see :mod:`._procexec`).
+    processes instead (functions and items must pickle; see :mod:`._procexec`);
+    ``backend="ray"`` on ``workers`` Ray actors (``address``: a cluster, else a local Ray).
     """
 
     def __init__(
@@ -78,13 +79,15 @@ class RustTaskExecutor:
         *,
         backend: str = "threads",
         workers: int | None = None,
+        address: str | None = None,
     ) -> None:
         self.max_concurrency = resolve_max_concurrency(max_concurrency)
         self._rust = resolve_use_rust(use_rust)
         self._engine = _make_engine(self._rust, self.max_concurrency)
         self._key = _nesting.new_key()
         self.backend = resolve_backend(backend)
-        self._processes = ProcessBackend(workers, self.max_concurrency) if self.backend == "processes" else None
+        self._processes = (ProcessBackend(workers, self.max_concurrency, self.backend, address)
+                           if self.backend in REMOTE_BACKENDS else None)
 
     @property
     def implementation(self) -> str:
@@ -92,7 +95,7 @@ class RustTaskExecutor:
         return implementation_name(self._rust)
 
     def __repr__(self) -> str:
-        backend = "" if self._processes is None else f", backend='processes', workers={self._processes.workers}"
+        backend = "" if self._processes is None else f", backend={self.backend!r}, workers={self._processes.workers}"
         return f"RustTaskExecutor(max_concurrency={self.max_concurrency}, implementation={self.implementation!r}{backend})"
 
     # -- synchronous -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``kickoff_many``: a crew factory over many inputs, on threads or on worker processes.
+"""``kickoff_many``: a crew factory over many inputs, on threads, worker processes or Ray actors.
 
 ``kickoff_many("pkg.crew:ResearchCrew", inputs)`` is ``ResearchCrew().crew().kickoff_for_each(inputs)``
 made concurrent: outputs in input order, ``usage_metrics`` (on the returned list)
@@ -7,6 +7,7 @@ per-run sum with ``usage_metrics="per_run"``). With ``backend="processes"`` each
 worker process builds the crew once from the factory and runs each input on a
 ``copy()`` with private token counters; the counts travel back with positional
 LLM keys (the factory builds the same crew everywhere) and are summed here.
+``backend="ray"`` does the same on long-lived threaded Ray actors (see :mod:`._ray`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._backends import resolve_backend, resolve_workers, shared_pool
+from ._backends import REMOTE_BACKENDS, resolve_backend, resolve_ray_address, resolve_workers, shared_pool
 from ._config import check_timeout, resolve_max_concurrency
 from ._factory import build_crew, check_factory_path
 from ._usage import USAGE_MODES, RunUsage, UsageLedger, total_usage
@@ -64,15 +65,23 @@ def run_on_processes(
     return_exceptions: bool,
     on_result: OnResult | None = None,
     cancel: threading.Event | None = None,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> tuple[list[Any], list[RunUsage | None]]:
-    """Outputs (or exceptions) and per-run usage of each input, run on the shared process pool."""
+    """Outputs (or exceptions) and per-run usage of each input, run on the shared process (or Ray) pool."""
     from ._procmap import process_map
     from ._procpool import check_not_bootstrapping, warn_listeners_once
     from ._worker import run_crew_input
 
-    check_not_bootstrapping()
+    if backend == "ray":
+        from ._ray import check_ray_available
+
+        check_ray_available()
+        address = resolve_ray_address(address)
+    else:
+        check_not_bootstrapping()
     warn_listeners_once()
-    pool = shared_pool(resolve_workers(workers, max_concurrency), max_concurrency)
+    pool = shared_pool(resolve_workers(workers, max_concurrency), max_concurrency, backend, address)
     items = [(factory, dict(inp or {}), input_files) for inp in inputs]
 
     def settled(index: int, ok: bool, value: Any) -> None:
@@ -142,12 +151,15 @@ def kickoff_many(
     input_files: Any = None,
     usage_metrics: str = "stock",
     on_result: OnResult | None = None,
+    address: str | None = None,
 ) -> KickoffResults:
     """Kick off the crew built by ``crew_factory`` once per input; see the module docstring.
 
-    ``backend``: ``"threads"`` or ``"processes"`` (default ``CREWAI_RUST_TASKS_BACKEND``,
-    else threads). ``workers``: processes (default ``CREWAI_RUST_TASKS_WORKERS``, else
-    the CPU count). ``on_result`` is called once per settled input, as it settles.
+    ``backend``: ``"threads"``, ``"processes"`` or ``"ray"`` (default ``CREWAI_RUST_TASKS_BACKEND``,
+    else threads). ``workers``: processes or Ray actors (default ``CREWAI_RUST_TASKS_WORKERS``, else
+    the CPU count). ``address``: the Ray cluster (default ``CREWAI_RUST_TASKS_RAY_ADDRESS``,
+    else the Ray already initialised in this process, else a new local one).
+    ``on_result`` is called once per settled input, as it settles.
     """
     check_factory_path(crew_factory)
     if usage_metrics not in USAGE_MODES:
@@ -156,10 +168,11 @@ def kickoff_many(
     limit = resolve_max_concurrency(max_concurrency)
     timeout = check_timeout(timeout)
     inputs = list(inputs)
-    if backend == "processes":
+    if backend in REMOTE_BACKENDS:
         outputs, usage = run_on_processes(crew_factory, inputs, input_files=input_files, workers=workers,
                                           max_concurrency=limit, timeout=timeout,
-                                          return_exceptions=return_exceptions, on_result=on_result)
+                                          return_exceptions=return_exceptions, on_result=on_result,
+                                          backend=backend, address=address)
         before: dict[int, dict[str, int]] = {}
     else:
         crew = build_crew(crew_factory)

@@ -1,4 +1,4 @@
-"""The patched ``Crew.kickoff_for_each`` on worker processes (``patch(tasks={"backend": "processes", ...})``).
+"""The patched ``Crew.kickoff_for_each`` on worker processes or Ray actors (``patch(tasks={"backend": ...})``).
 
 The crew the user calls it on cannot travel to a worker (a ``Crew`` does not
 pickle), so workers build theirs from the configured ``crew_factory``, which
@@ -19,9 +19,10 @@ from ._usage import total_usage
 
 
 def make_process_kickoff_for_each(
-    original: Callable[..., Any], settings: FanoutSettings, crew_factory: str, workers: int | None
+    original: Callable[..., Any], settings: FanoutSettings, crew_factory: str, workers: int | None,
+    backend: str = "processes", address: str | None = None,
 ) -> Callable[..., Any]:
-    """``kickoff_for_each`` that runs each input on the shared process pool."""
+    """``kickoff_for_each`` that runs each input on the shared process pool (or Ray actors)."""
 
     def kickoff_for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> list[Any]:
         if self.stream:
@@ -31,7 +32,7 @@ def make_process_kickoff_for_each(
         results, usage = run_on_processes(
             crew_factory, inputs, input_files=input_files, workers=workers,
             max_concurrency=settings.executor.max_concurrency, timeout=settings.timeout,
-            return_exceptions=settings.return_exceptions,
+            return_exceptions=settings.return_exceptions, backend=backend, address=address,
         )
         if settings.return_exceptions:
             _log_failures(results)

@@ -26,6 +26,12 @@ from typing import Any
 #: What each worker keeps between jobs: base crews by factory path.
 _crews: dict[str, Any] = {}
 _crews_lock = threading.Lock()
+#: The first kickoff of a worker runs alone: CrewAI builds class-level flow definitions lazily on
+#: first use, and concurrent first kickoffs in a fresh process have raced there ("dictionary
+#: changed size during iteration" in ``crewai.flow.dsl._utils._iter_flow_methods``, seen once on
+#: 16 threads of a new worker in benchmarks/bench_fanout.py).
+_first_kickoff = threading.Lock()
+_warm = False
 
 
 def _apply_environment(env: dict[str, str]) -> None:
@@ -45,7 +51,7 @@ def _apply_patch(settings: dict[str, dict[str, Any]] | None) -> None:
     options = {name.lower(): dict(opts) for name, opts in settings.items()}
     tasks = options.get("tasks")
     if tasks is not None:
-        for key in ("backend", "crew_factory", "workers"):
+        for key in ("backend", "crew_factory", "workers", "ray_address"):
             tasks.pop(key, None)
     crewai_rust.patch(list(settings), **options)
 
@@ -130,6 +136,18 @@ def _base_crew(factory: str) -> Any:
     return crew
 
 
+def _kickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
+    global _warm
+    if not _warm:
+        with _first_kickoff:
+            if not _warm:
+                try:
+                    return crew.kickoff(inputs=inputs, input_files=input_files)
+                finally:
+                    _warm = True
+    return crew.kickoff(inputs=inputs, input_files=input_files)
+
+
 def run_crew_input(job: tuple[str, dict[str, Any], Any]) -> tuple[Any, Any, float]:
     """One input of a fan-out: a copy of this worker's crew, private token counters, memory writes drained.
 
@@ -142,7 +160,7 @@ def run_crew_input(job: tuple[str, dict[str, Any], Any]) -> tuple[Any, Any, floa
     crew = _base_crew(factory).copy()
     ledger = UsageLedger(crew)
     try:
-        output = crew.kickoff(inputs=inputs, input_files=input_files)
+        output = _kickoff(crew, inputs, input_files)
     finally:
         ledger.merge_back()
         memory = getattr(crew, "_memory", None)
