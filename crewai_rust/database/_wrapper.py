@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
-from .._selection import implementation_name, speedups_module
+from .._selection import implementation_name, twin
 from ._errors import is_busy, with_path
 from ._library import choose_rust, library_sharing
-from ._pypool import PySqlitePool
+from . import _sqlpool_py
 
 T = TypeVar("T")
 
@@ -120,7 +120,7 @@ class RustSQLiteWrapper:
         self.implementation = implementation_name(rust)
         #: Why this twin runs (e.g. the SQLite library check's outcome).
         self.implementation_reason = why
-        factory: Callable[..., Any] = speedups_module().SqlitePool if rust else PySqlitePool  # type: ignore[union-attr]
+        factory: Callable[..., Any] = twin(_sqlpool_py.SqlitePool, rust)
         release = _claim(self.db_path, self.implementation)
         try:
             self._pool = factory(self.db_path, pool_size, self.busy_timeout, statement_cache, synchronous)

@@ -16,9 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .._selection import speedups_module, use_rust as resolve_use_rust
-from ._message_python import PyAgentMessage
-from ._message_python import dumps_many as _py_dumps_many
-from ._message_python import loads_many as _py_loads_many
+from . import _message_py
 
 
 def _rust_class() -> Any:
@@ -35,7 +33,7 @@ def _rust_class() -> Any:
 
 def _twin(use_rust: bool | None) -> Any:
     """The class implementing the chosen twin."""
-    return _rust_class() if resolve_use_rust(use_rust) else PyAgentMessage
+    return _rust_class() if resolve_use_rust(use_rust) else _message_py.AgentMessage
 
 
 class AgentMessage(metaclass=ABCMeta):
@@ -109,7 +107,7 @@ class AgentMessage(metaclass=ABCMeta):
 
 
 _registered: set[Any] = set()
-AgentMessage.register(PyAgentMessage)
+AgentMessage.register(_message_py.AgentMessage)
 
 
 def dumps_many(messages: list[Any]) -> str:
@@ -119,8 +117,8 @@ def dumps_many(messages: list[Any]) -> str:
     rust_class = getattr(module, "AgentMessage", None)
     if messages and rust_class is not None and all(type(m) is rust_class for m in messages):
         return str(module.dumps_many(messages))  # type: ignore[union-attr]
-    if all(type(m) is PyAgentMessage for m in messages):
-        return _py_dumps_many(messages)
+    if all(type(m) is _message_py.AgentMessage for m in messages):
+        return _message_py.dumps_many(messages)
     for index, message in enumerate(messages):
         if not isinstance(message, AgentMessage):
             raise TypeError(f"dumps_many: item [{index}] is {type(message).__qualname__}, not an AgentMessage")
@@ -132,7 +130,7 @@ def loads_many(text: str | bytes, *, use_rust: bool | None = None) -> list[Any]:
     if resolve_use_rust(use_rust):
         _rust_class()
         return list(speedups_module().loads_many(text))  # type: ignore[union-attr]
-    return _py_loads_many(text)
+    return _message_py.loads_many(text)
 
 
 __all__ = ["AgentMessage", "dumps_many", "loads_many"]

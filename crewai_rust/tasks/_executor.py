@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from .._selection import implementation_name, speedups_module
+from .._selection import implementation_name, speedups_module, twin
 from .._selection import use_rust as resolve_use_rust
 from . import _exit, _nesting
 from ._backends import REMOTE_BACKENDS, resolve_backend
@@ -42,7 +42,8 @@ from ._collect import Collector, timeout_error
 from ._config import check_timeout, resolve_max_concurrency
 from ._inline import run_inline
 from ._procexec import ProcessBackend
-from ._pure import PurePythonFanout, report_unraisable
+from . import _fanout_py
+from ._fanout_py import report_unraisable
 from ._threads import shared_pool
 
 Progress = Callable[[int, int], Any]
@@ -53,13 +54,8 @@ def _call(fn: Callable[[], Any]) -> Any:
 
 
 def _make_engine(rust: bool, max_concurrency: int) -> Any:
-    if rust:
-        module = speedups_module()
-        assert module is not None
-        _exit.register(module)
-        return module.Fanout(max_concurrency)
-    _exit.register(None)
-    return PurePythonFanout(max_concurrency)
+    _exit.register(speedups_module() if rust else None)
+    return twin(_fanout_py.Fanout, rust)(max_concurrency)
 
 
 class RustTaskExecutor:

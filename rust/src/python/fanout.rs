@@ -1,4 +1,4 @@
-//! `_speedups.Fanout`: the rust twin of `crewai_rust/tasks/_pure.py`.
+//! `_speedups.Fanout`: the rust twin of `crewai_rust/tasks/_fanout_py.py`.
 //!
 //! Jobs run on the blocking pool of the one shared Tokio runtime, bounded by a
 //! Tokio semaphore (one permit per running callable). A worker is attached to

@@ -22,7 +22,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-class PyAgentMessage:
+class AgentMessage:
     """One message of an agent run; immutable, compared by its JSON form."""
 
     __slots__ = ("_content", "_id", "_metadata", "_name", "_role", "_sender", "_task_id", "_timestamp",
@@ -121,16 +121,16 @@ class PyAgentMessage:
         return doc
 
     @classmethod
-    def from_dict(cls, doc: Any) -> PyAgentMessage:
+    def from_dict(cls, doc: Any) -> AgentMessage:
         return cls._from_document(doc, parsed=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> PyAgentMessage:
+    def from_json(cls, text: str | bytes) -> AgentMessage:
         doc, maybe_deep = _parse(text)
         return cls._from_document(doc, parsed=True, maybe_deep=maybe_deep)
 
     @classmethod
-    def _from_document(cls, doc: Any, *, parsed: bool, maybe_deep: bool = True) -> PyAgentMessage:
+    def _from_document(cls, doc: Any, *, parsed: bool, maybe_deep: bool = True) -> AgentMessage:
         message = cls.__new__(cls)
         (message._id, message._role, message._content, message._sender, message._task_id, message._name,
          message._tool_calls, message._tool_call_id, message._timestamp, message._metadata,
@@ -148,7 +148,7 @@ class PyAgentMessage:
         id: str | None = None,
         timestamp: datetime | str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> PyAgentMessage:
+    ) -> AgentMessage:
         """From a CrewAI ``LLMMessage`` dict; its unknown keys travel in ``metadata["crewai_extra"]``."""
         merged = schema.crewai_metadata(message, metadata)
         return cls(
@@ -192,7 +192,7 @@ class PyAgentMessage:
         return f"AgentMessage({self.to_json()})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PyAgentMessage.from_json, (self.to_json(),))
+        return (AgentMessage.from_json, (self.to_json(),))
 
 
 def _parse(text: Any, what: str = "from_json") -> tuple[Any, bool]:
@@ -211,21 +211,21 @@ def _parse(text: Any, what: str = "from_json") -> tuple[Any, bool]:
     return doc, brackets > schema.MAX_DEPTH
 
 
-def dumps_many(messages: list[PyAgentMessage]) -> str:
+def dumps_many(messages: list[AgentMessage]) -> str:
     return orjson.dumps([message._document() for message in messages]).decode("utf-8")
 
 
-def loads_many(text: str | bytes) -> list[PyAgentMessage]:
+def loads_many(text: str | bytes) -> list[AgentMessage]:
     docs, maybe_deep = _parse(text, "loads_many")
     if not isinstance(docs, list):
         raise MessageFormatError(f"AgentMessage list: expected a JSON array, got {schema.type_label(docs)}")
     messages = []
     for index, doc in enumerate(docs):
         try:
-            messages.append(PyAgentMessage._from_document(doc, parsed=True, maybe_deep=maybe_deep))
+            messages.append(AgentMessage._from_document(doc, parsed=True, maybe_deep=maybe_deep))
         except MessageFormatError as exc:
             raise MessageFormatError(f"message [{index}]: {exc}", field=f"[{index}].{exc.field}") from None
     return messages
 
 
-__all__ = ["PyAgentMessage", "dumps_many", "loads_many"]
+__all__ = ["AgentMessage", "dumps_many", "loads_many"]

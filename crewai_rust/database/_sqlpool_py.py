@@ -23,13 +23,13 @@ def is_memory_path(path: str) -> bool:
     return path in ("", ":memory:")
 
 
-class PyConn:
+class SqliteConn:
     """One pooled connection checked out for a transaction (mirrors ``_speedups.SqliteConn``)."""
 
     __slots__ = ("_conn", "_pool")
 
-    def __init__(self, pool: PySqlitePool, conn: sqlite3.Connection) -> None:
-        self._pool: PySqlitePool | None = pool
+    def __init__(self, pool: SqlitePool, conn: sqlite3.Connection) -> None:
+        self._pool: SqlitePool | None = pool
         self._conn: sqlite3.Connection | None = conn
 
     def _c(self) -> sqlite3.Connection:
@@ -92,7 +92,7 @@ def _close_idle(idle: queue.SimpleQueue[sqlite3.Connection]) -> None:
             return
 
 
-class PySqlitePool:
+class SqlitePool:
     """A bounded pool of ``sqlite3`` connections to one file (same API as ``_speedups.SqlitePool``)."""
 
     def __init__(
@@ -226,8 +226,8 @@ class PySqlitePool:
             return dict(zip([d[0] for d in cur.description], row))
         return row
 
-    def checkout(self) -> PyConn:
-        return PyConn(self, self._take())
+    def checkout(self) -> SqliteConn:
+        return SqliteConn(self, self._take())
 
     def close(self) -> None:
         self._closed = True

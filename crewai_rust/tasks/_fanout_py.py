@@ -44,7 +44,7 @@ class _Batch:
     __slots__ = ("cancelled", "claimed", "ctx", "engine", "events", "fail_fast", "fn", "items", "track_start")
 
     def __init__(
-        self, engine: PurePythonFanout, fn: Callable[[Any], Any], items: list[Any], ctx: contextvars.Context,
+        self, engine: Fanout, fn: Callable[[Any], Any], items: list[Any], ctx: contextvars.Context,
         track_start: bool, fail_fast: bool,
     ) -> None:
         self.engine = engine
@@ -72,7 +72,7 @@ class _Batch:
 
 
 class _Single:
-    """One fire-and-forget job from :meth:`PurePythonFanout.submit`."""
+    """One fire-and-forget job from :meth:`Fanout.submit`."""
 
     __slots__ = ("cancelled", "claimed", "ctx", "fn")
 
@@ -88,7 +88,7 @@ class _Single:
             report_unraisable(exc, self.fn)
 
 
-class PurePythonFanout:
+class Fanout:
     """Bounded concurrent execution of python callables (the python twin)."""
 
     def __init__(self, max_concurrency: int) -> None:
