@@ -144,24 +144,24 @@ def _patch_tool_schema(patcher: Patcher) -> None:
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Install the enabled fast paths; RUNTIME has no Rust twin (it removes work, it computes nothing)."""
     settings = _config.resolve(options)
-    if settings["state_cache"]:
+    if settings.state_cache:
         _patch_state_cache(patcher)
-    if settings["loop_reuse"]:
-        _patch_loop(patcher, settings["inline_steps"])
-    if settings["listener_index"]:
+    if settings.loop_reuse:
+        _patch_loop(patcher, settings.inline_steps)
+    if settings.listener_index:
         _patch_listener_index(patcher)
-    if settings["state_dump"]:
+    if settings.state_dump:
         _patch_state_dump(patcher)
-    if settings["event_bus"]:
+    if settings.event_bus:
         _patch_event_bus(patcher)
-    if settings["file_store"]:
+    if settings.file_store:
         _patch_file_store(patcher)
-    if settings["tool_schema"]:
+    if settings.tool_schema:
         _patch_tool_schema(patcher)
-    if settings["memory_pool"]:
+    if settings.memory_pool:
         from ._memory import patch_memory
 
-        patch_memory(patcher, settings["save_workers"])
+        patch_memory(patcher, settings.save_workers)
     return "python"
 
 

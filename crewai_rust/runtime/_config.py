@@ -21,38 +21,37 @@ Environment variables (read when ``patch()`` runs), each a 1/0 switch, all on by
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from .._env import env_flag, env_int
+from .._settings import resolve_settings, setting
 
-_FLAG_ENV = {
-    "state_cache": "CREWAI_RUST_RUNTIME_STATE_CACHE",
-    "loop_reuse": "CREWAI_RUST_RUNTIME_LOOP_REUSE",
-    "inline_steps": "CREWAI_RUST_RUNTIME_INLINE_STEPS",
-    "listener_index": "CREWAI_RUST_RUNTIME_LISTENER_INDEX",
-    "file_store": "CREWAI_RUST_RUNTIME_FILE_STORE",
-    "tool_schema": "CREWAI_RUST_RUNTIME_TOOL_SCHEMA",
-    "memory_pool": "CREWAI_RUST_RUNTIME_MEMORY_POOL",
-    "event_bus": "CREWAI_RUST_RUNTIME_EVENT_BUS",
-    "state_dump": "CREWAI_RUST_RUNTIME_STATE_DUMP",
-}
 DEFAULT_SAVE_WORKERS = 16
-KNOWN = set(_FLAG_ENV) | {"save_workers"}
 
 
-def resolve(options: dict[str, Any]) -> dict[str, Any]:
-    """Merged settings; unknown option names raise so a typo is never ignored."""
-    unknown = sorted(set(options) - KNOWN)
-    if unknown:
-        raise TypeError(f"unknown runtime option(s) {unknown}; known: {sorted(KNOWN)}")
-    settings: dict[str, Any] = {}
-    for name, env in _FLAG_ENV.items():
-        settings[name] = bool(options[name]) if name in options else env_flag(env, True)
-    if "save_workers" in options:
-        workers = int(options["save_workers"])
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """Which RUNTIME fast paths ``patch()`` installs (all on by default) and the save pool's size."""
+
+    state_cache: bool = setting(True, "CREWAI_RUST_RUNTIME_STATE_CACHE", kind="flag")
+    loop_reuse: bool = setting(True, "CREWAI_RUST_RUNTIME_LOOP_REUSE", kind="flag")
+    inline_steps: bool = setting(True, "CREWAI_RUST_RUNTIME_INLINE_STEPS", kind="flag")
+    listener_index: bool = setting(True, "CREWAI_RUST_RUNTIME_LISTENER_INDEX", kind="flag")
+    file_store: bool = setting(True, "CREWAI_RUST_RUNTIME_FILE_STORE", kind="flag")
+    tool_schema: bool = setting(True, "CREWAI_RUST_RUNTIME_TOOL_SCHEMA", kind="flag")
+    memory_pool: bool = setting(True, "CREWAI_RUST_RUNTIME_MEMORY_POOL", kind="flag")
+    event_bus: bool = setting(True, "CREWAI_RUST_RUNTIME_EVENT_BUS", kind="flag")
+    state_dump: bool = setting(True, "CREWAI_RUST_RUNTIME_STATE_DUMP", kind="flag")
+    save_workers: int = setting(DEFAULT_SAVE_WORKERS, "CREWAI_RUST_RUNTIME_SAVE_WORKERS", kind="int")
+
+    def __post_init__(self) -> None:
+        workers = int(self.save_workers)
         if workers < 1:
             raise ValueError("runtime save_workers must be at least 1")
-        settings["save_workers"] = workers
-    else:
-        settings["save_workers"] = env_int("CREWAI_RUST_RUNTIME_SAVE_WORKERS", DEFAULT_SAVE_WORKERS)
-    return settings
+        object.__setattr__(self, "save_workers", workers)
+
+
+
+def resolve(options: dict[str, Any]) -> RuntimeSettings:
+    """Merged settings; unknown option names raise so a typo is never ignored."""
+    return resolve_settings(RuntimeSettings, "runtime", options)
