@@ -26,6 +26,7 @@ Options (``patch(tasks={...})``), each with its environment fallback:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .._env import check_options, env_flag, env_float
@@ -42,7 +43,31 @@ from ._task_async import make_execute_async
 from ._usage import USAGE_MODES
 
 TIMEOUT_ENV = "CREWAI_RUST_TASKS_TIMEOUT"
-_KNOWN = {"backend", "crew_factory", "workers", "ray_address", "max_concurrency", "timeout", "return_exceptions", "usage_metrics", "execute_async", "serialize_agent_tasks", "use_rust"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TasksSettings:
+    """What ``patch(tasks=...)`` configures, validated, with the environment fallbacks applied."""
+
+    max_concurrency: int
+    timeout: float | None = None
+    return_exceptions: bool = False
+    usage_metrics: str = "stock"
+    execute_async: bool = True
+    serialize_agent_tasks: bool = True
+    use_rust: bool | None = None
+    backend: str = "threads"
+    crew_factory: str | None = None
+    workers: int | None = None
+    ray_address: str | None = None
+
+    @property
+    def off_process(self) -> bool:
+        """A process or Ray backend was chosen (``kickoff_for_each`` uses it only with a factory)."""
+        return self.backend in ("processes", "ray")
+
+
+_KNOWN = tuple(field.name for field in dataclasses.fields(TasksSettings))
 
 _active: dict[str, Any] = {}
 
@@ -59,29 +84,29 @@ def _timeout_option(options: dict[str, Any]) -> float | None:
         raise ValueError(f"{TIMEOUT_ENV}={raw!r}: {exc}") from None
 
 
-def settings_from(options: dict[str, Any]) -> dict[str, Any]:
+def settings_from(options: dict[str, Any]) -> TasksSettings:
     """Validated options, with environment fallbacks; unknown keys are an error."""
     check_options("tasks", options, _KNOWN)
     usage = options.get("usage_metrics", "stock")
     if usage not in USAGE_MODES:
         raise ValueError(f"usage_metrics must be one of {USAGE_MODES}, got {usage!r}")
-    return {
-        "max_concurrency": resolve_max_concurrency(options.get("max_concurrency")),
-        "timeout": _timeout_option(options),
-        "return_exceptions": bool(options.get("return_exceptions", False)),
-        "usage_metrics": usage,
-        "execute_async": bool(options.get("execute_async", env_flag("CREWAI_RUST_TASKS_EXECUTE_ASYNC", True))),
-        "serialize_agent_tasks": bool(options.get("serialize_agent_tasks", True)),
-        "use_rust": options.get("use_rust"),
+    return TasksSettings(
+        max_concurrency=resolve_max_concurrency(options.get("max_concurrency")),
+        timeout=_timeout_option(options),
+        return_exceptions=bool(options.get("return_exceptions", False)),
+        usage_metrics=usage,
+        execute_async=bool(options.get("execute_async", env_flag("CREWAI_RUST_TASKS_EXECUTE_ASYNC", True))),
+        serialize_agent_tasks=bool(options.get("serialize_agent_tasks", True)),
+        use_rust=options.get("use_rust"),
         **process_settings(options),
-    }
+    )
 
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     config = settings_from(options)
-    executor = RustTaskExecutor(config["max_concurrency"], use_rust=config["use_rust"])
-    task_executor = RustTaskExecutor(config["max_concurrency"], use_rust=config["use_rust"])
-    settings = FanoutSettings(executor, config["timeout"], config["return_exceptions"], config["usage_metrics"])
+    executor = RustTaskExecutor(config.max_concurrency, use_rust=config.use_rust)
+    task_executor = RustTaskExecutor(config.max_concurrency, use_rust=config.use_rust)
+    settings = FanoutSettings(executor, config.timeout, config.return_exceptions, config.usage_metrics)
     crew_cls = patcher.resolve("crewai.crew:Crew", "crewai.crew:Crew")
     if crew_cls is not None:
         original = crew_cls.__dict__.get("kickoff_for_each")
@@ -89,11 +114,11 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
             patcher.report_missing("crewai.crew:Crew.kickoff_for_each", "Crew has no kickoff_for_each")
         else:
             patched = make_kickoff_for_each(original, settings)
-            if config["backend"] in ("processes", "ray") and config["crew_factory"]:
+            if config.off_process and config.crew_factory is not None:
                 from ._process_fanout import make_process_kickoff_for_each
 
-                patched = make_process_kickoff_for_each(original, settings, config["crew_factory"], config["workers"],
-                                                        config["backend"], config["ray_address"])
+                patched = make_process_kickoff_for_each(original, settings, config.crew_factory, config.workers,
+                                                        config.backend, config.ray_address)
             patcher.replace("crewai.crew:Crew", "kickoff_for_each", patched)
         if patcher.resolve("crewai.crews.utils:run_for_each_async") is not None:
             for name, factory in (("kickoff_for_each_async", make_kickoff_for_each_async), ("akickoff_for_each", make_akickoff_for_each)):
@@ -101,11 +126,11 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
                     patcher.replace("crewai.crew:Crew", name, factory(settings))
                 else:
                     patcher.report_missing(f"crewai.crew:Crew.{name}", f"Crew has no {name}")
-    if config["execute_async"]:
+    if config.execute_async:
         task_cls = patcher.resolve("crewai.task:Task", "crewai.task:Task.execute_async")
         if task_cls is not None:
             if "execute_async" in task_cls.__dict__ and hasattr(task_cls, "_execute_task_async"):
-                patcher.replace("crewai.task:Task", "execute_async", make_execute_async(task_executor, config["serialize_agent_tasks"]))
+                patcher.replace("crewai.task:Task", "execute_async", make_execute_async(task_executor, config.serialize_agent_tasks))
             else:
                 patcher.report_missing("crewai.task:Task.execute_async", "Task has no execute_async/_execute_task_async")
     _active.update(crew=executor, task=task_executor, settings=settings, config=config)
