@@ -1,0 +1,378 @@
+//! Exact top-k at half the memory traffic: scan a float16 shadow, re-score in float32.
+//!
+//! Row `r` of the shadow holds `h_r = f16(x_r * s_r)` with `s_r` a power of two
+//! (so huge and tiny rows fit float16's range), and beside it `inv_scale = 1/s_r`,
+//! `norm >= |x_r|` and `err >= |x_r - h_r/s_r|` (both float32, rounded up; built by
+//! `crewai_rust/memory/_index.py`). For a query `q`, the float32 scan's rank score
+//! `r32` of the row and the shadow's estimate `r~` differ by at most `B` (see
+//! [`bound`]): the dot products of any summation order over `m = dim + 2` roundings
+//! are within `gamma_m * sum |x_i q_i|` of the exact one (Higham, Thm 3.1, plus
+//! `m` half-ulps of underflow), the shadow's own error is at most `err * |q|`
+//! (Cauchy-Schwarz), and the rank formula adds one rounding.
+//!
+//! The scan keeps the `k` best lower bounds `r~ - B`; `L` is the k-th of them.
+//! At least `k` rows then have `r32 >= L`, so every row of the float32 top k has
+//! `r32 >= L` and so upper bound `r~ + B >= L`: re-scoring exactly those rows with
+//! the float32 scan's own dot product and rank gives the same bits, and the top k
+//! of a superset under one total order is the same top k. Rows whose bound is not
+//! finite (huge values, infinities) are always re-scored.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::{best_dot, rank, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK};
+use crate::error::{Error, Result};
+
+/// The float16 copy of the matrix and its per-row bound terms (all `n` long).
+pub struct Shadow<'a> {
+    /// IEEE binary16 bits, `n * dim`.
+    pub halves: &'a [u16],
+    pub inv_scale: &'a [f32],
+    pub norm: &'a [f32],
+    pub err: &'a [f32],
+}
+
+const U: f64 = 1.0 / 16_777_216.0; // float32 unit roundoff 2^-24
+const ETA: f64 = 1.401_298_464_324_817e-45; // 2^-149: twice the largest underflow error of one float32 rounding
+
+/// Per-query constants of the bound.
+#[derive(Clone, Copy)]
+pub(crate) struct QueryTerms {
+    qnorm: f64,
+    gamma: f64,
+    under: f64,
+}
+
+impl QueryTerms {
+    pub(crate) fn new(query: &[f32], dim: usize) -> QueryTerms {
+        let m = (dim + 2) as f64;
+        let sq: f64 = query.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        QueryTerms { qnorm: sq.sqrt() * (1.0 + 1e-12), gamma: m * U / (1.0 - m * U), under: m * ETA }
+    }
+}
+
+/// `(estimate, B)`: the shadow's rank estimate and a bound on `|r32 - estimate|`;
+/// `B` is infinite when the row must always be re-scored.
+#[inline]
+pub(crate) fn bound(
+    t: QueryTerms,
+    dot_s: f32,
+    inv_scale: f32,
+    norm: f32,
+    err: f32,
+    sqnorm: f32,
+    metric: Metric,
+) -> (f64, f64) {
+    let (nx, e, sqn, inv) = (norm as f64, err as f64, sqnorm as f64, inv_scale as f64);
+    let nq = t.qnorm;
+    let xq = nx * nq;
+    if !(nx.is_finite() && e.is_finite() && sqn.is_finite() && inv.is_finite() && dot_s.is_finite())
+        || xq > 1e36
+        || sqn > 1e37
+    {
+        return (0.0, f64::INFINITY);
+    }
+    let dt = dot_s as f64 * inv;
+    // |dot32 - exact| + |exact - h.q| + |h.q - dt|
+    let d = t.gamma * xq + t.under + e * nq + (t.gamma * (nx + e) * nq + t.under) * inv.max(1.0);
+    let abs_dot = xq * (1.0 + t.gamma) + t.under;
+    let (est, b) = match metric {
+        Metric::L2 => (2.0 * dt - sqn, 2.0 * d + U * (2.0 * abs_dot + sqn) + 2.0 * ETA),
+        Metric::Cosine => {
+            if sqnorm > 0.0 {
+                let sigma = sqnorm.sqrt() as f64; // the float32 root both scans divide by
+                (dt / sigma, (d + U * abs_dot) / sigma + 2.0 * ETA)
+            } else {
+                return (0.0, 0.0); // both scans score a zero-norm row exactly 0
+            }
+        }
+    };
+    let b = b * (1.0 + 1e-6) + 1e-12 * (est.abs() + 2.0 * dt.abs() + sqn);
+    if b.is_finite() {
+        (est, b)
+    } else {
+        (0.0, f64::INFINITY)
+    }
+}
+
+/// f64 ordered for the heap of lower bounds.
+#[derive(Clone, Copy)]
+struct Low(f64);
+impl PartialEq for Low {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Low {}
+impl PartialOrd for Low {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Low {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.total_cmp(&self.0) // reversed: the heap's top is the smallest kept lower bound
+    }
+}
+
+/// One thread's pass: its k best lower bounds and the rows that could still reach the top k.
+struct Pass {
+    lows: BinaryHeap<Low>,
+    candidates: Vec<(usize, f64)>,
+}
+
+fn threshold(lows: &BinaryHeap<Low>, k: usize) -> f64 {
+    if lows.len() < k {
+        f64::NEG_INFINITY
+    } else {
+        lows.peek().map_or(f64::NEG_INFINITY, |l| l.0)
+    }
+}
+
+fn check(s: &Search<'_>, sh: &Shadow<'_>) -> Result<()> {
+    if sh.halves.len() < s.n * s.dim || sh.inv_scale.len() < s.n || sh.norm.len() < s.n || sh.err.len() < s.n {
+        return Err(Error::InvalidArgument(format!("the float16 shadow does not cover n={} rows of {}", s.n, s.dim)));
+    }
+    Ok(())
+}
+
+/// The same answer as [`super::top_k`] (rows, order and float32 rank scores), reading float16 rows.
+pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
+    let count = validate(s)?;
+    check(s, sh)?;
+    if s.k == 0 || count == 0 {
+        return Ok(Vec::new());
+    }
+    let dot16 = simd::dot_f16_for(simd::detected_tier());
+    let terms = QueryTerms::new(s.query, s.dim);
+    let d = s.dim;
+    let row_at = |i: usize| match s.rows {
+        None => i,
+        Some(rows) => rows[i] as usize,
+    };
+    let pass = |start: usize, end: usize| {
+        let mut p = Pass { lows: BinaryHeap::with_capacity(s.k + 1), candidates: Vec::new() };
+        let mut floor = f64::NEG_INFINITY;
+        for i in start..end {
+            let row = row_at(i);
+            let dot_s = dot16(&sh.halves[row * d..row * d + d], s.query);
+            let (est, b) = bound(terms, dot_s, sh.inv_scale[row], sh.norm[row], sh.err[row], s.sqnorms[row], s.metric);
+            let upper = est + b;
+            if upper < floor {
+                continue;
+            }
+            p.candidates.push((row, upper));
+            let low = est - b;
+            if low > floor || p.lows.len() < s.k {
+                p.lows.push(Low(low));
+                if p.lows.len() > s.k {
+                    p.lows.pop();
+                }
+                floor = threshold(&p.lows, s.k);
+            }
+        }
+        p
+    };
+    let bytes = count * d * 2;
+    let (threads, measure) = thread_plan(threads, count, bytes + bytes / 64);
+    let timer = threads::Timer::start(bytes + bytes / 64, threads, measure);
+    let passes = split(count, threads, pass);
+    timer.stop();
+    // the k best lower bounds over every thread
+    let mut lows: BinaryHeap<Low> = BinaryHeap::with_capacity(s.k + 1);
+    for p in &passes {
+        for &l in &p.lows {
+            lows.push(l);
+            if lows.len() > s.k {
+                lows.pop();
+            }
+        }
+    }
+    let floor = threshold(&lows, s.k);
+    let dot = best_dot();
+    let mut top = TopK::new(s.k);
+    for p in passes {
+        for (row, upper) in p.candidates {
+            if upper >= floor {
+                let x = &s.matrix[row * d..row * d + d];
+                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
+            }
+        }
+    }
+    Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
+}
+
+/// How many rows a shadow scan re-scores (for tests and benchmarks).
+pub fn rescored_rows(s: &Search<'_>, sh: &Shadow<'_>) -> Result<usize> {
+    let count = validate(s)?;
+    check(s, sh)?;
+    let dot16 = simd::dot_f16_for(simd::detected_tier());
+    let terms = QueryTerms::new(s.query, s.dim);
+    let d = s.dim;
+    let mut scored = Vec::with_capacity(count);
+    for i in 0..count {
+        let row = match s.rows {
+            None => i,
+            Some(rows) => rows[i] as usize,
+        };
+        let dot_s = dot16(&sh.halves[row * d..row * d + d], s.query);
+        scored.push(bound(terms, dot_s, sh.inv_scale[row], sh.norm[row], sh.err[row], s.sqnorms[row], s.metric));
+    }
+    let mut lows: Vec<f64> = scored.iter().map(|(e, b)| e - b).collect();
+    lows.sort_by(|a, b| b.total_cmp(a));
+    let floor = if lows.len() >= s.k && s.k > 0 { lows[s.k - 1] } else { f64::NEG_INFINITY };
+    Ok(scored.iter().filter(|(e, b)| e + b >= floor).count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{matrix, sqnorms};
+    use super::super::top_k;
+    use super::*;
+
+    /// The same construction as `_index.py` (round to nearest even via f32 -> f16 bits).
+    fn f32_to_f16(v: f32) -> u16 {
+        let x = v as f64;
+        if x == 0.0 {
+            return if v.is_sign_negative() { 0x8000 } else { 0 };
+        }
+        // brute force over the ordered positive halves: exact round-to-nearest-even
+        let mag = x.abs();
+        let mut lo = 0u16;
+        let mut hi = 0x7bffu16;
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if (simd::f16_to_f32(mid) as f64) <= mag {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let below = simd::f16_to_f32(lo) as f64;
+        let above = if lo < 0x7bff { simd::f16_to_f32(lo + 1) as f64 } else { f64::INFINITY };
+        let pick =
+            if mag - below < above - mag || (mag - below == above - mag && lo.is_multiple_of(2)) { lo } else { lo + 1 };
+        pick | if v < 0.0 { 0x8000 } else { 0 }
+    }
+
+    pub(crate) struct Built {
+        halves: Vec<u16>,
+        inv_scale: Vec<f32>,
+        norm: Vec<f32>,
+        err: Vec<f32>,
+    }
+
+    pub(crate) fn build(m: &[f32], dim: usize) -> Built {
+        let mut b = Built { halves: vec![], inv_scale: vec![], norm: vec![], err: vec![] };
+        for row in m.chunks(dim) {
+            let top = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let e = if top > 0.0 { (top as f64).log2().floor() as i32 } else { 0 };
+            let t = (14 - e).clamp(-126, 126);
+            let s = 2f64.powi(t);
+            let h: Vec<u16> = row.iter().map(|&v| f32_to_f16((v as f64 * s) as f32)).collect();
+            let nx: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            let er: f64 = row
+                .iter()
+                .zip(&h)
+                .map(|(&v, &hv)| (v as f64 - simd::f16_to_f32(hv) as f64 / s).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let up = |v: f64| {
+                let f = v as f32;
+                if (f as f64) < v {
+                    f32::from_bits(f.to_bits() + 1)
+                } else {
+                    f
+                }
+            };
+            b.halves.extend(h);
+            b.inv_scale.push((1.0 / s) as f32);
+            b.norm.push(up(nx));
+            b.err.push(up(er));
+        }
+        b
+    }
+
+    fn same(m: &[f32], dim: usize, q: &[f32], rows: Option<&[i64]>, k: usize, metric: Metric) {
+        let n = m.len() / dim;
+        let norms = sqnorms(m, dim);
+        let b = build(m, dim);
+        let sh = Shadow { halves: &b.halves, inv_scale: &b.inv_scale, norm: &b.norm, err: &b.err };
+        let s = Search { matrix: m, dim, n, sqnorms: &norms, query: q, rows, k, metric };
+        let want = top_k(&s, 1).unwrap();
+        for threads in [1, 2, 3] {
+            let got = top_k_shadow(&s, &sh, threads).unwrap();
+            let bits = |v: &[(usize, f32)]| v.iter().map(|(r, x)| (*r, x.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "threads {threads} metric {metric:?}");
+        }
+    }
+
+    #[test]
+    fn identical_to_the_float32_scan_on_random_rows() {
+        let (n, dim) = (700, 45);
+        let m = matrix(n, dim, 11);
+        let q = matrix(1, dim, 12);
+        let sel: Vec<i64> = (0..n as i64).filter(|r| r % 4 != 1).collect();
+        for metric in [Metric::L2, Metric::Cosine] {
+            for k in [1, 5, 40, 800] {
+                same(&m, dim, &q, None, k, metric);
+                same(&m, dim, &q, Some(&sel), k, metric);
+            }
+        }
+    }
+
+    #[test]
+    fn identical_on_near_ties_denormals_and_huge_rows() {
+        let dim = 24;
+        let base = matrix(1, dim, 21);
+        let mut m = Vec::new();
+        for i in 0..60 {
+            // copies of one row nudged by one ulp in one coordinate: ties and near ties
+            let mut r = base.clone();
+            let j = i % dim;
+            r[j] = f32::from_bits(r[j].to_bits().wrapping_add((i / dim) as u32));
+            m.extend(r);
+        }
+        m.extend(vec![1e-40f32; dim]); // denormal row
+        m.extend((0..dim).map(|i| if i % 2 == 0 { 3e-45f32 } else { -1e-39 }));
+        m.extend(vec![0.0f32; dim]);
+        m.extend((0..dim).map(|i| (i as f32 - 12.0) * 1e37)); // huge: sqnorm overflows float32
+        m.extend((0..dim).map(|i| (i as f32) * 1e18));
+        let q = base.clone();
+        for metric in [Metric::L2, Metric::Cosine] {
+            for k in [1, 3, 10, 64, 70] {
+                same(&m, dim, &q, None, k, metric);
+                let tiny: Vec<f32> = q.iter().map(|v| v * 1e-30).collect();
+                same(&m, dim, &tiny, None, k, metric);
+                let big: Vec<f32> = q.iter().map(|v| v * 1e20).collect();
+                same(&m, dim, &big, None, k, metric);
+                same(&m, dim, &vec![0.0; dim], None, k, metric);
+            }
+        }
+    }
+
+    #[test]
+    fn rescores_few_rows_on_spread_data() {
+        let (n, dim) = (5000, 64);
+        let m = matrix(n, dim, 31);
+        let q = matrix(1, dim, 32);
+        let norms = sqnorms(&m, dim);
+        let b = build(&m, dim);
+        let sh = Shadow { halves: &b.halves, inv_scale: &b.inv_scale, norm: &b.norm, err: &b.err };
+        let s = Search { matrix: &m, dim, n, sqnorms: &norms, query: &q, rows: None, k: 10, metric: Metric::L2 };
+        let rescored = rescored_rows(&s, &sh).unwrap();
+        assert!((10..200).contains(&rescored), "{rescored}");
+    }
+
+    #[test]
+    fn a_short_shadow_is_an_error() {
+        let m = vec![0.0f32; 8];
+        let norms = vec![0.0f32; 2];
+        let q = vec![0.0f32; 4];
+        let s = Search { matrix: &m, dim: 4, n: 2, sqnorms: &norms, query: &q, rows: None, k: 1, metric: Metric::L2 };
+        let h = vec![0u16; 4];
+        let f = vec![1.0f32; 2];
+        let sh = Shadow { halves: &h, inv_scale: &f, norm: &f, err: &f };
+        assert!(top_k_shadow(&s, &sh, 1).is_err());
+    }
+}
