@@ -24,7 +24,7 @@ _FACTORY_SETTER = "crewai.memory.storage.factory:set_memory_storage_factory"
 _FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
 #: Specs CrewAI resolves itself that we do not serve.
 _FOREIGN_SPECS = frozenset({"qdrant-edge"})
-_OPTIONS = frozenset({"metric", "use_rust", "vector_dim"})
+_OPTIONS = frozenset({"metric", "use_rust", "vector_dim", "shadow"})
 
 _lock = threading.Lock()
 _stores: dict[str, Any] = {}
