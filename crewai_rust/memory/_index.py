@@ -83,8 +83,9 @@ class VectorIndex:
         width = (self.dim or 0) if self.shadow_enabled else 0
         rows = cap if self.shadow_enabled else 0
         self.halves = np.zeros((rows, width), dtype=np.float16)
-        for name in self._SHADOW_COLUMNS:
-            setattr(self, name, np.zeros(rows, dtype=np.float32))
+        self.inv_scale = np.zeros(rows, dtype=np.float32)
+        self.shadow_norm = np.zeros(rows, dtype=np.float32)
+        self.shadow_err = np.zeros(rows, dtype=np.float32)
 
     def _shadow_set(self, start: int, block: np.ndarray) -> None:
         if not self.shadow_enabled:

@@ -19,12 +19,20 @@ METRIC_COSINE = 1
 
 
 def rank_scores(dots: np.ndarray, sqnorms: np.ndarray, metric: int) -> np.ndarray:
-    """float32 rank scores from dot products and squared row norms."""
+    """float32 rank scores from dot products and squared row norms.
+
+    NaN (``inf - inf`` on rows near the float32 limit) ranks last, as in the Rust twin;
+    the float64 re-rank then scores such rows exactly.
+    """
     if metric == METRIC_L2:
-        return np.float32(2.0) * dots - sqnorms
-    norms = np.sqrt(sqnorms)
-    out = np.zeros_like(dots)
-    np.divide(dots, norms, out=out, where=norms > 0)
+        out = np.float32(2.0) * dots - sqnorms
+    else:
+        norms = np.sqrt(sqnorms)
+        out = np.zeros_like(dots)
+        np.divide(dots, norms, out=out, where=norms > 0)
+    nan = np.isnan(out)
+    if nan.any():
+        out[nan] = -np.inf
     return out
 
 
@@ -54,7 +62,23 @@ def search(
     k: int,
     metric: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """numpy kernel: BLAS ``sgemv`` over all rows, or over the selected rows copied out."""
+    """numpy kernel: BLAS ``sgemv`` over all rows, or over the selected rows copied out.
+
+    Float32 overflow (rows near the float32 limit) is expected: the float64 re-rank decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _search(matrix, sqnorms, n, query, rows, k, metric)
+
+
+def _search(
+    matrix: np.ndarray,
+    sqnorms: np.ndarray,
+    n: int,
+    query: np.ndarray,
+    rows: np.ndarray | None,
+    k: int,
+    metric: int,
+) -> tuple[np.ndarray, np.ndarray]:
     if rows is None:
         dots = matrix[:n] @ query
         scores = rank_scores(dots, sqnorms[:n], metric)
@@ -243,6 +267,22 @@ def search_shadow(
     count = len(picked)
     if k <= 0 or count == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _search_shadow(matrix, sqnorms, picked, query, rows, k, metric, shadow)
+
+
+def _search_shadow(
+    matrix: np.ndarray,
+    sqnorms: np.ndarray,
+    picked: np.ndarray,
+    query: np.ndarray,
+    rows: np.ndarray | None,
+    k: int,
+    metric: int,
+    shadow: Shadow,
+) -> tuple[np.ndarray, np.ndarray]:
+    halves, inv_scale, norm, err = shadow
+    count = len(picked)
     dot_s = np.empty(count, dtype=np.float32)
     for start in range(0, count, _SHADOW_BLOCK):
         end = min(start + _SHADOW_BLOCK, count)
@@ -274,10 +314,12 @@ def search_many(
     """numpy twin of ``vector_top_k_many``: one ``sgemm`` for the whole batch, then a top k per query."""
     block = matrix[:n] if rows is None else matrix[rows]
     norms = sqnorms[:n] if rows is None else sqnorms[rows]
-    dots = queries @ block.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        dots = queries @ block.T
     out = []
     for j in range(len(queries)):
-        scores = rank_scores(np.ascontiguousarray(dots[j]), norms, metric)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = rank_scores(np.ascontiguousarray(dots[j]), norms, metric)
         best = top_k(scores, k)
         out.append((best if rows is None else rows[best], scores[best]))
     return out

@@ -115,9 +115,10 @@ pub fn best_dot() -> DotFn {
     simd::dot_for(simd::detected_tier())
 }
 
+/// The rank score; NaN (`inf - inf` on rows near the float32 limit) ranks last, as in the numpy twin.
 #[inline]
 pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
-    match metric {
+    let r = match metric {
         Metric::L2 => 2.0 * dot - sqnorm,
         Metric::Cosine => {
             if sqnorm > 0.0 {
@@ -126,6 +127,11 @@ pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
                 0.0
             }
         }
+    };
+    if r.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        r
     }
 }
 
