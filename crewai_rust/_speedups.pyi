@@ -220,7 +220,8 @@ def vector_top_k(
 def embedding_f32_bytes(values: list[float]) -> bytes:
     """Validate an embedding and encode it as float32 bytes; NaN/inf/float32 overflow raise ValueError."""
 
-__all__ += ["vector_top_k_shadow", "vector_top_k_many", "vector_kernel_info"]
+__all__ += ["vector_top_k_shadow", "vector_top_k_many", "vector_kernel_info", "vector_stream_read"]
+__all__ += ["vector_shadow_rows"]
 
 def vector_top_k_shadow(
     matrix: _Buffer,
@@ -253,3 +254,10 @@ def vector_top_k_many(
 
 def vector_kernel_info() -> tuple[str, list[tuple[int, float, float]]]:
     """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on 2)]) measured in this process."""
+
+def vector_stream_read(matrix: _Buffer, n: int, threads: int = 1) -> float:
+    """Sum of ``matrix[:n]`` on ``threads`` threads: a pure streaming read (the benchmarks' floor)."""
+
+def vector_shadow_rows(block: _Buffer) -> tuple[bytes, bytes, bytes, bytes]:
+    """The float16 shadow of 2-D float32 rows as ``_kernel_py.shadow_rows`` builds it:
+    (halves as uint16 bytes, inv_scale, norm, err as float32 bytes), little-endian."""

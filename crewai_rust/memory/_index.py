@@ -52,6 +52,8 @@ class VectorIndex:
 
     def __init__(self, dim: int | None = None, shadow: bool = False) -> None:
         self.shadow_enabled = shadow
+        #: builds the shadow of float32 rows; the storage installs the Rust twin when it runs
+        self.shadow_builder: Callable[[np.ndarray], Shadow] = shadow_rows
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
@@ -91,7 +93,7 @@ class VectorIndex:
         if not self.shadow_enabled:
             return
         end = start + len(block)
-        halves, inv_scale, norm, err = shadow_rows(block)
+        halves, inv_scale, norm, err = self.shadow_builder(block)
         self.halves[start:end] = halves
         self.inv_scale[start:end] = inv_scale
         self.shadow_norm[start:end] = norm

@@ -129,6 +129,19 @@ def rerank(
     return rows[order], scores[order]
 
 
+def may_overflow(sqnorms: np.ndarray, n: int, rows: np.ndarray | None, query64: np.ndarray) -> bool:
+    """Whether float32 rank scores could overflow (rows or query near the float32 limit).
+
+    Then no float32 kernel orders the rows reliably (``2 x.q`` or ``|x|^2`` is inf),
+    so the exact answer comes from scoring every row in float64.
+    """
+    if n == 0 or (rows is not None and len(rows) == 0):
+        return False
+    top = float(sqnorms[:n].max() if rows is None else sqnorms[rows].max())
+    qsq = float((query64 * query64).sum())
+    return not (top < 1e37 and qsq < 1e37 and top * qsq < 1e72)
+
+
 #: Rank scores closer than this (relative) may swap under float32 rounding.
 _NEAR_TIE = 1e-4
 
@@ -154,6 +167,10 @@ def exact_top(
     total = n if rows is None else len(rows)
     want = min(k + max(k, 16), total)
     query64 = query.astype(np.float64)
+    if may_overflow(sqnorms, n, rows, query64):
+        every = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        ranked, scores = rerank(matrix, seqs, every, query64, metric)
+        return ranked[:k], scores[:k]
     while True:
         cand_rows, cand_scores = kernel(matrix, sqnorms, n, query, rows, want, metric)
         if want >= total or len(cand_scores) <= k:
@@ -350,6 +367,9 @@ def exact_top_many(
     batch = kernel_many(matrix, sqnorms, n, queries, rows, want, metric)
     out = []
     for query, (cand_rows, cand_scores) in zip(queries, batch):
+        if may_overflow(sqnorms, n, rows, query.astype(np.float64)):
+            out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric))
+            continue
         if want < total and len(cand_scores) > k:
             kth, last = float(cand_scores[k - 1]), float(cand_scores[-1])
             scale = max(abs(kth), abs(last), float(sqnorms[cand_rows[0]]), 1.0)

@@ -85,9 +85,24 @@ class KernelSet:
                     for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, threads)
                 ]
 
+            build = module.vector_shadow_rows
+
+            def rust_shadow_rows(block: np.ndarray) -> _kernel_py.Shadow:
+                halves, inv_scale, norm, err = build(np.ascontiguousarray(block, dtype=np.float32))
+                rows = len(block)
+                return (
+                    np.frombuffer(halves, dtype="<f2").reshape(rows, block.shape[1]),
+                    np.frombuffer(inv_scale, dtype="<f4"),
+                    np.frombuffer(norm, dtype="<f4"),
+                    np.frombuffer(err, dtype="<f4"),
+                )
+
+            self.shadow_rows: Callable[[np.ndarray], _kernel_py.Shadow] = rust_shadow_rows
             self.single["rust"] = rust
             self.single["rust-f16"] = rust_f16
             self.many["rust"] = rust_many
+        else:
+            self.shadow_rows = _kernel_py.shadow_rows
         # numpy is always a candidate: where BLAS wins on this CPU, it is picked
         self.single["numpy"] = _numpy
         self.single["numpy-f16"] = _numpy_f16
@@ -106,6 +121,7 @@ class KernelSet:
     def prepare(self, index: Any) -> None:
         """Start keeping the float16 shadow once the index is large enough for it to pay."""
         if not index.shadow_enabled and index.dim and self.wants_shadow(index.n * index.dim * 4):
+            index.shadow_builder = self.shadow_rows
             index.set_shadow(True)
 
     def _names(self, batched: bool, has_shadow: bool) -> list[str]:

@@ -158,6 +158,42 @@ fn vector_top_k_many(
     Ok(hits.into_iter().map(|h| h.into_iter().map(|(r, s)| (r as i64, s)).unzip()).collect())
 }
 
+/// The float16 shadow of float32 rows (2-D): `(halves as uint16 bytes, inv_scale, norm, err as float32 bytes)`,
+/// built exactly as `_kernel_py.shadow_rows` builds it.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn vector_shadow_rows<'py>(
+    py: Python<'py>,
+    block: PyBuffer<f32>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    if block.dimensions() != 2 {
+        return Err(PyValueError::new_err("block must be two-dimensional"));
+    }
+    let dim = block.shape()[1];
+    let data = slice_of(&block, "block")?;
+    let (halves, inv, norm, err) =
+        super::errors::no_panic(|| Ok(py.detach(|| crate::vector::shadow::shadow_rows(data, dim))))?;
+    let h: Vec<u8> = halves.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    Ok((PyBytes::new(py, &h), PyBytes::new(py, &f(&inv)), PyBytes::new(py, &f(&norm)), PyBytes::new(py, &f(&err))))
+}
+
+/// Sum of the first `n` rows of `matrix` on `threads` threads: a pure streaming read, the
+/// floor a scan of the same bytes can reach (benchmarks report scan rates beside it).
+#[pyfunction]
+#[pyo3(signature = (matrix, n, threads=1))]
+fn vector_stream_read(py: Python<'_>, matrix: PyBuffer<f32>, n: usize, threads: usize) -> PyResult<f32> {
+    if matrix.dimensions() != 2 || n > matrix.shape()[0] {
+        return Err(PyValueError::new_err("matrix must be two-dimensional with at least n rows"));
+    }
+    let data = slice_of(&matrix, "matrix")?;
+    let data = &data[..n * matrix.shape()[1]];
+    let threads = threads.max(1);
+    super::errors::no_panic(|| {
+        Ok(py.detach(|| crate::vector::split(data.len(), threads, |a, b| simd::stream_sum(&data[a..b])).iter().sum()))
+    })
+}
+
 /// The SIMD tier the kernels run on, and the thread throughput measured so far in this process.
 #[pyfunction]
 fn vector_kernel_info() -> (String, Vec<(usize, f64, f64)>) {
@@ -176,6 +212,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vector_top_k_shadow, m)?)?;
     m.add_function(wrap_pyfunction!(vector_top_k_many, m)?)?;
     m.add_function(wrap_pyfunction!(vector_kernel_info, m)?)?;
+    m.add_function(wrap_pyfunction!(vector_stream_read, m)?)?;
+    m.add_function(wrap_pyfunction!(vector_shadow_rows, m)?)?;
     m.add_function(wrap_pyfunction!(embedding_f32_bytes, m)?)?;
     Ok(())
 }

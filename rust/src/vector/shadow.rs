@@ -202,6 +202,76 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
 }
 
+/// float32 to IEEE binary16 bits, round to nearest even (subnormals, overflow to infinity).
+pub fn f32_to_f16(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let mant = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if mant != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 112; // the half exponent field
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    let (kept, rem, half) = if e <= 0 {
+        if e < -10 {
+            return sign; // below 2^-25: rounds to zero
+        }
+        let m = mant | 0x80_0000;
+        let shift = (14 - e) as u32;
+        (m >> shift, m & ((1 << shift) - 1), 1u32 << (shift - 1))
+    } else {
+        (((e as u32) << 10) | (mant >> 13), mant & 0x1fff, 0x1000)
+    };
+    let up = rem > half || (rem == half && kept & 1 == 1);
+    sign | (kept + up as u32) as u16 // a carry moves into the exponent, up to infinity: still nearest-even
+}
+
+/// A float64 value as the nearest float32 at or above it.
+fn round_up(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) < v {
+        f32::from_bits(if f >= 0.0 { f.to_bits() + 1 } else { f.to_bits() - 1 })
+    } else {
+        f
+    }
+}
+
+/// The shadow of row-major float32 rows: the same construction as `_kernel_py.shadow_rows`.
+///
+/// Returns `(halves, inv_scale, norm, err)`; see the module comment for what each bounds.
+pub fn shadow_rows(block: &[f32], dim: usize) -> (Vec<u16>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = block.len().checked_div(dim).unwrap_or(0);
+    let mut halves = Vec::with_capacity(rows * dim);
+    let (mut inv, mut norm, mut err) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for row in block.chunks_exact(dim.max(1)).take(rows) {
+        let top = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        // floor(log2 top), exact from the float64 exponent field (every float32 is a normal float64)
+        let t = if top > 0.0 {
+            (14 - ((((top as f64).to_bits() >> 52) & 0x7ff) as i32 - 1023)).clamp(-126, 126)
+        } else {
+            0
+        };
+        let scale = f32::from_bits(((t + 127) as u32) << 23);
+        let inv_scale = 1.0f64 / scale as f64;
+        let (mut nx, mut er) = (0.0f64, 0.0f64);
+        for &v in row {
+            let h = f32_to_f16(v * scale);
+            halves.push(h);
+            let x = v as f64;
+            let back = super::simd::f16_to_f32(h) as f64 * inv_scale;
+            nx += x * x;
+            er += (x - back) * (x - back);
+        }
+        inv.push(inv_scale as f32);
+        norm.push(round_up(nx.sqrt() * (1.0 + 1e-15)));
+        err.push(round_up(er.sqrt() * (1.0 + 1e-15)));
+    }
+    (halves, inv, norm, err)
+}
+
 /// How many rows a shadow scan re-scores (for tests and benchmarks).
 pub fn rescored_rows(s: &Search<'_>, sh: &Shadow<'_>) -> Result<usize> {
     let count = validate(s)?;
@@ -230,16 +300,10 @@ mod tests {
     use super::super::top_k;
     use super::*;
 
-    /// The same construction as `_index.py` (round to nearest even via f32 -> f16 bits).
-    fn f32_to_f16(v: f32) -> u16 {
-        let x = v as f64;
-        if x == 0.0 {
-            return if v.is_sign_negative() { 0x8000 } else { 0 };
-        }
-        // brute force over the ordered positive halves: exact round-to-nearest-even
-        let mag = x.abs();
-        let mut lo = 0u16;
-        let mut hi = 0x7bffu16;
+    /// Round to nearest even by search over the ordered halves: the oracle for [`f32_to_f16`].
+    fn f16_oracle(v: f32) -> u16 {
+        let mag = (v as f64).abs();
+        let (mut lo, mut hi) = (0u16, 0x7bffu16);
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
             if (simd::f16_to_f32(mid) as f64) <= mag {
@@ -249,10 +313,45 @@ mod tests {
             }
         }
         let below = simd::f16_to_f32(lo) as f64;
-        let above = if lo < 0x7bff { simd::f16_to_f32(lo + 1) as f64 } else { f64::INFINITY };
+        let above = if lo < 0x7bff { simd::f16_to_f32(lo + 1) as f64 } else { 65536.0 }; // the next step: 65520 and above round to inf
         let pick =
             if mag - below < above - mag || (mag - below == above - mag && lo.is_multiple_of(2)) { lo } else { lo + 1 };
-        pick | if v < 0.0 { 0x8000 } else { 0 }
+        pick | if v.is_sign_negative() { 0x8000 } else { 0 }
+    }
+
+    #[test]
+    fn f32_to_f16_rounds_to_nearest_even() {
+        let mut state = 7u64;
+        let probe = |v: f32| assert_eq!(f32_to_f16(v), f16_oracle(v), "{v:e} {:#x}", v.to_bits());
+        for bits in [
+            0u32,
+            0x8000_0000,
+            0x3f80_0000,
+            0x477f_e000,
+            0x477f_f000,
+            0x477f_efff,
+            0x3380_0000,
+            0x3300_0000,
+            0x3300_0001,
+            0x33c0_0000,
+            0x3870_0000,
+            0x387f_e000,
+            0x387f_f000,
+        ] {
+            probe(f32::from_bits(bits));
+            probe(-f32::from_bits(bits));
+        }
+        for _ in 0..200_000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let bits = (state >> 32) as u32;
+            let v = f32::from_bits(bits);
+            if v.is_finite() && v.abs() < 65520.0 {
+                probe(v);
+            }
+        }
+        assert_eq!(f32_to_f16(1e6), 0x7c00);
+        assert_eq!(f32_to_f16(f32::NEG_INFINITY), 0xfc00);
+        assert_eq!(f32_to_f16(f32::NAN) & 0x7e00, 0x7e00);
     }
 
     pub(crate) struct Built {
@@ -263,34 +362,8 @@ mod tests {
     }
 
     pub(crate) fn build(m: &[f32], dim: usize) -> Built {
-        let mut b = Built { halves: vec![], inv_scale: vec![], norm: vec![], err: vec![] };
-        for row in m.chunks(dim) {
-            let top = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let e = if top > 0.0 { (top as f64).log2().floor() as i32 } else { 0 };
-            let t = (14 - e).clamp(-126, 126);
-            let s = 2f64.powi(t);
-            let h: Vec<u16> = row.iter().map(|&v| f32_to_f16((v as f64 * s) as f32)).collect();
-            let nx: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-            let er: f64 = row
-                .iter()
-                .zip(&h)
-                .map(|(&v, &hv)| (v as f64 - simd::f16_to_f32(hv) as f64 / s).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            let up = |v: f64| {
-                let f = v as f32;
-                if (f as f64) < v {
-                    f32::from_bits(f.to_bits() + 1)
-                } else {
-                    f
-                }
-            };
-            b.halves.extend(h);
-            b.inv_scale.push((1.0 / s) as f32);
-            b.norm.push(up(nx));
-            b.err.push(up(er));
-        }
-        b
+        let (halves, inv_scale, norm, err) = shadow_rows(m, dim);
+        Built { halves, inv_scale, norm, err }
     }
 
     fn same(m: &[f32], dim: usize, q: &[f32], rows: Option<&[i64]>, k: usize, metric: Metric) {

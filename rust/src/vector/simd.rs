@@ -164,6 +164,25 @@ pub fn dot_f16_portable(a: &[u16], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The sum of `a`, as fast as this CPU streams: a pure read, the floor any scan of `a` can reach.
+pub fn stream_sum(a: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if hardware_tier() == Tier::Avx512 {
+            // SAFETY: AVX-512F was detected at run time; the kernel bounds its reads by `a.len()`.
+            return unsafe { x86::sum_avx512(a) };
+        }
+    }
+    let mut acc = [0.0f32; 16];
+    let mut chunks = a.chunks_exact(16);
+    for c in &mut chunks {
+        for lane in 0..16 {
+            acc[lane] += c[lane];
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -237,6 +256,25 @@ mod x86 {
             s1 = _mm512_fmadd_ps(x, y, s1);
         }
         reduce512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+    }
+
+    /// Sum of `a` with AVX-512F, four accumulators (loads only: a streaming read).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F. Full loads stay below `a.len()`; the tail is scalar.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn sum_avx512(a: &[f32]) -> f32 {
+        let (n, p) = (a.len(), a.as_ptr());
+        let mut s = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, acc) in s.iter_mut().enumerate() {
+                *acc = _mm512_add_ps(*acc, _mm512_loadu_ps(p.add(i + 16 * j)));
+            }
+            i += 64;
+        }
+        let total = reduce512(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+        total + a[i..].iter().sum::<f32>()
     }
 
     /// A fixed reduction tree (not `_mm512_reduce_add_ps`, whose order is the compiler's).
@@ -349,6 +387,13 @@ mod tests {
             }
         }
         best
+    }
+
+    #[test]
+    fn stream_sum_adds_everything() {
+        let a: Vec<f32> = (0..1000).map(|i| (i % 7) as f32).collect();
+        assert_eq!(stream_sum(&a), a.iter().map(|&v| v as f64).sum::<f64>() as f32);
+        assert_eq!(stream_sum(&[]), 0.0);
     }
 
     #[test]
