@@ -6,7 +6,7 @@
 //! computes (same function, same lane order), so every query's answer is bit
 //! for bit what [`super::top_k`] returns for it.
 
-use super::{best_dot, rank, split, thread_plan, threads, validate, Hit, Search, TopK};
+use super::{best_dot, rank, simd, split, thread_plan, threads, validate, Hit, Search, TopK};
 use crate::error::{Error, Result};
 
 /// Bytes of rows per block: well inside a 1-2 MB L2 beside the queries.
@@ -29,6 +29,7 @@ pub fn top_k_many(s: &Search<'_>, queries: &[f32], threads: usize) -> Result<Vec
         return Ok(vec![Vec::new(); nq]);
     }
     let dot = best_dot();
+    let dot4 = simd::dot4_for(simd::detected_tier());
     let block = (BLOCK_BYTES / (d * 4)).max(1);
     let row_at = |i: usize| match s.rows {
         None => i,
@@ -39,8 +40,22 @@ pub fn top_k_many(s: &Search<'_>, queries: &[f32], threads: usize) -> Result<Vec
         let mut b0 = start;
         while b0 < end {
             let b1 = (b0 + block).min(end);
-            for (qi, top) in tops.iter_mut().enumerate() {
-                let q = &queries[qi * d..qi * d + d];
+            let mut qi = 0;
+            while qi + 4 <= nq {
+                let q = |j: usize| &queries[(qi + j) * d..(qi + j) * d + d];
+                let quad = [q(0), q(1), q(2), q(3)];
+                for i in b0..b1 {
+                    let row = row_at(i);
+                    let x = &s.matrix[row * d..row * d + d];
+                    let dots = dot4(x, quad);
+                    for (j, &v) in dots.iter().enumerate() {
+                        tops[qi + j].push(Hit { score: rank(v, s.sqnorms[row], s.metric), row });
+                    }
+                }
+                qi += 4;
+            }
+            for (qj, top) in tops.iter_mut().enumerate().skip(qi) {
+                let q = &queries[qj * d..qj * d + d];
                 for i in b0..b1 {
                     let row = row_at(i);
                     let x = &s.matrix[row * d..row * d + d];

@@ -164,6 +164,29 @@ pub fn dot_f16_portable(a: &[u16], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `[x . q0, x . q1, x . q2, x . q3]`, each bit-equal to `dot_for(tier)(x, qi)`.
+pub type Dot4Fn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
+
+/// Four dot products sharing each load of `x` (the batched scan); same bits as four single dots.
+pub fn dot4_for(tier: Tier) -> Dot4Fn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tier == Tier::Avx512 && hardware_tier() == Tier::Avx512 {
+            // SAFETY: AVX-512F was detected at run time; the kernel bounds its reads by the shortest slice.
+            return |x, q| unsafe { x86::dot4_avx512(x, q) };
+        }
+    }
+    match tier {
+        Tier::Avx512 => |x, q| dot4_via(dot_for(Tier::Avx512), x, q),
+        Tier::Avx2 => |x, q| dot4_via(dot_for(Tier::Avx2), x, q),
+        Tier::Portable => |x, q| dot4_via(dot_portable, x, q),
+    }
+}
+
+fn dot4_via(dot: DotFn, x: &[f32], q: [&[f32]; 4]) -> [f32; 4] {
+    [dot(x, q[0]), dot(x, q[1]), dot(x, q[2]), dot(x, q[3])]
+}
+
 /// The sum of `a`, as fast as this CPU streams: a pure read, the floor any scan of `a` can reach.
 pub fn stream_sum(a: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -256,6 +279,48 @@ mod x86 {
             s1 = _mm512_fmadd_ps(x, y, s1);
         }
         reduce512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+    }
+
+    /// Four [`dot_avx512`]s over one row: the same lanes, order and reduction per query.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F. Reads stay below the shortest of `x` and the queries.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // [query][accumulator] indices mirror dot_avx512's s0..s3
+    pub unsafe fn dot4_avx512(x: &[f32], q: [&[f32]; 4]) -> [f32; 4] {
+        let n = q.iter().fold(x.len(), |m, v| m.min(v.len()));
+        let px = x.as_ptr();
+        let pq = [q[0].as_ptr(), q[1].as_ptr(), q[2].as_ptr(), q[3].as_ptr()];
+        let mut s = [[_mm512_setzero_ps(); 4]; 4]; // [query][accumulator]
+        let mut i = 0;
+        while i + 64 <= n {
+            for a in 0..4 {
+                let xv = _mm512_loadu_ps(px.add(i + 16 * a));
+                for j in 0..4 {
+                    s[j][a] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(pq[j].add(i + 16 * a)), s[j][a]);
+                }
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            let xv = _mm512_loadu_ps(px.add(i));
+            for j in 0..4 {
+                s[j][0] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(pq[j].add(i)), s[j][0]);
+            }
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
+            for j in 0..4 {
+                s[j][1] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, pq[j].add(i)), s[j][1]);
+            }
+        }
+        let mut out = [0.0f32; 4];
+        for j in 0..4 {
+            out[j] = reduce512(_mm512_add_ps(_mm512_add_ps(s[j][0], s[j][1]), _mm512_add_ps(s[j][2], s[j][3])));
+        }
+        out
     }
 
     /// Sum of `a` with AVX-512F, four accumulators (loads only: a streaming read).
@@ -387,6 +452,20 @@ mod tests {
             }
         }
         best
+    }
+
+    #[test]
+    fn dot4_is_four_single_dots_bit_for_bit() {
+        for len in [1, 15, 16, 17, 64, 100, 384, 1537] {
+            let x = values(len, 9);
+            let qs: Vec<Vec<f32>> = (0..4).map(|i| values(len, 20 + i)).collect();
+            for tier in [Tier::Avx512, Tier::Avx2, Tier::Portable] {
+                let got = dot4_for(tier)(&x, [&qs[0], &qs[1], &qs[2], &qs[3]]);
+                for j in 0..4 {
+                    assert_eq!(got[j].to_bits(), dot_for(tier)(&x, &qs[j]).to_bits(), "{tier:?} {len} {j}");
+                }
+            }
+        }
     }
 
     #[test]
