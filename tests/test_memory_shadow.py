@@ -318,3 +318,42 @@ def test_rows_and_queries_near_the_float32_limit_get_the_exact_answer(speedups: 
 
     for kernel in (rust, _kernel_py.search):
         assert _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)[0].tolist() == want
+
+
+def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kernel is tried once, then the fastest measured wins; one call in REPROBE_EVERY re-times another."""
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    ks = _kernels.KernelSet(speedups, "auto")
+    seconds = {"rust": 3.0, "rust-f16": 2.0, "numpy": 1.0}  # numpy fastest here: it must be picked
+    tried = []
+    for _ in range(3):
+        name, key = ks.choose(False, False, 1 << 30, True)
+        tried.append(name)
+        ks.record(key, name, seconds[name])
+    assert sorted(tried) == ["numpy", "rust", "rust-f16"]
+    picks = []
+    for _ in range(_kernels.REPROBE_EVERY * 2):
+        name, key = ks.choose(False, False, 1 << 30, True)
+        picks.append(name)
+        ks.record(key, name, seconds[name])
+    assert picks.count("numpy") == len(picks) - 2 and set(picks) - {"numpy"} <= {"rust", "rust-f16"}
+    # without a shadow the float16 kernels are not candidates; a pin overrides the measurement
+    assert ks._names(False, False) == ["rust", "numpy"]
+    monkeypatch.setenv(_kernels.KERNEL_ENV, "rust-f16")
+    assert _kernels.KernelSet(speedups, "auto").choose(False, False, 1 << 30, True)[0] == "rust-f16"
+    assert _kernels.KernelSet(speedups, "auto").wants_shadow(1 << 10) is True  # the pin needs the shadow
+    assert _kernels.KernelSet(speedups, "off").wants_shadow(1 << 30) is False  # an explicit off wins
+    monkeypatch.delenv(_kernels.KERNEL_ENV)
+    assert _kernels.KernelSet(speedups, "auto").wants_shadow(1 << 10) is False
+
+
+def test_python_twin_keeps_to_its_own_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    auto = _kernels.KernelSet(None, "auto")
+    assert not auto.wants_shadow(1 << 30)  # numpy's float16 scan never beats its float32 one
+    assert auto._names(False, True) == ["numpy"] and auto._names(True, False) == ["numpy"]
+    assert _kernels.KernelSet(None, "on")._names(False, True) == ["numpy-f16"]
