@@ -214,7 +214,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                              lambda: [exact_top(kernels, index, qq, None, K, 0) for qq in queries], repeat=reps)
             single["per_query_s"] = single["median_s"] / 16
             out.append(single)
-        del matrix, index, faiss_index
+        matrix = index = faiss_index = None  # free this size before building the next
     return out
 
 
