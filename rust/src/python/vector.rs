@@ -173,9 +173,22 @@ fn vector_shadow_rows<'py>(
     let data = slice_of(&block, "block")?;
     let (halves, inv, norm, err) =
         super::errors::no_panic(|| Ok(py.detach(|| crate::vector::shadow::shadow_rows(data, dim))))?;
-    let h: Vec<u8> = halves.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let f = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-    Ok((PyBytes::new(py, &h), PyBytes::new(py, &f(&inv)), PyBytes::new(py, &f(&norm)), PyBytes::new(py, &f(&err))))
+    // little-endian bytes, written straight into the bytes objects
+    let h = PyBytes::new_with(py, halves.len() * 2, |buf| {
+        for (dst, v) in buf.chunks_exact_mut(2).zip(&halves) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    })?;
+    let f = |v: &[f32]| {
+        PyBytes::new_with(py, v.len() * 4, |buf| {
+            for (dst, x) in buf.chunks_exact_mut(4).zip(v) {
+                dst.copy_from_slice(&x.to_le_bytes());
+            }
+            Ok(())
+        })
+    };
+    Ok((h, f(&inv)?, f(&norm)?, f(&err)?))
 }
 
 /// Sum of the first `n` rows of `matrix` on `threads` threads: a pure streaming read, the

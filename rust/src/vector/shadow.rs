@@ -239,14 +239,20 @@ fn round_up(v: f64) -> f32 {
     }
 }
 
+/// Headroom for the float64 sums behind `norm` and `err`: a sum of `m` non-negative terms is
+/// within `(m - 1) * 2^-53` (relative) of the exact one, so `1e-9` covers rows of millions of values.
+pub const SUM_SLACK: f64 = 1.0 + 1e-9;
+
 /// The shadow of row-major float32 rows: the same construction as `_kernel_py.shadow_rows`.
 ///
 /// Returns `(halves, inv_scale, norm, err)`; see the module comment for what each bounds.
 pub fn shadow_rows(block: &[f32], dim: usize) -> (Vec<u16>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let rows = block.len().checked_div(dim).unwrap_or(0);
-    let mut halves = Vec::with_capacity(rows * dim);
+    let mut halves = vec![0u16; rows * dim];
     let (mut inv, mut norm, mut err) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
-    for row in block.chunks_exact(dim.max(1)).take(rows) {
+    #[cfg(target_arch = "x86_64")]
+    let wide = std::is_x86_feature_detected!("avx512f");
+    for (r, row) in block.chunks_exact(dim.max(1)).take(rows).enumerate() {
         let top = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         // floor(log2 top), exact from the float64 exponent field (every float32 is a normal float64)
         let t = if top > 0.0 {
@@ -256,20 +262,92 @@ pub fn shadow_rows(block: &[f32], dim: usize) -> (Vec<u16>, Vec<f32>, Vec<f32>, 
         };
         let scale = f32::from_bits(((t + 127) as u32) << 23);
         let inv_scale = 1.0f64 / scale as f64;
-        let (mut nx, mut er) = (0.0f64, 0.0f64);
-        for &v in row {
-            let h = f32_to_f16(v * scale);
-            halves.push(h);
-            let x = v as f64;
-            let back = super::simd::f16_to_f32(h) as f64 * inv_scale;
-            nx += x * x;
-            er += (x - back) * (x - back);
-        }
+        let out = &mut halves[r * dim..r * dim + dim];
+        // x * scale is exact in float32 unless a scaled value falls below the normal range
+        // (only when scale < 1): then the exact float64 path below
+        #[cfg(target_arch = "x86_64")]
+        let done = if wide && (scale >= 1.0 || row.iter().all(|v| *v == 0.0 || (v * scale).abs() >= f32::MIN_POSITIVE))
+        {
+            // SAFETY: AVX-512F was detected above; the kernel reads `row` and writes `out`, both `dim` long.
+            Some(unsafe { x86::shadow_row_avx512(row, scale, out) })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done: Option<(f64, f64)> = None;
+        let (nx, er) = match done {
+            Some((nx, scaled_err)) => (nx, scaled_err * inv_scale * inv_scale),
+            None => {
+                let (mut nx, mut er) = (0.0f64, 0.0f64);
+                for (h, &v) in out.iter_mut().zip(row) {
+                    *h = f32_to_f16(v * scale);
+                    let x = v as f64;
+                    let back = super::simd::f16_to_f32(*h) as f64 * inv_scale;
+                    nx += x * x;
+                    er += (x - back) * (x - back);
+                }
+                (nx, er)
+            }
+        };
         inv.push(inv_scale as f32);
-        norm.push(round_up(nx.sqrt() * (1.0 + 1e-15)));
-        err.push(round_up(er.sqrt() * (1.0 + 1e-15)));
+        norm.push(round_up(nx.sqrt() * SUM_SLACK));
+        err.push(round_up(er.sqrt() * SUM_SLACK));
     }
     (halves, inv, norm, err)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// One shadow row with AVX-512F: `out = f16(row * scale)` (round to nearest even), and the
+    /// float64 sums `(sum x^2, sum (x*scale - h)^2)`. `x*scale - h` is exact in float32 (the
+    /// caller guarantees `x*scale` is exact; `h` is its 11-bit rounding), so the second sum is
+    /// `scale^2 * |x - h/scale|^2` up to float64 rounding.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `out.len() == row.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn shadow_row_avx512(row: &[f32], scale: f32, out: &mut [u16]) -> (f64, f64) {
+        let n = row.len().min(out.len());
+        let (pr, po) = (row.as_ptr(), out.as_mut_ptr());
+        let sv = _mm512_set1_ps(scale);
+        let (mut nx, mut er) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut i = 0;
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pr.add(i));
+            let xs = _mm512_mul_ps(x, sv);
+            let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(xs);
+            _mm256_storeu_si256(po.add(i) as *mut __m256i, h);
+            let d = _mm512_sub_ps(xs, _mm512_cvtph_ps(h));
+            for half in 0..2 {
+                let (xl, dl) = if half == 0 {
+                    (_mm512_castps512_ps256(x), _mm512_castps512_ps256(d))
+                } else {
+                    (
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)),
+                    )
+                };
+                let (xw, dw) = (_mm512_cvtps_pd(xl), _mm512_cvtps_pd(dl));
+                nx = _mm512_fmadd_pd(xw, xw, nx);
+                er = _mm512_fmadd_pd(dw, dw, er);
+            }
+            i += 16;
+        }
+        let (mut nxs, mut ers) = (_mm512_reduce_add_pd(nx), _mm512_reduce_add_pd(er));
+        while i < n {
+            let xs = *pr.add(i) * scale;
+            let h = super::f32_to_f16(xs);
+            *po.add(i) = h;
+            let d = (xs - crate::vector::simd::f16_to_f32(h)) as f64;
+            let x = *pr.add(i) as f64;
+            nxs += x * x;
+            ers += d * d;
+            i += 1;
+        }
+        (nxs, ers)
+    }
 }
 
 /// How many rows a shadow scan re-scores (for tests and benchmarks).
