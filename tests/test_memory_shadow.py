@@ -357,3 +357,54 @@ def test_python_twin_keeps_to_its_own_kernels(monkeypatch: pytest.MonkeyPatch) -
     assert not auto.wants_shadow(1 << 30)  # numpy's float16 scan never beats its float32 one
     assert auto._names(False, True) == ["numpy"] and auto._names(True, False) == ["numpy"]
     assert _kernels.KernelSet(None, "on")._names(False, True) == ["numpy-f16"]
+
+
+def test_deep_recall_batches_its_searches_and_finds_the_same(tmp_path: Path, use_rust: bool) -> None:
+    """``Memory.recall(depth="deep")`` under patch(): one search_many per scope, the same matches as stock flow."""
+    from crewai.memory.types import MemoryRecord
+    from crewai.memory.unified_memory import Memory
+
+    from crewai_rust.memory import RustMemoryStorage
+    from crewai_rust.testing import HashEmbedder, ScriptedLLM
+
+    dim = 64
+    embedder = HashEmbedder(dim)
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    texts = [f"note {i} about {'owls' if i % 2 else 'hawks'} hunting at {'dusk' if i % 3 else 'dawn'}" for i in range(60)]
+    # distinct distances from the query, so the top matches have no ties (CrewAI's pool order breaks ties)
+    q = np.asarray(embedder(["owls hunting"])[0])
+    rng = np.random.default_rng(11)
+    vectors = [q + (0.02 + 0.03 * i) * rng.standard_normal(dim) for i in range(60)]
+    store.save([
+        MemoryRecord(content=t, scope=f"/birds/{'night' if i % 2 else 'day'}", embedding=list(map(float, v)))
+        for i, (t, v) in enumerate(zip(texts, vectors))
+    ])
+    calls: list[int] = []
+    original = store.search_many
+
+    def spy(queries: Any, **kwargs: Any) -> Any:
+        calls.append(len(queries))
+        return original(queries, **kwargs)
+
+    store.search_many = spy  # type: ignore[method-assign]
+
+    def recall() -> list[tuple[str, float]]:
+        memory = Memory(storage=store, embedder=embedder, llm=ScriptedLLM())
+        found = memory.recall("owls hunting", limit=8, depth="deep")
+        return sorted((m.record.id, round(m.score, 6)) for m in found)  # recency moves scores by ~1e-9 between calls
+
+    try:
+        stock = recall()
+        assert calls == []
+        state = crewai_rust.patch("memory")
+        assert "crewai.memory.recall_flow:RecallFlow._do_search" in state["components"]["MEMORY"]["patched"]
+        ours = recall()
+        assert calls, "deep recall did not use search_many"
+        assert ours == stock and ours
+        crewai_rust.unpatch()
+        from crewai.memory.recall_flow import RecallFlow
+
+        assert not RecallFlow._do_search.__doc__.startswith("crewai_rust")
+    finally:
+        crewai_rust.unpatch()
+        store.close()

@@ -24,7 +24,7 @@ _FACTORY_SETTER = "crewai.memory.storage.factory:set_memory_storage_factory"
 _FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
 #: Specs CrewAI resolves itself that we do not serve.
 _FOREIGN_SPECS = frozenset({"qdrant-edge"})
-_OPTIONS = frozenset({"metric", "use_rust", "vector_dim", "shadow"})
+_OPTIONS = frozenset({"metric", "use_rust", "vector_dim", "shadow", "batch_recall"})
 
 _lock = threading.Lock()
 _stores: dict[str, Any] = {}
@@ -66,8 +66,13 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Register the factory; returns which search kernel the stores will use."""
     check_options("memory", options, _OPTIONS)
     rust = use_rust(options.get("use_rust"))
-    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(dict(options))):
+    store_options = {k: v for k, v in options.items() if k != "batch_recall"}
+    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(store_options)):
         raise RuntimeError("crewai.memory.storage.factory.set_memory_storage_factory is not available")
+    if options.get("batch_recall", True):
+        from ._recall import patch_recall
+
+        patch_recall(patcher)
     return implementation_name(rust)
 
 
