@@ -36,6 +36,14 @@ def make_do_search(original: Any) -> Any:
         scopes = list(state.candidate_scopes)
         answers: dict[tuple[int, int], list[Any]] = {}
         for si, scope in enumerate(scopes):
+            if len(embeddings) == 1:  # nothing to batch: the single search (and its float16 shadow scan)
+                try:
+                    answers[(0, si)] = storage.search(
+                        embeddings[0], scope_prefix=scope, categories=categories, limit=limit, min_score=0.0
+                    )
+                except Exception:
+                    logger.warning("Storage search failed in recall flow, skipping scope", exc_info=True)
+                continue
             try:
                 batch = search_many(embeddings, scope_prefix=scope, categories=categories, limit=limit, min_score=0.0)
             except Exception:
