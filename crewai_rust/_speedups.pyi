@@ -229,3 +229,45 @@ def vector_top_k(
 
 def embedding_f32_bytes(values: list[float]) -> bytes:
     """Validate an embedding and encode it as float32 bytes; NaN/inf/float32 overflow raise ValueError."""
+
+__all__ += ["vector_top_k_shadow", "vector_top_k_many", "vector_kernel_info", "vector_stream_read"]
+__all__ += ["vector_shadow_rows"]
+
+def vector_top_k_shadow(
+    matrix: _Buffer,
+    sqnorms: _Buffer,
+    n: int,
+    query: _Buffer,
+    rows: _Buffer | None,
+    k: int,
+    metric: int,
+    halves: _Buffer,
+    inv_scale: _Buffer,
+    norm: _Buffer,
+    err: _Buffer,
+    threads: int = 0,
+) -> tuple[list[int], list[float]]:
+    """``vector_top_k`` scanning a float16 shadow (``halves`` as uint16 bits) with a proven bound,
+    re-scoring in float32 only the rows that could reach the top k: identical rows, order and scores."""
+
+def vector_top_k_many(
+    matrix: _Buffer,
+    sqnorms: _Buffer,
+    n: int,
+    queries: _Buffer,
+    rows: _Buffer | None,
+    k: int,
+    metric: int,
+    threads: int = 0,
+) -> list[tuple[list[int], list[float]]]:
+    """``vector_top_k`` for every row of ``queries`` (2-D float32) in one pass over the matrix."""
+
+def vector_kernel_info() -> tuple[str, list[tuple[int, float, float]]]:
+    """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on 2)]) measured in this process."""
+
+def vector_stream_read(matrix: _Buffer, n: int, threads: int = 1) -> float:
+    """Sum of ``matrix[:n]`` on ``threads`` threads: a pure streaming read (the benchmarks' floor)."""
+
+def vector_shadow_rows(block: _Buffer) -> tuple[bytes, bytes, bytes, bytes]:
+    """The float16 shadow of 2-D float32 rows as ``_kernel_py.shadow_rows`` builds it:
+    (halves as uint16 bytes, inv_scale, norm, err as float32 bytes), little-endian."""

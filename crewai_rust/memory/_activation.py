@@ -29,7 +29,7 @@ _FACTORY_SETTER = "crewai.memory.storage.factory:set_memory_storage_factory"
 _FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
 #: Specs CrewAI resolves itself that we do not serve.
 _FOREIGN_SPECS = frozenset({"qdrant-edge"})
-_OPTIONS = frozenset({"metric", "use_rust", "vector_dim"})
+_OPTIONS = frozenset({"metric", "use_rust", "vector_dim", "shadow", "batch_recall"})
 #: A PostgreSQL URL for CrewAI's default memory (``?namespace=…`` picks the schema).
 URL_ENV = "CREWAI_RUST_MEMORY_URL"
 
@@ -86,8 +86,13 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Register the factory; returns which search kernel the stores will use."""
     check_options("memory", options, _OPTIONS)
     rust = use_rust(options.get("use_rust"))
-    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(dict(options))):
+    store_options = {k: v for k, v in options.items() if k != "batch_recall"}
+    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(store_options)):
         raise RuntimeError("crewai.memory.storage.factory.set_memory_storage_factory is not available")
+    if options.get("batch_recall", True):
+        from ._recall import patch_recall
+
+        patch_recall(patcher)
     return implementation_name(rust)
 
 

@@ -1,7 +1,8 @@
 """The in-RAM side of the store: one contiguous float32 matrix plus what filters need.
 
 Rows are kept in step with every committed write (delete = swap-remove, so the
-matrix stays dense). Scopes, category lists and metadata dicts are interned:
+matrix stays dense). With ``shadow=True`` a float16 copy of the matrix and its
+per-row bound terms are kept in step too (the exact half-traffic scan). Scopes, category lists and metadata dicts are interned:
 a filter is evaluated once per distinct value and gathered into a row mask,
 instead of once per row in Python.
 """
@@ -13,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from ._kernel_py import Shadow, shadow_rows
 from ._quarantine import load_stored
 
 V = TypeVar("V")
@@ -48,7 +50,10 @@ def _identity(s: str) -> str:
 class VectorIndex:
     """Embeddings and filter columns of every stored record, row-aligned."""
 
-    def __init__(self, dim: int | None = None) -> None:
+    def __init__(self, dim: int | None = None, shadow: bool = False) -> None:
+        self.shadow_enabled = shadow
+        #: builds the shadow of float32 rows; the storage installs the Rust twin when it runs
+        self.shadow_builder: Callable[[np.ndarray], Shadow] = shadow_rows
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
@@ -62,6 +67,7 @@ class VectorIndex:
         self.scope_codes = np.zeros(cap, dtype=np.int32)
         self.category_codes = np.zeros(cap, dtype=np.int32)
         self.metadata_codes = np.zeros(cap, dtype=np.int32)
+        self._clear_shadow(cap)
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
         self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
@@ -72,6 +78,43 @@ class VectorIndex:
     def __len__(self) -> int:
         return self.n
 
+    # -- float16 shadow ------------------------------------------------------------
+    _SHADOW_COLUMNS = ("inv_scale", "shadow_norm", "shadow_err")
+
+    def _clear_shadow(self, cap: int) -> None:
+        width = (self.dim or 0) if self.shadow_enabled else 0
+        rows = cap if self.shadow_enabled else 0
+        self.halves = np.zeros((rows, width), dtype=np.float16)
+        self.inv_scale = np.zeros(rows, dtype=np.float32)
+        self.shadow_norm = np.zeros(rows, dtype=np.float32)
+        self.shadow_err = np.zeros(rows, dtype=np.float32)
+
+    def _shadow_set(self, start: int, block: np.ndarray) -> None:
+        if not self.shadow_enabled:
+            return
+        end = start + len(block)
+        halves, inv_scale, norm, err = self.shadow_builder(block)
+        self.halves[start:end] = halves
+        self.inv_scale[start:end] = inv_scale
+        self.shadow_norm[start:end] = norm
+        self.shadow_err[start:end] = err
+
+    def set_shadow(self, on: bool) -> None:
+        """Start (building it for the rows present) or stop keeping the float16 shadow."""
+        if on == self.shadow_enabled:
+            return
+        self.shadow_enabled = on
+        self._clear_shadow(len(self.seqs))
+        if on:
+            for start in range(0, self.n, 4096):
+                self._shadow_set(start, self.matrix[start : min(start + 4096, self.n)])
+
+    def shadow(self) -> Shadow | None:
+        """(halves, inv_scale, norm, err) when the shadow is kept, else None."""
+        if not self.shadow_enabled:
+            return None
+        return self.halves, self.inv_scale, self.shadow_norm, self.shadow_err
+
     # -- writes ------------------------------------------------------------------
     def _grow(self, needed: int) -> None:
         cap = len(self.seqs)
@@ -81,7 +124,13 @@ class VectorIndex:
         matrix = np.zeros((new_cap, self.dim or 0), dtype=np.float32)
         matrix[: self.n] = self.matrix[: self.n]
         self.matrix = matrix
-        for name in ("sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes"):
+        names = ["sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes"]
+        if self.shadow_enabled:
+            halves = np.zeros((new_cap, self.dim or 0), dtype=np.float16)
+            halves[: self.n] = self.halves[: self.n]
+            self.halves = halves
+            names.extend(self._SHADOW_COLUMNS)
+        for name in names:
             old = getattr(self, name)
             new = np.zeros(new_cap, dtype=old.dtype)
             new[: self.n] = old[: self.n]
@@ -106,6 +155,7 @@ class VectorIndex:
             block = self.matrix[n:end]
             block[:] = flat.reshape(len(rows), dim)
             self.sqnorms[n:end] = np.einsum("ij,ij->i", block, block)
+            self._shadow_set(n, block)
             self.seqs[n:end] = [r[0] for r in rows]
             self.scope_codes[n:end] = [self.scopes.code(r[2]) for r in rows]
             self.category_codes[n:end] = [self.categories.code(r[3]) for r in rows]
@@ -132,6 +182,7 @@ class VectorIndex:
             self.row_of[record_id] = row
         self.matrix[row] = vector
         self.sqnorms[row] = np.dot(vector, vector)
+        self._shadow_set(row, self.matrix[row : row + 1])
         self.seqs[row] = seq
         self.scope_codes[row] = self.scopes.code(scope)
         self.category_codes[row] = self.categories.code(categories)
@@ -151,6 +202,11 @@ class VectorIndex:
             self.matrix[row] = self.matrix[last]
             for arr in (self.sqnorms, self.seqs, self.scope_codes, self.category_codes, self.metadata_codes):
                 arr[row] = arr[last]
+            if self.shadow_enabled:
+                self.halves[row] = self.halves[last]
+                for name in self._SHADOW_COLUMNS:
+                    arr = getattr(self, name)
+                    arr[row] = arr[last]
         self.ids.pop()
         self.n = last
         return True

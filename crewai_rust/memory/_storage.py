@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .._env import env_int
 from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
 from . import _kernel_py
 from ._index import VectorIndex
+from ._kernels import THREADS_ENV, KernelSet, exact_top, exact_top_many, shadow_mode
 from ._seam import RecordStore, is_url, open_record_store
 from ._records import (
     Encoder,
@@ -46,7 +46,7 @@ logger = logging.getLogger("crewai_rust.memory")
 DEFAULT_VECTOR_DIM = 3072
 _METRICS = {"l2": _kernel_py.METRIC_L2, "cosine": _kernel_py.METRIC_COSINE}
 
-Kernel = Callable[[np.ndarray, np.ndarray, int, np.ndarray, "np.ndarray | None", int, int], tuple[np.ndarray, np.ndarray]]
+__all__ = ["THREADS_ENV", "MemoryStoreClosedError", "RustMemoryStorage", "default_memory_dir"]
 
 
 class MemoryStoreClosedError(RuntimeError):
@@ -63,18 +63,6 @@ def default_memory_dir() -> Path:
     return Path(db_storage_path()) / "memory"
 
 
-THREADS_ENV = "CREWAI_RUST_MEMORY_THREADS"
-
-
-def _rust_kernel(module: Any) -> Kernel:
-    fn = module.vector_top_k
-    threads = env_int(THREADS_ENV, 0, minimum=0) or 0  # 0 = one or two threads by store size
-
-    def search(matrix, sqnorms, n, query, rows, k, metric):  # type: ignore[no-untyped-def]
-        got_rows, got_scores = fn(matrix, sqnorms, n, query, rows, k, metric, threads)
-        return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
-
-    return search
 
 
 def _normalised(prefix: str | None) -> str | None:
@@ -99,6 +87,8 @@ class RustMemoryStorage:
         url: a ``postgresql://`` URL: the records live in that database instead of a file.
         namespace: with ``url``, the schema holding this store (tenants share a database
             with one namespace each); default ``crewai_memory``.
+        shadow: keep a float16 copy of the vectors for the exact half-traffic scan; None = auto
+            (``CREWAI_RUST_MEMORY_SHADOW``: on where it can pay, with the compiled kernels).
     """
 
     def __init__(
@@ -108,6 +98,7 @@ class RustMemoryStorage:
         metric: str = "l2",
         use_rust: bool | None = None,
         import_lancedb: bool = True,
+        shadow: bool | None = None,
         *,
         url: str | None = None,
         namespace: str | None = None,
@@ -123,7 +114,7 @@ class RustMemoryStorage:
         self._rust = resolve_use_rust(use_rust)
         self.implementation = implementation_name(self._rust)
         module = speedups_module() if self._rust else None
-        self._kernel: Kernel = _rust_kernel(module) if module is not None else _kernel_py.search
+        self._kernels = KernelSet(module, shadow_mode(shadow))
         self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
         self.metric = metric
         self._metric_code = _METRICS[metric]
@@ -336,14 +327,46 @@ class RustMemoryStorage:
             rows = index.select_rows(_normalised(scope_prefix), categories, metadata_filter)
             if rows is not None and len(rows) == 0:
                 return []
-            ranked, scores = _kernel_py.exact_top(
-                self._kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, limit,
-                self._metric_code,
-            )
+            ranked, scores = exact_top(self._kernels, index, query, rows, limit, self._metric_code)
             hits = [(index.ids[r], float(s)) for r, s in zip(ranked.tolist(), scores.tolist()) if s >= min_score]
             hits = hits[:limit]
             found = self._store.fetch([rid for rid, _ in hits])
         return [(from_row(found[rid]), score) for rid, score in hits if rid in found]
+
+    def search_many(
+        self,
+        query_embeddings: Sequence[list[float]],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[list[tuple[Any, float]]]:
+        """:meth:`search` for each query (same filters), the batch scored in one pass over the vectors."""
+        with self._lock:
+            self._check_open()
+            self._sync()
+            index = self._index
+            dim = index.dim or self.vector_dim
+            if dim is None:
+                return [[] for _ in query_embeddings]
+            queries = [vector_f32(q, "query embedding") for q in query_embeddings]
+            for query in queries:
+                if len(query) != dim:
+                    raise dimension_error(dim, len(query))
+            if limit <= 0 or index.n == 0 or not queries:
+                return [[] for _ in queries]
+            rows = index.select_rows(_normalised(scope_prefix), categories, metadata_filter)
+            if rows is not None and len(rows) == 0:
+                return [[] for _ in queries]
+            batch = np.ascontiguousarray(np.stack(queries), dtype=np.float32)
+            answers = exact_top_many(self._kernels, index, batch, rows, limit, self._metric_code)
+            per_query = [
+                [(index.ids[r], float(sc)) for r, sc in zip(ranked.tolist(), scores.tolist()) if sc >= min_score][:limit]
+                for ranked, scores in answers
+            ]
+            found = self._store.fetch(sorted({rid for hits in per_query for rid, _ in hits}))
+        return [[(from_row(found[rid]), score) for rid, score in hits if rid in found] for hits in per_query]
 
     # -- reads -------------------------------------------------------------------------
     def get_record(self, record_id: str) -> Any:

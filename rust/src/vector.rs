@@ -2,15 +2,24 @@
 //!
 //! Scores every row (or only the selected rows, read where they lie) against
 //! the query and keeps the `k` best in a heap, so no score array is written.
-//! The dot product uses AVX2+FMA when the CPU has it (runtime dispatch) and a
-//! portable 8-lane loop otherwise. Large scans split their rows over two
-//! threads. Results are ordered by score descending, then row ascending, the
-//! same contract as the numpy twin in `crewai_rust/memory/_kernel_py.py`.
+//! The dot product is dispatched at run time (AVX-512F, AVX2+FMA, portable:
+//! see [`simd`]); the thread count comes from measured throughput ([`threads`]).
+//! Results are ordered by score descending, then row ascending, the same
+//! contract as the numpy twin in `crewai_rust/memory/_kernel_py.py`.
+//! [`shadow`] scans a float16 copy with a proven bound and re-scores in float32;
+//! [`batch`] runs many queries over one pass of the rows.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::error::{Error, Result};
+
+pub mod batch;
+pub mod shadow;
+pub mod simd;
+pub mod threads;
+
+use simd::DotFn;
 
 /// How rows are ranked (the final scores are recomputed in float64 by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +40,6 @@ impl Metric {
     }
 }
 
-/// Rows x dim floats (128 MB) below which a second thread is not worth it: one core
-/// already streams near the memory bandwidth, and a second thread collapses whenever
-/// another process holds the other core (measured, see benchmarks/bench_memory.py).
-pub const TWO_THREAD_MIN_FLOATS: usize = 32 * 1024 * 1024;
-
 /// The inputs of one search; `matrix` holds at least `n * dim` floats.
 pub struct Search<'a> {
     pub matrix: &'a [f32],
@@ -49,7 +53,7 @@ pub struct Search<'a> {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Hit {
+pub(crate) struct Hit {
     score: f32,
     row: usize,
 }
@@ -72,18 +76,18 @@ impl Ord for Hit {
     }
 }
 
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Hit>,
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
     }
 
     #[inline]
-    fn push(&mut self, hit: Hit) {
+    pub(crate) fn push(&mut self, hit: Hit) {
         if self.heap.len() < self.k {
             self.heap.push(hit);
         } else if let Some(worst) = self.heap.peek() {
@@ -94,95 +98,27 @@ impl TopK {
         }
     }
 
-    fn merge(mut self, other: TopK) -> TopK {
+    pub(crate) fn merge(mut self, other: TopK) -> TopK {
         for hit in other.heap {
             self.push(hit);
         }
         self
     }
 
-    fn into_sorted(self) -> Vec<Hit> {
+    pub(crate) fn into_sorted(self) -> Vec<Hit> {
         self.heap.into_sorted_vec()
     }
 }
 
-/// Dot product, portable: eight independent lanes the compiler keeps in vector registers.
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for lane in 0..8 {
-            acc[lane] += x[lane] * y[lane];
-        }
-    }
-    let mut tail = 0.0f32;
-    for i in chunks * 8..a.len() {
-        tail += a[i] * b[i];
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Dot product of the common prefix of `a` and `b` with AVX2 + FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA (`best_dot` checks at run time). Every load
-/// stays below `min(a.len(), b.len())`, so no slice is read out of bounds.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut s0 = _mm256_setzero_ps();
-    let mut s1 = _mm256_setzero_ps();
-    let mut s2 = _mm256_setzero_ps();
-    let mut s3 = _mm256_setzero_ps();
-    let mut i = 0;
-    while i + 32 <= n {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 16)), _mm256_loadu_ps(pb.add(i + 16)), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 24)), _mm256_loadu_ps(pb.add(i + 24)), s3);
-        i += 32;
-    }
-    while i + 8 <= n {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-        i += 8;
-    }
-    let s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    let hi = _mm256_extractf128_ps(s, 1);
-    let lo = _mm256_castps256_ps128(s);
-    let q = _mm_add_ps(hi, lo);
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-    let mut total = _mm_cvtss_f32(q);
-    while i < n {
-        total += *pa.add(i) * *pb.add(i);
-        i += 1;
-    }
-    total
-}
-
-type DotFn = fn(&[f32], &[f32]) -> f32;
-
-/// The fastest dot product this CPU runs.
+/// The float32 dot product the scans use (the best tier of this CPU).
 pub fn best_dot() -> DotFn {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: dot_avx2 needs AVX2 and FMA, both detected at run time just above;
-            // it bounds its own reads by the shorter slice.
-            return |a, b| unsafe { dot_avx2(a, b) };
-        }
-    }
-    dot_portable
+    simd::dot_for(simd::detected_tier())
 }
 
+/// The rank score; NaN (`inf - inf` on rows near the float32 limit) ranks last, as in the numpy twin.
 #[inline]
-fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
-    match metric {
+pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
+    let r = match metric {
         Metric::L2 => 2.0 * dot - sqnorm,
         Metric::Cosine => {
             if sqnorm > 0.0 {
@@ -191,6 +127,11 @@ fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
                 0.0
             }
         }
+    };
+    if r.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        r
     }
 }
 
@@ -215,7 +156,7 @@ fn scan_range(s: &Search<'_>, dot: DotFn, start: usize, end: usize) -> TopK {
     top
 }
 
-fn validate(s: &Search<'_>) -> Result<usize> {
+pub(crate) fn validate(s: &Search<'_>) -> Result<usize> {
     if s.query.len() != s.dim {
         return Err(Error::InvalidArgument(format!(
             "query has {} values, the matrix rows have {}",
@@ -243,38 +184,47 @@ fn validate(s: &Search<'_>) -> Result<usize> {
     }
 }
 
+/// Run `scan(start, end)` over `0..count` split into `threads` contiguous chunks, merged in order.
+pub(crate) fn split<T: Send>(count: usize, threads: usize, scan: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    if threads <= 1 {
+        return vec![scan(0, count)];
+    }
+    let chunk = count.div_ceil(threads);
+    let scan = &scan;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, end) = ((t * chunk).min(count), ((t + 1) * chunk).min(count));
+                scope.spawn(move || scan(start, end))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect()
+    })
+}
+
+/// `threads` as asked (0 = measured choice for `bytes`), and whether to time the scan.
+pub(crate) fn thread_plan(threads: usize, count: usize, bytes: usize) -> (usize, bool) {
+    match threads {
+        0 => threads::choose(bytes),
+        t => (t.min(count).max(1), false),
+    }
+}
+
 /// The `k` best rows as `(row, rank score)`, best first, ties to the lower row.
 ///
-/// `threads` 0 picks one or two threads from the amount of work.
+/// `threads` 0 picks one or two threads from throughput measured in this process.
 pub fn top_k(s: &Search<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
     let count = validate(s)?;
     if s.k == 0 || count == 0 {
         return Ok(Vec::new());
     }
     let dot = best_dot();
-    let threads = match threads {
-        0 if count * s.dim >= TWO_THREAD_MIN_FLOATS => 2,
-        0 => 1,
-        t => t.min(count),
-    };
-    let top = if threads <= 1 {
-        scan_range(s, dot, 0, count)
-    } else {
-        let chunk = count.div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (start, end) = (t * chunk, ((t + 1) * chunk).min(count));
-                    scope.spawn(move || scan_range(s, dot, start, end))
-                })
-                .collect();
-            let mut merged = TopK::new(s.k);
-            for handle in handles {
-                merged = merged.merge(handle.join().expect("scan thread panicked"));
-            }
-            merged
-        })
-    };
+    let bytes = count * s.dim * 4;
+    let (threads, measure) = thread_plan(threads, count, bytes);
+    let timer = threads::Timer::start(bytes, threads, measure);
+    let parts = split(count, threads, |start, end| scan_range(s, dot, start, end));
+    timer.stop();
+    let top = parts.into_iter().fold(TopK::new(s.k), TopK::merge);
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
 }
 
@@ -298,10 +248,10 @@ pub fn f32_bytes(values: &[f64]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn matrix(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn matrix(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..n * dim)
             .map(|_| {
@@ -311,7 +261,7 @@ mod tests {
             .collect()
     }
 
-    fn sqnorms(m: &[f32], dim: usize) -> Vec<f32> {
+    pub(crate) fn sqnorms(m: &[f32], dim: usize) -> Vec<f32> {
         m.chunks(dim).map(|r| r.iter().map(|x| x * x).sum()).collect()
     }
 
@@ -342,7 +292,7 @@ mod tests {
         let a = matrix(1, 77, 1);
         let b = matrix(1, 77, 2);
         let exact: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
-        assert!((dot_portable(&a, &b) as f64 - exact).abs() < 1e-4);
+        assert!((simd::dot_portable(&a, &b) as f64 - exact).abs() < 1e-4);
         assert!((best_dot()(&a, &b) as f64 - exact).abs() < 1e-4);
     }
 

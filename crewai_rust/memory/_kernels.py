@@ -1,0 +1,228 @@
+"""Which search kernel runs: decided per process from timings on this CPU, not from constants.
+
+Every kernel here gives the same answer (see ``_kernel_py``'s contract and the
+shadow proof in ``rust/src/vector/shadow.rs``), so the choice is about time only.
+For each kind of search (single or batched, filtered or not, log2 of the bytes a
+float32 scan would read) the first calls try every available kernel once (that is
+the calibration: real searches, no synthetic load), later calls take the fastest
+by a moving average, and one call in :data:`REPROBE_EVERY` re-times another so a
+change of load is noticed. Where the compiled kernel loses (tiny stores, or a
+BLAS ``sgemm`` beating the batched kernel), numpy is picked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._env import env_choice, env_int
+from . import _kernel_py
+
+THREADS_ENV = "CREWAI_RUST_MEMORY_THREADS"
+SHADOW_ENV = "CREWAI_RUST_MEMORY_SHADOW"
+KERNEL_ENV = "CREWAI_RUST_MEMORY_KERNEL"
+#: One call in this many (per kind of search) times a kernel other than the fastest.
+REPROBE_EVERY = 64
+#: Below this many float32 bytes per search the shadow is not built: all fits in L2.
+SHADOW_MIN_BYTES = 4 << 20
+
+Kernel = Callable[..., tuple[np.ndarray, np.ndarray]]
+ManyKernel = Callable[..., list[tuple[np.ndarray, np.ndarray]]]
+
+
+def shadow_mode(requested: bool | None) -> str:
+    """``"on"``, ``"off"`` or ``"auto"`` from the ``shadow`` option, else ``CREWAI_RUST_MEMORY_SHADOW``."""
+    if requested is not None:
+        return "on" if requested else "off"
+    return env_choice(SHADOW_ENV, "AUTO", ("AUTO", "ON", "OFF")).lower()
+
+
+class _Stats:
+    """Moving-average seconds per call of each kernel of one kind of search."""
+
+    __slots__ = ("calls", "mean")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.mean: dict[str, float] = {}
+
+
+class KernelSet:
+    """The kernels a store may use, and the measured choice between them."""
+
+    def __init__(self, module: Any, shadow: str) -> None:
+        threads = env_int(THREADS_ENV, 0, minimum=0) or 0  # 0 = measured by the Rust kernel
+        self.rust = module is not None
+        self.shadow = shadow
+        forced = env_choice(KERNEL_ENV, "AUTO", ("AUTO", "NUMPY", "RUST", "RUST-F16", "NUMPY-F16")).lower()
+        self._forced = None if forced == "auto" else forced
+        self._lock = threading.Lock()
+        self._stats: dict[tuple[Any, ...], _Stats] = {}
+        self.single: dict[str, Kernel] = {}
+        self.many: dict[str, ManyKernel] = {}
+        self.last: str | None = None  # the kernel of the latest search (tests, ``status``)
+        if module is not None:
+            top, top_shadow, top_many = module.vector_top_k, module.vector_top_k_shadow, module.vector_top_k_many
+
+            def rust(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
+                got_rows, got_scores = top(matrix, sqnorms, n, query, rows, k, metric, threads)
+                return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
+
+            def rust_f16(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
+                halves, inv_scale, norm, err = shadow
+                got_rows, got_scores = top_shadow(
+                    matrix, sqnorms, n, query, rows, k, metric, halves.view(np.uint16), inv_scale, norm, err, threads
+                )
+                return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
+
+            def rust_many(matrix, sqnorms, n, queries, rows, k, metric):  # type: ignore[no-untyped-def]
+                return [
+                    (np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32))
+                    for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, threads)
+                ]
+
+            build = module.vector_shadow_rows
+
+            def rust_shadow_rows(block: np.ndarray) -> _kernel_py.Shadow:
+                halves, inv_scale, norm, err = build(np.ascontiguousarray(block, dtype=np.float32))
+                rows = len(block)
+                return (
+                    np.frombuffer(halves, dtype="<f2").reshape(rows, block.shape[1]),
+                    np.frombuffer(inv_scale, dtype="<f4"),
+                    np.frombuffer(norm, dtype="<f4"),
+                    np.frombuffer(err, dtype="<f4"),
+                )
+
+            self.shadow_rows: Callable[[np.ndarray], _kernel_py.Shadow] = rust_shadow_rows
+            self.single["rust"] = rust
+            self.single["rust-f16"] = rust_f16
+            self.many["rust"] = rust_many
+        else:
+            self.shadow_rows = _kernel_py.shadow_rows
+        # numpy is always a candidate: where BLAS wins on this CPU, it is picked
+        self.single["numpy"] = _numpy
+        self.single["numpy-f16"] = _numpy_f16
+        self.many["numpy"] = _kernel_py.search_many
+
+    def wants_shadow(self, nbytes: int) -> bool:
+        """Whether an index of ``nbytes`` float32 should keep its float16 shadow."""
+        if self.shadow == "off":
+            return False
+        if self.shadow == "on" or self._forced in ("rust-f16", "numpy-f16"):
+            return True
+        # auto: where a scan can be bandwidth-bound, and only the compiled twin (numpy's
+        # float16 matmul widens every block first and never beats its float32 scan)
+        return self.rust and nbytes >= SHADOW_MIN_BYTES
+
+    def prepare(self, index: Any) -> None:
+        """Start keeping the float16 shadow once the index is large enough for it to pay."""
+        if not index.shadow_enabled and index.dim and self.wants_shadow(index.n * index.dim * 4):
+            index.shadow_builder = self.shadow_rows
+            index.set_shadow(True)
+
+    def _names(self, batched: bool, has_shadow: bool) -> list[str]:
+        names = list(self.many if batched else self.single)
+        if not has_shadow:
+            names = [nm for nm in names if not nm.endswith("-f16")]
+        elif self.rust:
+            names.remove("numpy-f16")  # never faster than the compiled shadow scan
+        if has_shadow and self.shadow == "on":
+            names = [nm for nm in names if nm.endswith("-f16")] or names  # "on": scan the shadow
+        elif not self.rust:
+            names = [nm for nm in names if not nm.endswith("-f16")]
+        if self._forced is not None:
+            names = [nm for nm in names if nm == self._forced] or names
+        return names
+
+    def choose(self, batched: bool, filtered: bool, nbytes: int, has_shadow: bool) -> tuple[str, tuple[Any, ...]]:
+        """The kernel for this kind of search, and the key to :meth:`record` its time under."""
+        names = self._names(batched, has_shadow)
+        key = (batched, filtered, max(nbytes, 1).bit_length(), tuple(names))
+        if len(names) == 1:
+            return names[0], key
+        with self._lock:
+            stats = self._stats.setdefault(key, _Stats())
+            stats.calls += 1
+            untried = [nm for nm in names if nm not in stats.mean]
+            if untried:
+                return untried[0], key
+            ranked = sorted(names, key=lambda nm: stats.mean[nm])
+            if stats.calls % REPROBE_EVERY == 0:
+                return ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)], key
+            return ranked[0], key
+
+    def record(self, key: tuple[Any, ...], name: str, seconds: float) -> None:
+        """Fold one measured call into the moving average."""
+        self.last = name
+        if len(key[3]) == 1:
+            return
+        with self._lock:
+            stats = self._stats.setdefault(key, _Stats())
+            old = stats.mean.get(name)
+            stats.mean[name] = seconds if old is None else 0.75 * old + 0.25 * seconds
+
+    def measured(self) -> dict[str, dict[str, float]]:
+        """Kind of search -> kernel -> mean ms, for benchmarks and ``status``."""
+        with self._lock:
+            return {
+                f"{'many' if b else 'one'}/{'filtered' if f else 'all'}/2^{c}B": {
+                    nm: round(v * 1e3, 4) for nm, v in s.mean.items()
+                }
+                for (b, f, c, _), s in self._stats.items()
+            }
+
+
+def _numpy(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
+    return _kernel_py.search(matrix, sqnorms, n, query, rows, k, metric)
+
+
+def _numpy_f16(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
+    return _kernel_py.search_shadow(matrix, sqnorms, n, query, rows, k, metric, shadow)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and its wall time in seconds."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _bound(kernel: Kernel, shadow: Any) -> Kernel:
+    def call(matrix, sqnorms, n, query, rows, k, metric):  # type: ignore[no-untyped-def]
+        return kernel(matrix, sqnorms, n, query, rows, k, metric, shadow)
+
+    return call
+
+
+def exact_top(kernels: KernelSet, index: Any, query: np.ndarray, rows: np.ndarray | None, k: int, metric: int) -> Any:
+    """:func:`_kernel_py.exact_top` on ``index`` with the kernel measured fastest for this search."""
+    kernels.prepare(index)
+    shadow = index.shadow()
+    count = index.n if rows is None else len(rows)
+    name, key = kernels.choose(False, rows is not None, count * (index.dim or 0) * 4, shadow is not None)
+    kernel = _bound(kernels.single[name], shadow)
+    out, seconds = timed(
+        lambda: _kernel_py.exact_top(kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, k, metric)
+    )
+    kernels.record(key, name, seconds)
+    return out
+
+
+def exact_top_many(
+    kernels: KernelSet, index: Any, queries: np.ndarray, rows: np.ndarray | None, k: int, metric: int
+) -> list[Any]:
+    """:func:`_kernel_py.exact_top_many` with the batched kernel measured fastest for this batch size."""
+    count = index.n if rows is None else len(rows)
+    name, key = kernels.choose(True, rows is not None, count * (index.dim or 0) * 4 * len(queries), False)
+    single = _bound(kernels.single[name], None)
+    out, seconds = timed(
+        lambda: _kernel_py.exact_top_many(
+            kernels.many[name], single, index.matrix, index.sqnorms, index.seqs, index.n, queries, rows, k, metric
+        )
+    )
+    kernels.record(key, name, seconds)
+    return out

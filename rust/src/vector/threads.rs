@@ -1,0 +1,135 @@
+//! How many threads a scan gets, from throughput measured in this process.
+//!
+//! A second thread doubles the scan rate where the matrix sits in a large L3
+//! (Xeon, 480 MB) and gains nothing from DRAM or when another process holds the
+//! other core; a constant threshold tuned on one CPU loses on the next. So each
+//! size class (log2 of the bytes scanned) keeps the measured nanoseconds per
+//! byte for one and for two threads: the first calls of a class try both
+//! (the calibration), later calls take the faster one, and every
+//! [`REPROBE_EVERY`]th call re-measures the other so a change of load is noticed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Below this many bytes a scan is shorter than starting a thread: always one.
+pub const MIN_PARALLEL_BYTES: usize = 512 * 1024;
+/// One call in this many, per size class, measures the option not currently preferred.
+pub const REPROBE_EVERY: u64 = 32;
+const CLASSES: usize = 48;
+
+/// Per size class: calls, and an average ns/byte (f64 bits) for 1 and 2 threads.
+struct Class {
+    calls: AtomicU64,
+    rate: [AtomicU64; 2],
+    samples: [AtomicU64; 2],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Class = Class {
+    calls: AtomicU64::new(0),
+    rate: [AtomicU64::new(0), AtomicU64::new(0)],
+    samples: [AtomicU64::new(0), AtomicU64::new(0)],
+};
+static CLASSES_STATS: [Class; CLASSES] = [EMPTY; CLASSES];
+
+fn class_of(bytes: usize) -> usize {
+    (usize::BITS - bytes.leading_zeros()) as usize % CLASSES
+}
+
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// The thread count for a scan of `bytes` (1 or 2), and whether its time should be recorded.
+pub fn choose(bytes: usize) -> (usize, bool) {
+    if bytes < MIN_PARALLEL_BYTES || cpus() < 2 {
+        return (1, false);
+    }
+    let class = &CLASSES_STATS[class_of(bytes)];
+    let call = class.calls.fetch_add(1, Ordering::Relaxed);
+    let samples = [class.samples[0].load(Ordering::Relaxed), class.samples[1].load(Ordering::Relaxed)];
+    // calibration: alternate until each option has two samples (the first may pay page faults)
+    if samples[0] < 2 || samples[1] < 2 {
+        return (if samples[0] <= samples[1] { 1 } else { 2 }, true);
+    }
+    let rate = |i: usize| f64::from_bits(class.rate[i].load(Ordering::Relaxed));
+    let best = if rate(1) < rate(0) { 2 } else { 1 };
+    if call % REPROBE_EVERY == REPROBE_EVERY - 1 {
+        return (3 - best, true);
+    }
+    (best, true)
+}
+
+/// Record that a scan of `bytes` on `threads` threads took `secs`.
+pub fn record(bytes: usize, threads: usize, secs: f64) {
+    if bytes == 0 || !(1..=2).contains(&threads) {
+        return;
+    }
+    let class = &CLASSES_STATS[class_of(bytes)];
+    let i = threads - 1;
+    let ns_per_byte = secs * 1e9 / bytes as f64;
+    let n = class.samples[i].fetch_add(1, Ordering::Relaxed);
+    let old = f64::from_bits(class.rate[i].load(Ordering::Relaxed));
+    // the first sample is dropped (page faults, cold cache); then a moving average
+    let new = if n <= 1 { ns_per_byte } else { 0.75 * old + 0.25 * ns_per_byte };
+    class.rate[i].store(new.to_bits(), Ordering::Relaxed);
+}
+
+/// Times a scan when [`choose`] asked for it.
+pub struct Timer {
+    start: Option<Instant>,
+    bytes: usize,
+    threads: usize,
+}
+
+impl Timer {
+    pub fn start(bytes: usize, threads: usize, measure: bool) -> Timer {
+        Timer { start: measure.then(Instant::now), bytes, threads }
+    }
+
+    pub fn stop(self) {
+        if let Some(start) = self.start {
+            record(self.bytes, self.threads, start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// What was measured so far: `(log2 bytes class, ns/byte 1 thread, ns/byte 2 threads)` per calibrated class.
+pub fn measured() -> Vec<(usize, f64, f64)> {
+    (0..CLASSES)
+        .filter_map(|c| {
+            let class = &CLASSES_STATS[c];
+            let s = [class.samples[0].load(Ordering::Relaxed), class.samples[1].load(Ordering::Relaxed)];
+            (s[0] > 0 || s[1] > 0).then(|| {
+                let rate =
+                    |i: usize| if s[i] > 0 { f64::from_bits(class.rate[i].load(Ordering::Relaxed)) } else { f64::NAN };
+                (c, rate(0), rate(1))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_scans_stay_on_one_thread() {
+        assert_eq!(choose(1024), (1, false));
+    }
+
+    #[test]
+    fn the_faster_option_wins_after_calibration() {
+        let bytes = 3 << 40; // a class no real test scans
+        for _ in 0..8 {
+            let (t, measure) = choose(bytes);
+            assert!(measure);
+            record(bytes, t, if t == 2 { 1.0 } else { 3.0 });
+        }
+        if cpus() >= 2 {
+            let picks: Vec<usize> = (0..REPROBE_EVERY).map(|_| choose(bytes).0).collect();
+            assert_eq!(picks.iter().filter(|&&t| t == 2).count() as u64, REPROBE_EVERY - 1);
+        }
+    }
+}
