@@ -1,7 +1,7 @@
 """Exact top-10 search kernels side by side, with the scan rate beside a streaming-read floor.
 
 Per size (rows x dim), filtered (5% of rows) or not, on 1 and 2 threads, in one process:
-- ``numpy``: the numpy twin (``_kernel_py.search`` + the float64 re-rank, as the store runs it);
+- ``numpy``: the numpy twin (``_vector_py.search`` + the float64 re-rank, as the store runs it);
 - ``rust``: the Rust float32 kernel (+ re-rank); ``rust-f16``: the Rust float16 shadow scan
   (+ re-rank; its answer is checked identical to ``rust`` in every case);
 - ``auto``: what the store picks on its own (``_kernels.KernelSet``, measured choice, threads 0);
@@ -122,7 +122,7 @@ def _flat(matrix: np.ndarray, rows: np.ndarray | None, q: np.ndarray) -> np.ndar
 
 def run(quick: bool) -> list[dict[str, Any]]:
     from crewai_rust import _speedups
-    from crewai_rust.memory import _kernel_py
+    from crewai_rust.memory import _rerank, _vector_py
     from crewai_rust.memory._kernels import KernelSet, exact_top, exact_top_many
 
     try:
@@ -163,7 +163,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     return np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32)
 
                 def exact(kernel: Any, r: Any = rows) -> Any:
-                    return _kernel_py.exact_top(kernel, matrix, index.sqnorms, index.seqs, n, q, r, K, 0)
+                    return _rerank.exact_top(kernel, matrix, index.sqnorms, index.seqs, n, q, r, K, 0)
 
                 a, b = exact(rust), exact(rust_f16)
                 identical = a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
@@ -173,7 +173,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 floor["gb_per_s"] = floor_gbs
                 found = [floor]
                 with _blas_threads(threads):
-                    found.append(measure("kernel", case, "numpy", lambda: exact(_kernel_py.search), repeat=reps))
+                    found.append(measure("kernel", case, "numpy", lambda: exact(_vector_py.search), repeat=reps))
                     found.append(measure("kernel", case, "flat", lambda r=rows: _flat(matrix, r, q), repeat=reps))
                 found.append(measure("kernel", case, "rust", lambda: exact(rust), repeat=reps))
                 found.append(measure("kernel", case, "rust-f16", lambda: exact(rust_f16), repeat=reps))

@@ -269,5 +269,5 @@ def vector_stream_read(matrix: _Buffer, n: int, threads: int = 1) -> float:
     """Sum of ``matrix[:n]`` on ``threads`` threads: a pure streaming read (the benchmarks' floor)."""
 
 def vector_shadow_rows(block: _Buffer) -> tuple[bytes, bytes, bytes, bytes]:
-    """The float16 shadow of 2-D float32 rows as ``_kernel_py.shadow_rows`` builds it:
+    """The float16 shadow of 2-D float32 rows as ``_vector_py.shadow_rows`` builds it:
     (halves as uint16 bytes, inv_scale, norm, err as float32 bytes), little-endian."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crewai_rust.database import RustSQLiteWrapper
-from crewai_rust.memory import _kernel_py
+from crewai_rust.memory import _vector_py
 from crewai_rust.tasks import RustTaskExecutor
 from crewai_rust.tools import RustToolExecutor
 
@@ -99,6 +99,6 @@ def test_top_k_with_a_huge_k_returns_every_row(speedups: Any) -> None:
     sqnorms = np.einsum("ij,ij->i", matrix, matrix).astype(np.float32)
     query = rng.normal(size=4).astype(np.float32)
     rows, scores = speedups.vector_top_k(matrix, sqnorms, 5, query, None, 2**40, 0, 0)
-    want_rows, want_scores = _kernel_py.search(matrix, sqnorms, 5, query, None, 2**40, 0)
+    want_rows, want_scores = _vector_py.search(matrix, sqnorms, 5, query, None, 2**40, 0)
     assert list(rows) == want_rows.tolist() and len(rows) == 5
     assert np.allclose(scores, want_scores)

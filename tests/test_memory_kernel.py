@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crewai_rust.memory import _kernel_py
+from crewai_rust.memory import _rerank, _vector_py
 
 
 def _brute(matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, metric: int) -> list[int]:
     block = matrix[rows].astype(np.float64)
     q = query.astype(np.float64)
-    if metric == _kernel_py.METRIC_L2:
+    if metric == _rerank.METRIC_L2:
         score = -((block - q) ** 2).sum(1)
     else:
         # Elementwise product + row sum: equal rows score bit-equal wherever they sit
@@ -30,7 +30,7 @@ cases = st.tuples(
     st.integers(min_value=1, max_value=300),  # rows
     st.sampled_from([1, 3, 8, 31, 64, 100]),  # dim
     st.integers(min_value=1, max_value=40),  # k
-    st.sampled_from([_kernel_py.METRIC_L2, _kernel_py.METRIC_COSINE]),
+    st.sampled_from([_rerank.METRIC_L2, _rerank.METRIC_COSINE]),
     st.floats(min_value=0.0, max_value=1.0),  # fraction selected (1.0 = no selection)
     st.booleans(),  # duplicate rows (ties)
     st.integers(min_value=0, max_value=2**31),
@@ -54,7 +54,7 @@ def _inputs(args: Any) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndar
 @given(args=cases)
 def test_twins_pick_the_same_rows(speedups: Any, args: Any) -> None:
     matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
-    want_rows, want_scores = _kernel_py.search(matrix, sqnorms, n, query, rows, k, metric)
+    want_rows, want_scores = _vector_py.search(matrix, sqnorms, n, query, rows, k, metric)
     for threads in (1, 2):
         got_rows, got_scores = speedups.vector_top_k(matrix, sqnorms, n, query, rows, k, metric, threads)
         # Rank scores are float32 sums in a different order: equal within rounding.
@@ -67,7 +67,7 @@ def test_twins_pick_the_same_rows(speedups: Any, args: Any) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=cases)
-@example(args=(53, 100, 2, _kernel_py.METRIC_COSINE, 0.09375, True, 0))  # equal rows once scored 1 ulp apart
+@example(args=(53, 100, 2, _rerank.METRIC_COSINE, 0.09375, True, 0))  # equal rows once scored 1 ulp apart
 def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
     """Candidates re-ranked in float64 give the brute-force answer, ties by sequence, near ties included."""
     matrix, sqnorms, n, query, rows, k, metric = _inputs(args)
@@ -78,14 +78,14 @@ def test_kernel_plus_rerank_is_exact(use_rust: bool, args: Any) -> None:
             got_rows, got_scores = _speedups.vector_top_k(*a)
             return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
     else:
-        kernel = _kernel_py.search
+        kernel = _vector_py.search
     seqs = np.arange(len(matrix), dtype=np.int64)  # sequence = row here
-    ranked, _ = _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    ranked, _ = _rerank.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)
     selected = np.arange(n, dtype=np.int64) if rows is None else rows
     assert ranked[:k].tolist() == _brute(matrix, query, selected, k, metric)
 
 
-@pytest.mark.parametrize("metric", [_kernel_py.METRIC_L2, _kernel_py.METRIC_COSINE])
+@pytest.mark.parametrize("metric", [_rerank.METRIC_L2, _rerank.METRIC_COSINE])
 @pytest.mark.parametrize("dim", [31, 100])
 def test_rerank_scores_equal_rows_equally_wherever_they_sit(metric: int, dim: int) -> None:
     """Copies of one vector tie exactly, so sequence decides, at any position in the candidates."""
@@ -97,7 +97,7 @@ def test_rerank_scores_equal_rows_equally_wherever_they_sit(metric: int, dim: in
     copies = np.arange(1, 40, 3)
     for count in range(1, 14):
         cand = np.concatenate([np.arange(0, 40, 3)[:count], copies])
-        ranked, scores = _kernel_py.rerank(matrix, seqs, cand, query, metric)
+        ranked, scores = _rerank.rerank(matrix, seqs, cand, query, metric)
         tied = scores[np.isin(ranked, copies)]
         assert len(set(tied.tolist())) == 1
         assert ranked[np.isin(ranked, copies)].tolist() == sorted(copies.tolist(), key=lambda r: seqs[r])

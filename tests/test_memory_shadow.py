@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import crewai_rust
-from crewai_rust.memory import _kernel_py
+from crewai_rust.memory import _rerank, _vector_py
 
-L2, COS = _kernel_py.METRIC_L2, _kernel_py.METRIC_COSINE
+L2, COS = _rerank.METRIC_L2, _rerank.METRIC_COSINE
 
 adversarial = st.tuples(
     st.integers(min_value=1, max_value=250),  # rows
@@ -60,7 +60,7 @@ def _inputs(args: Any) -> tuple[Any, ...]:
     if kind in ("ties", "ulps") and rng.random() < 0.5:
         query = matrix[0].copy()
     rows = None if fraction >= 1.0 else np.flatnonzero(rng.random(n) < fraction).astype(np.int64)
-    shadow = _kernel_py.shadow_rows(matrix)
+    shadow = _vector_py.shadow_rows(matrix)
     return matrix, sqnorms, n, query, rows, k, metric, shadow
 
 
@@ -99,10 +99,10 @@ def test_numpy_shadow_twin_gives_the_float32_answer(args: Any) -> None:
     seqs = np.arange(len(matrix), dtype=np.int64)
 
     def f16(*a: Any) -> Any:
-        return _kernel_py.search_shadow(*a, shadow)
+        return _vector_py.search_shadow(*a, shadow)
 
-    want_rows, want_scores = _kernel_py.exact_top(_kernel_py.search, matrix, sqnorms, seqs, n, query, rows, k, metric)
-    got_rows, got_scores = _kernel_py.exact_top(f16, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    want_rows, want_scores = _rerank.exact_top(_vector_py.search, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    got_rows, got_scores = _rerank.exact_top(f16, matrix, sqnorms, seqs, n, query, rows, k, metric)
     assert got_rows.tolist() == want_rows.tolist()
     assert got_scores.tolist() == want_scores.tolist()
 
@@ -118,10 +118,10 @@ def test_shadow_twins_agree_after_the_rerank(speedups: Any, args: Any) -> None:
         return np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32)
 
     def numpy(*a: Any) -> Any:
-        return _kernel_py.search_shadow(*a, shadow)
+        return _vector_py.search_shadow(*a, shadow)
 
-    got = _kernel_py.exact_top(rust, matrix, sqnorms, seqs, n, query, rows, k, metric)
-    want = _kernel_py.exact_top(numpy, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    got = _rerank.exact_top(rust, matrix, sqnorms, seqs, n, query, rows, k, metric)
+    want = _rerank.exact_top(numpy, matrix, sqnorms, seqs, n, query, rows, k, metric)
     assert got[0].tolist() == want[0].tolist()
     assert got[1].tolist() == want[1].tolist()
 
@@ -132,7 +132,7 @@ def test_shadow_rows_bound_terms_hold() -> None:
         rng.normal(size=(5, 33)) * s for s in (1.0, 1e-41, 1e-20, 1e30, 3e37)
     ]).astype(np.float32)
     block[3] = 0.0
-    halves, inv_scale, norm, err = _kernel_py.shadow_rows(block)
+    halves, inv_scale, norm, err = _vector_py.shadow_rows(block)
     assert halves.dtype == np.float16 and np.isfinite(halves.astype(np.float64)).all()
     wide = block.astype(np.float64)
     back = halves.astype(np.float64) * inv_scale.astype(np.float64)[:, None]
@@ -147,7 +147,7 @@ def test_shadow_rows_bound_terms_hold() -> None:
 def test_rust_shadow_rejects_bad_inputs(speedups: Any) -> None:
     matrix = np.zeros((4, 3), dtype=np.float32)
     norms = np.zeros(4, dtype=np.float32)
-    shadow = _kernel_py.shadow_rows(matrix)
+    shadow = _vector_py.shadow_rows(matrix)
     with pytest.raises(ValueError, match="query has 2 values"):
         _rust_shadow(speedups, matrix, norms, 4, np.zeros(2, dtype=np.float32), None, 1, 0, shadow)
     short = (shadow[0][:2], *shadow[1:])
@@ -167,11 +167,11 @@ def test_batched_kernels_match_single_queries(speedups: Any, args: Any, batch: i
     for q, (got_rows, got_scores) in zip(queries, many):
         assert _bits(got_rows, got_scores) == _bits(*speedups.vector_top_k(matrix, sqnorms, n, q, rows, k, metric, 1))
     seqs = np.arange(len(matrix), dtype=np.int64)
-    answers = _kernel_py.exact_top_many(
-        _kernel_py.search_many, _kernel_py.search, matrix, sqnorms, seqs, n, queries, rows, k, metric
+    answers = _rerank.exact_top_many(
+        _vector_py.search_many, _vector_py.search, matrix, sqnorms, seqs, n, queries, rows, k, metric
     )
     for q, (got_rows, got_scores) in zip(queries, answers):
-        want_rows, want_scores = _kernel_py.exact_top(_kernel_py.search, matrix, sqnorms, seqs, n, q, rows, k, metric)
+        want_rows, want_scores = _rerank.exact_top(_vector_py.search, matrix, sqnorms, seqs, n, q, rows, k, metric)
         assert got_rows.tolist() == want_rows.tolist() and got_scores.tolist() == want_scores.tolist()
 
 
@@ -243,7 +243,7 @@ def test_shadow_follows_writes_and_deletes(tmp_path: Path, use_rust: bool) -> No
         records[70].embedding = [3.0] * 16
         store.update(records[70])
         index = store._index
-        want = _kernel_py.shadow_rows(index.matrix[: index.n])
+        want = _vector_py.shadow_rows(index.matrix[: index.n])
         got = [a[: index.n] for a in index.shadow()]
         assert np.array_equal(want[0].view(np.uint16), got[0].view(np.uint16))  # bit-equal float16 rows
         assert np.array_equal(want[1], got[1])
@@ -291,7 +291,7 @@ def test_shadow_builder_twins_agree(speedups: Any, args: Any) -> None:
     from crewai_rust.memory._kernels import KernelSet
 
     matrix = _inputs(args)[0]
-    want = _kernel_py.shadow_rows(matrix)
+    want = _vector_py.shadow_rows(matrix)
     got = KernelSet(speedups, "on").shadow_rows(matrix)
     assert np.array_equal(got[0].view(np.uint16), want[0].view(np.uint16))
     assert np.array_equal(got[1], want[1])
@@ -310,14 +310,14 @@ def test_rows_and_queries_near_the_float32_limit_get_the_exact_answer(speedups: 
     matrix, sqnorms, n, query, rows, k, metric_, shadow = _inputs((49, 2, 2, metric, 1.0, "mixed", 1e30, 0))
     seqs = np.arange(len(matrix), dtype=np.int64)
     every = np.arange(n, dtype=np.int64)
-    want = _kernel_py.rerank(matrix, seqs, every, query.astype(np.float64), metric)[0][:k].tolist()
+    want = _rerank.rerank(matrix, seqs, every, query.astype(np.float64), metric)[0][:k].tolist()
 
     def rust(*a: Any) -> Any:
         r, s = speedups.vector_top_k(*a)
         return np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32)
 
-    for kernel in (rust, _kernel_py.search):
-        assert _kernel_py.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)[0].tolist() == want
+    for kernel in (rust, _vector_py.search):
+        assert _rerank.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)[0].tolist() == want
 
 
 def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ._kernel_py import Shadow, shadow_rows
+from ._vector_py import Shadow, shadow_rows
 from ._quarantine import load_stored
 
 V = TypeVar("V")

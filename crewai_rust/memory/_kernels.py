@@ -1,6 +1,6 @@
 """Which search kernel runs: decided per process from timings on this CPU, not from constants.
 
-Every kernel here gives the same answer (see ``_kernel_py``'s contract and the
+Every kernel here gives the same answer (see ``_rerank``'s contract and the
 shadow proof in ``rust/src/vector/shadow.rs``), so the choice is about time only.
 For each kind of search (single or batched, filtered or not, log2 of the bytes a
 float32 scan would read) the first calls try every available kernel once (that is
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._env import env_choice, env_int
-from . import _kernel_py
+from . import _rerank, _vector_py
 
 THREADS_ENV = "CREWAI_RUST_MEMORY_THREADS"
 SHADOW_ENV = "CREWAI_RUST_MEMORY_SHADOW"
@@ -87,7 +87,7 @@ class KernelSet:
 
             build = module.vector_shadow_rows
 
-            def rust_shadow_rows(block: np.ndarray) -> _kernel_py.Shadow:
+            def rust_shadow_rows(block: np.ndarray) -> _vector_py.Shadow:
                 halves, inv_scale, norm, err = build(np.ascontiguousarray(block, dtype=np.float32))
                 rows = len(block)
                 return (
@@ -97,16 +97,16 @@ class KernelSet:
                     np.frombuffer(err, dtype="<f4"),
                 )
 
-            self.shadow_rows: Callable[[np.ndarray], _kernel_py.Shadow] = rust_shadow_rows
+            self.shadow_rows: Callable[[np.ndarray], _vector_py.Shadow] = rust_shadow_rows
             self.single["rust"] = rust
             self.single["rust-f16"] = rust_f16
             self.many["rust"] = rust_many
         else:
-            self.shadow_rows = _kernel_py.shadow_rows
+            self.shadow_rows = _vector_py.shadow_rows
         # numpy is always a candidate: where BLAS wins on this CPU, it is picked
         self.single["numpy"] = _numpy
         self.single["numpy-f16"] = _numpy_f16
-        self.many["numpy"] = _kernel_py.search_many
+        self.many["numpy"] = _vector_py.search_many
 
     def wants_shadow(self, nbytes: int) -> bool:
         """Whether an index of ``nbytes`` float32 should keep its float16 shadow."""
@@ -177,11 +177,11 @@ class KernelSet:
 
 
 def _numpy(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
-    return _kernel_py.search(matrix, sqnorms, n, query, rows, k, metric)
+    return _vector_py.search(matrix, sqnorms, n, query, rows, k, metric)
 
 
 def _numpy_f16(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
-    return _kernel_py.search_shadow(matrix, sqnorms, n, query, rows, k, metric, shadow)
+    return _vector_py.search_shadow(matrix, sqnorms, n, query, rows, k, metric, shadow)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -199,14 +199,14 @@ def _bound(kernel: Kernel, shadow: Any) -> Kernel:
 
 
 def exact_top(kernels: KernelSet, index: Any, query: np.ndarray, rows: np.ndarray | None, k: int, metric: int) -> Any:
-    """:func:`_kernel_py.exact_top` on ``index`` with the kernel measured fastest for this search."""
+    """:func:`_rerank.exact_top` on ``index`` with the kernel measured fastest for this search."""
     kernels.prepare(index)
     shadow = index.shadow()
     count = index.n if rows is None else len(rows)
     name, key = kernels.choose(False, rows is not None, count * (index.dim or 0) * 4, shadow is not None)
     kernel = _bound(kernels.single[name], shadow)
     out, seconds = timed(
-        lambda: _kernel_py.exact_top(kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, k, metric)
+        lambda: _rerank.exact_top(kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, k, metric)
     )
     kernels.record(key, name, seconds)
     return out
@@ -215,12 +215,12 @@ def exact_top(kernels: KernelSet, index: Any, query: np.ndarray, rows: np.ndarra
 def exact_top_many(
     kernels: KernelSet, index: Any, queries: np.ndarray, rows: np.ndarray | None, k: int, metric: int
 ) -> list[Any]:
-    """:func:`_kernel_py.exact_top_many` with the batched kernel measured fastest for this batch size."""
+    """:func:`_rerank.exact_top_many` with the batched kernel measured fastest for this batch size."""
     count = index.n if rows is None else len(rows)
     name, key = kernels.choose(True, rows is not None, count * (index.dim or 0) * 4 * len(queries), False)
     single = _bound(kernels.single[name], None)
     out, seconds = timed(
-        lambda: _kernel_py.exact_top_many(
+        lambda: _rerank.exact_top_many(
             kernels.many[name], single, index.matrix, index.sqnorms, index.seqs, index.n, queries, rows, k, metric
         )
     )

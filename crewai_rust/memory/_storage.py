@@ -22,7 +22,7 @@ import numpy as np
 
 from .._selection import implementation_name, speedups_module
 from .._selection import use_rust as resolve_use_rust
-from . import _kernel_py
+from . import _rerank
 from ._index import VectorIndex
 from ._kernels import THREADS_ENV, KernelSet, exact_top, exact_top_many, shadow_mode
 from ._seam import RecordStore, is_url, open_record_store
@@ -44,7 +44,7 @@ logger = logging.getLogger("crewai_rust.memory")
 
 #: LanceDB's default when the first save carries no embedding at all.
 DEFAULT_VECTOR_DIM = 3072
-_METRICS = {"l2": _kernel_py.METRIC_L2, "cosine": _kernel_py.METRIC_COSINE}
+_METRICS = {"l2": _rerank.METRIC_L2, "cosine": _rerank.METRIC_COSINE}
 
 __all__ = ["THREADS_ENV", "MemoryStoreClosedError", "RustMemoryStorage", "default_memory_dir"]
 

@@ -5,7 +5,7 @@
 //! The dot product is dispatched at run time (AVX-512F, AVX2+FMA, portable:
 //! see [`simd`]); the thread count comes from measured throughput ([`threads`]).
 //! Results are ordered by score descending, then row ascending, the same
-//! contract as the numpy twin in `crewai_rust/memory/_kernel_py.py`.
+//! contract as the numpy twin in `crewai_rust/memory/_vector_py.py (re-rank: _rerank.py)`.
 //! [`shadow`] scans a float16 copy with a proven bound and re-scores in float32;
 //! [`batch`] runs many queries over one pass of the rows.
 

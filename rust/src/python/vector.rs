@@ -159,7 +159,7 @@ fn vector_top_k_many(
 }
 
 /// The float16 shadow of float32 rows (2-D): `(halves as uint16 bytes, inv_scale, norm, err as float32 bytes)`,
-/// built exactly as `_kernel_py.shadow_rows` builds it.
+/// built exactly as `_vector_py.shadow_rows` builds it.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn vector_shadow_rows<'py>(

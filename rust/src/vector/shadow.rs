@@ -243,7 +243,7 @@ fn round_up(v: f64) -> f32 {
 /// within `(m - 1) * 2^-53` (relative) of the exact one, so `1e-9` covers rows of millions of values.
 pub const SUM_SLACK: f64 = 1.0 + 1e-9;
 
-/// The shadow of row-major float32 rows: the same construction as `_kernel_py.shadow_rows`.
+/// The shadow of row-major float32 rows: the same construction as `_vector_py.shadow_rows`.
 ///
 /// Returns `(halves, inv_scale, norm, err)`; see the module comment for what each bounds.
 pub fn shadow_rows(block: &[f32], dim: usize) -> (Vec<u16>, Vec<f32>, Vec<f32>, Vec<f32>) {
