@@ -51,8 +51,9 @@ def machine_line(payload: dict[str, Any]) -> str:
     """One sentence naming the machine and software the figures come from."""
     m = payload["machine"]
     build = m["build_info"]
+    simd = ", ".join(build.get("cpu_features") or []) or "none detected"
     return (
-        f"Measured on {m['cpu']} ({m['cores']} cores), Python {m['python']}, CrewAI {m['crewai']}, "
+        f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {simd}), Python {m['python']}, CrewAI {m['crewai']}, "
         f"crewai_rust {m['crewai_rust']} ({build['profile']} build), "
         f"{'quick' if payload['quick'] else 'full'} suite; medians."
     )

@@ -19,7 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .._env import check_options
+import dataclasses
+
+from .._settings import resolve_settings, setting
 from .._patcher import Patcher
 from .._selection import implementation_name, use_rust
 
@@ -29,7 +31,23 @@ _FACTORY_SETTER = "crewai.memory.storage.factory:set_memory_storage_factory"
 _FACTORY_GLOBAL = "crewai.memory.storage.factory:_factory"
 #: Specs CrewAI resolves itself that we do not serve.
 _FOREIGN_SPECS = frozenset({"qdrant-edge"})
-_OPTIONS = frozenset({"metric", "use_rust", "vector_dim", "shadow", "batch_recall"})
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySettings:
+    """What ``patch(memory=...)`` configures: the factory's store arguments, and the recall seam."""
+
+    metric: str = setting("l2")
+    use_rust: bool | None = setting(None)
+    vector_dim: int | None = setting(None)
+    shadow: bool | None = setting(None)
+    batch_recall: bool = setting(True, kind="flag")
+
+    def store_options(self) -> dict[str, Any]:
+        """The :class:`RustMemoryStorage` arguments every store the factory opens gets."""
+        options = dataclasses.asdict(self)
+        del options["batch_recall"]
+        return options
 #: A PostgreSQL URL for CrewAI's default memory (``?namespace=…`` picks the schema).
 URL_ENV = "CREWAI_RUST_MEMORY_URL"
 
@@ -84,12 +102,11 @@ def make_factory(options: dict[str, Any]) -> Any:
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Register the factory; returns which search kernel the stores will use."""
-    check_options("memory", options, _OPTIONS)
-    rust = use_rust(options.get("use_rust"))
-    store_options = {k: v for k, v in options.items() if k != "batch_recall"}
-    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(store_options)):
+    settings = resolve_settings(MemorySettings, "memory", options)
+    rust = use_rust(settings.use_rust)
+    if not patcher.use_setter(_FACTORY_SETTER, _FACTORY_GLOBAL, make_factory(settings.store_options())):
         raise RuntimeError("crewai.memory.storage.factory.set_memory_storage_factory is not available")
-    if options.get("batch_recall", True):
+    if settings.batch_recall:
         from ._recall import patch_recall
 
         patch_recall(patcher)
