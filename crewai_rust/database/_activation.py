@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .._env import check_options, env_choice, env_float, env_int
@@ -86,44 +87,14 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         _pg.configure(**pg.__dict__)
         return implementation_name(rust)
 
-    if options.get("task_outputs", True):
-        from ._task_outputs import PooledTaskOutputsStorage, handler_update
+    from ._filelock import FileLockBackend
+    from ._flow_persistence import flow_persistence_factory
+    from ._task_outputs import PooledTaskOutputsStorage
 
-        patcher.replace(
-            "crewai.memory.storage.kickoff_task_outputs_storage",
-            "KickoffTaskOutputsSQLiteStorage",
-            PooledTaskOutputsStorage,
-        )
-        # Imported by name into the handler's module: replace that binding too.
-        patcher.replace(
-            "crewai.utilities.task_output_storage_handler",
-            "KickoffTaskOutputsSQLiteStorage",
-            PooledTaskOutputsStorage,
-        )
-        patcher.replace("crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler", "update", handler_update)
-
-    if options.get("flows", True):
-        from ._flow_persistence import flow_persistence_factory
-
-        patcher.use_setter(
-            "crewai.flow.persistence.factory:set_flow_persistence_factory",
-            "crewai.flow.persistence.factory:_factory",
-            flow_persistence_factory,
-        )
-
-    if options.get("locks", True):
-        from ._filelock import FileLockBackend
-        from ._lock_choice import crewai_lock_to_keep
-
-        keep = crewai_lock_to_keep()
-        if keep is not None:
-            patcher.keep("crewai_core.lock_store:set_lock_backend", keep)
-        else:
-            patcher.use_setter(
-                "crewai_core.lock_store:set_lock_backend",
-                "crewai_core.lock_store:_backend",
-                FileLockBackend(options.get("lock_dir")),
-            )
+    _install_parts(
+        patcher, options, PooledTaskOutputsStorage, flow_persistence_factory,
+        lambda: FileLockBackend(options.get("lock_dir")),
+    )
     return implementation_name(rust)
 
 
@@ -145,37 +116,51 @@ def _pg_settings(options: dict[str, Any], pool_size: int) -> _pg.PgSettings | No
 
 def _activate_postgres(patcher: Patcher, options: dict[str, Any], pg: _pg.PgSettings) -> None:
     """The three parts on PostgreSQL. Connecting waits for first use: a kickoff fails clearly then."""
+    from ._pg_flow_persistence import flow_persistence_factory
+    from ._pg_lock import PostgresLockBackend
+    from ._pg_task_outputs import PostgresTaskOutputsStorage
+
+    assert pg.url is not None  # _pg_settings returns settings only with a URL
+    url = pg.url
+    _install_parts(
+        patcher, options, PostgresTaskOutputsStorage, flow_persistence_factory,
+        lambda: PostgresLockBackend(
+            url, pg.schema, options.get("lock_dir"), pool_size=max(16, 4 * pg.pool_size), retry_timeout=pg.retry_timeout,
+        ),
+    )
+
+
+def _install_parts(
+    patcher: Patcher,
+    options: dict[str, Any],
+    task_outputs: type,
+    flow_factory: Callable[..., Any],
+    lock_backend: Callable[[], Any],
+) -> None:
+    """Put one backend's task-output storage, flow persistence and lock into CrewAI (each part switchable)."""
     if options.get("task_outputs", True):
-        from ._pg_task_outputs import PostgresTaskOutputsStorage
         from ._task_outputs import handler_update
 
+        # Imported by name into the handler's module: replace that binding too.
         for module in ("crewai.memory.storage.kickoff_task_outputs_storage", "crewai.utilities.task_output_storage_handler"):
-            patcher.replace(module, "KickoffTaskOutputsSQLiteStorage", PostgresTaskOutputsStorage)
+            patcher.replace(module, "KickoffTaskOutputsSQLiteStorage", task_outputs)
         patcher.replace("crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler", "update", handler_update)
 
     if options.get("flows", True):
-        from ._pg_flow_persistence import flow_persistence_factory
-
         patcher.use_setter(
             "crewai.flow.persistence.factory:set_flow_persistence_factory",
             "crewai.flow.persistence.factory:_factory",
-            flow_persistence_factory,
+            flow_factory,
         )
 
     if options.get("locks", True):
         from ._lock_choice import crewai_lock_to_keep
-        from ._pg_lock import PostgresLockBackend
 
         keep = crewai_lock_to_keep()
         if keep is not None:
             patcher.keep("crewai_core.lock_store:set_lock_backend", keep)
         else:
-            assert pg.url is not None  # _pg_settings returns settings only with a URL
-            backend = PostgresLockBackend(
-                pg.url, pg.schema, options.get("lock_dir"), pool_size=max(16, 4 * pg.pool_size),
-                retry_timeout=pg.retry_timeout,
-            )
-            patcher.use_setter("crewai_core.lock_store:set_lock_backend", "crewai_core.lock_store:_backend", backend)
+            patcher.use_setter("crewai_core.lock_store:set_lock_backend", "crewai_core.lock_store:_backend", lock_backend())
 
 
 def stats() -> dict[str, Any]:
