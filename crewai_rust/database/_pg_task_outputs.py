@@ -19,7 +19,7 @@ from crewai.utilities.errors import DatabaseError, DatabaseOperationError
 
 from .._postgres import PostgresError, is_postgres_url, redact, validate_url
 from . import _json, _pg
-from ._task_outputs import COLUMNS, TABLE
+from ._task_outputs import COLUMNS, TABLE, record_of, row_of
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +120,7 @@ class PostgresTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
         inputs: dict[str, Any] | None = None,
     ) -> None:
         """Insert or replace the row of ``task`` (one upsert: re-running it is harmless)."""
-        inputs = inputs or {}
-        row = (
-            str(task.id),
-            task.key,
-            task.expected_output,
-            _json.dumps(output),
-            task_index,
-            _json.dumps(inputs),
-            _stored(was_replayed),
-        )
+        row = row_of(task, output, task_index, _stored(was_replayed), inputs)
         try:
             self._db().run(lambda conn: conn.execute(self._upsert, row))
         except PostgresError as exc:
@@ -160,19 +151,7 @@ class PostgresTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
             rows = self._db().run(lambda conn: conn.execute(self._select).fetchall())
         except PostgresError as exc:
             raise _fail(DatabaseError.LOAD_ERROR, exc) from None
-        return [
-            {
-                "task_id": row[0],
-                "task_key": row[1],
-                "expected_output": row[2],
-                "output": _json.loads(row[3]),
-                "task_index": row[4],
-                "inputs": _json.loads(row[5]),
-                "was_replayed": row[6],
-                "timestamp": row[7],
-            }
-            for row in rows
-        ]
+        return [record_of(row) for row in rows]
 
     def delete_all(self) -> None:
         try:

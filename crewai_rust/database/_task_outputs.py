@@ -68,6 +68,33 @@ def _create_schema(db: RustSQLiteWrapper) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS idx_{TABLE}_task_index ON {TABLE}(task_index)")
 
 
+def row_of(task: Any, output: dict[str, Any], task_index: int, was_replayed: Any, inputs: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The stored row of one task output, in ``COLUMNS`` order (both backends write it)."""
+    return (
+        str(task.id),
+        task.key,
+        task.expected_output,
+        _json.dumps(output),
+        task_index,
+        _json.dumps(inputs or {}),
+        was_replayed,
+    )
+
+
+def record_of(row: Any) -> dict[str, Any]:
+    """One loaded row as the dict stock's ``load()`` returns (output and inputs decoded)."""
+    return {
+        "task_id": row[0],
+        "task_key": row[1],
+        "expected_output": row[2],
+        "output": _json.loads(row[3]),
+        "task_index": row[4],
+        "inputs": _json.loads(row[5]),
+        "was_replayed": row[6],
+        "timestamp": row[7],
+    }
+
+
 def _fail(template: str, exc: BaseException) -> DatabaseOperationError:
     message = DatabaseError.format_error(template, exc)  # type: ignore[arg-type]
     logger.error(message)
@@ -126,18 +153,8 @@ class PooledTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
         inputs: dict[str, Any] | None = None,
     ) -> None:
         """Insert or replace the row of ``task`` (one pooled statement)."""
-        inputs = inputs or {}
-        row = (
-            str(task.id),
-            task.key,
-            task.expected_output,
-            _json.dumps(output),
-            task_index,
-            _json.dumps(inputs),
-            was_replayed,
-        )
         try:
-            self._db().execute(_INSERT, row)
+            self._db().execute(_INSERT, row_of(task, output, task_index, was_replayed, inputs))
         except sqlite3.Error as exc:
             raise _fail(DatabaseError.SAVE_ERROR, exc) from exc
 
@@ -166,19 +183,7 @@ class PooledTaskOutputsStorage(KickoffTaskOutputsSQLiteStorage):
             rows = self._db().query(_SELECT)
         except sqlite3.Error as exc:
             raise _fail(DatabaseError.LOAD_ERROR, exc) from exc
-        return [
-            {
-                "task_id": row[0],
-                "task_key": row[1],
-                "expected_output": row[2],
-                "output": _json.loads(row[3]),
-                "task_index": row[4],
-                "inputs": _json.loads(row[5]),
-                "was_replayed": row[6],
-                "timestamp": row[7],
-            }
-            for row in rows
-        ]
+        return [record_of(row) for row in rows]
 
     def delete_all(self) -> None:
         try:
