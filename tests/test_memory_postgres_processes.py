@@ -331,22 +331,29 @@ def _read_acks(proc: subprocess.Popen[str], acknowledged: set[str], lines: int) 
 
 
 def test_sigkilled_writers_and_a_server_restart_lose_nothing_acknowledged(
-    pg_server: Any, pg_url: str, tmp_path: Path, use_rust: bool
+    pg_net: Any, tmp_path: Path, use_rust: bool
 ) -> None:
+    """The reader in one namespace, the writers in the other (``ip netns exec`` execs: the pid is python's)."""
     impl = "rust" if use_rust else "python"
-    reader = subprocess.Popen([sys.executable, "-c", READER, pg_url, impl, str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+    database = pg_net.create_database()
+    pg_url = pg_net.url(pg_net.host, database)
+    reader_site, writer_site = pg_net.remote
+    reader = subprocess.Popen(
+        reader_site.command([sys.executable, "-c", READER, pg_net.url(reader_site, database), impl, str(tmp_path)]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+    )
     acknowledged: set[str] = set()
     try:
         for round_no in range(4):
             writer = subprocess.Popen(
-                [sys.executable, "-c", KILL_WRITER, pg_url, impl, str(tmp_path), f"k{round_no}"],
+                writer_site.command([sys.executable, "-c", KILL_WRITER, pg_net.url(writer_site, database), impl,
+                                     str(tmp_path), f"k{round_no}"]),
                 stdout=subprocess.PIPE, env=_env(), text=True,
             )
             target = 15 + 10 * round_no
             assert _read_acks(writer, acknowledged, target) == target, f"writer {round_no} stopped early"
             if round_no in (1, 2):
-                pg_server.restart()  # every connection of the writer and the reader drops
+                pg_net.server.restart()  # every connection of the writer and the reader drops
                 more = _read_acks(writer, acknowledged, 10)
                 assert more == 10, f"writer {round_no} did not recover from the restart"
             os.kill(writer.pid, signal.SIGKILL)  # mid-batch: it saves in a tight loop
