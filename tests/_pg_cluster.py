@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +72,12 @@ def _run_as() -> pwd.struct_passwd | None:
 class PgCluster:
     """One initdb'd data directory and its running server."""
 
-    def __init__(self, base_dir: str | None = None) -> None:
+    def __init__(
+        self, base_dir: str | None = None, *, extra_listen: Sequence[str] = (), hba_networks: Sequence[str] = ()
+    ) -> None:
+        """``extra_listen``: more addresses to listen on (a veth end); ``hba_networks``: CIDRs let in by password."""
+        self.extra_listen = list(extra_listen)
+        self.hba_networks = list(hba_networks)
         self.bin_dir = find_bin_dir()
         self.account = _run_as()
         self.root = Path(tempfile.mkdtemp(prefix="crewai_rust_pg_", dir=base_dir))
@@ -119,11 +125,16 @@ class PgCluster:
             conf.write(
                 "\n# crewai_rust tests\n"
                 f"port = {self.port}\n"
-                f"listen_addresses = '{self.host}'\n"
+                f"listen_addresses = '{', '.join([self.host, *self.extra_listen])}'\n"
                 f"unix_socket_directories = '{self.socket_dir}'\n"
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "max_connections = 200\nshared_buffers = 128MB\n"
             )
+        if self.hba_networks:  # scram like loopback: the password is checked on every TCP path
+            with open(self.data_dir / "pg_hba.conf", "a") as hba:
+                hba.write("\n# crewai_rust tests: network namespaces\n")
+                for net in self.hba_networks:
+                    hba.write(f"host all all {net} scram-sha-256\n")
 
     def start(self) -> None:
         self._subprocess([
@@ -145,12 +156,13 @@ class PgCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- addresses -------------------------------------------------------------
-    def url(self, database: str = "postgres", *, password: str | None = None, tcp: bool = True) -> str:
-        """A libpq URL: TCP with the password (the default), or the unix socket (trusted)."""
+    def url(self, database: str = "postgres", *, password: str | None = None, tcp: bool = True,
+            host: str | None = None) -> str:
+        """A libpq URL: TCP with the password (the default; ``host`` another listen address), or the unix socket."""
         if not tcp:
             return f"postgresql://{SUPERUSER}@/{database}?host={quote(str(self.socket_dir), safe='')}&port={self.port}"
         pw = self.password if password is None else password
-        return f"postgresql://{SUPERUSER}:{quote(pw, safe='')}@{self.host}:{self.port}/{database}"
+        return f"postgresql://{SUPERUSER}:{quote(pw, safe='')}@{host or self.host}:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL through the server's own ``psql`` (no Python driver needed)."""
@@ -170,8 +182,8 @@ class PgCluster:
         return self.url(name)
 
 
-def start_cluster(base_dir: str | None = None) -> PgCluster:
-    cluster = PgCluster(base_dir)
+def start_cluster(base_dir: str | None = None, **options: Sequence[str]) -> PgCluster:
+    cluster = PgCluster(base_dir, **options)  # type: ignore[arg-type]
     try:
         cluster.start()
     except BaseException:

@@ -114,6 +114,40 @@ def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
     return str(pg_server.create_database())
 
 
+_NET_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def pg_net(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A server reached from two network namespaces over veth pairs (other machines, as far as
+    the network goes); where the machine cannot make them, loopback, said in the test summary."""
+    from _pg_net import open_pg_net
+
+    external = bool(os.environ.get("CREWAI_RUST_TEST_PG_URL", "").strip())
+    if not external:
+        request.getfixturevalue("pg_server")  # psycopg and the server binaries: skip or fail as it does
+    try:
+        net = open_pg_net(
+            lambda: request.getfixturevalue("pg_server"), services_required=_services_required(),
+            netns_required=os.environ.get("CREWAI_RUST_REQUIRE_NETNS", "").strip() == "1", external=external,
+        )
+    except Exception as exc:  # NetnsUnavailable, ClusterUnavailable
+        pytest.fail(f"could not set up network namespaces for the PostgreSQL tests: {exc}")
+    _NET_REPORT.append(net.describe())
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """Say how the multi-machine PostgreSQL tests reached the server: a loopback fall back is never silent."""
+    if _NET_REPORT:
+        terminalreporter.section("PostgreSQL across network namespaces")
+        for line in _NET_REPORT:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def speedups():  # type: ignore[no-untyped-def]
     """The compiled module, for twin-against-twin tests."""

@@ -1,7 +1,9 @@
 """Issue 17, DATABASE, across processes: what one CrewAI process writes to PostgreSQL another uses.
 
 Every child is a separate CrewAI process with a private storage dir and lock dir, so
-the only thing the processes share is the server: as two machines would.
+the only thing the processes share is the server: as two machines would. The ``pg_net``
+tests put the children in network namespaces of their own, reaching the server over veth
+pairs (loopback where the machine cannot, said in the test summary).
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ def _close_pools() -> Any:
     _pg.close_all()
 
 
-def _child(url: str, *args: str) -> subprocess.Popen[str]:
+def _child(url: str, *args: str, site: Any = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "CREWAI_RUST_DATABASE_URL": url}
     env.pop("CREWAI_STORAGE_DIR", None)  # each child makes its own
+    argv = [sys.executable, SCENARIOS, *args]
     return subprocess.Popen(
-        [sys.executable, SCENARIOS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        site.command(argv) if site is not None else argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -95,6 +98,36 @@ def test_a_flow_persisted_in_one_process_resumes_in_another(pg_url: str) -> None
     assert b["counter"] == 22
     assert len(b["hosts"]) == 2 and b["hosts"][0] != b["hosts"][1]  # one step in A, one in B
     assert b["resumed"].startswith("published after 'ship it' on ") and not b["pending_left"]
+
+
+def test_a_flow_paused_in_one_namespace_resumes_in_another(pg_net: Any) -> None:
+    """A and B each in a network namespace of its own: the flow's state crossed only the server."""
+    database = pg_net.create_database()
+    a, b = pg_net.remote
+    first = _lines(_child(pg_net.url(a, database), "flow_start", site=a))
+    counter = next(x for x in first if "counter" in x)
+    paused = next(x for x in first if "paused_id" in x)
+    assert counter["counter"] == 11 and counter["persistence"] == "PostgresFlowPersistence"
+    (resumed,) = _lines(_child(pg_net.url(b, database), "flow_resume", counter["counter_id"], paused["paused_id"],
+                               site=b))
+    assert resumed["counter"] == 22 and resumed["hosts"][0] != resumed["hosts"][1]
+    assert resumed["resumed"].startswith("published after 'ship it' on ") and not resumed["pending_left"]
+
+
+def test_an_advisory_lock_held_in_a_namespace_blocks_the_host(pg_net: Any, tmp_path: Path) -> None:
+    database = pg_net.create_database()
+    name = "sqlite:/shared/task-outputs.db"
+    holder = _child(pg_net.url(pg_net.remote[0], database), "hold_lock", name, "1.5", site=pg_net.remote[0])
+    assert _read(holder) == {"held": True}
+    ours = PostgresLockBackend(pg_net.url(pg_net.host, database), directory=str(tmp_path))
+    with pytest.raises(LockTimeoutError, match="another process or machine"):
+        with ours(name, timeout=0.2):
+            pass
+    with ours(name, timeout=60):
+        acquired = time.time()
+    released = _read(holder)["released"]
+    _lines(holder)
+    assert acquired >= released
 
 
 def test_an_advisory_lock_held_in_one_process_blocks_another(pg_url: str, tmp_path: Path) -> None:

@@ -1,6 +1,11 @@
 """Several processes on one PostgreSQL memory store: concurrent writers, deleters and searchers;
 a SIGKILLed writer and a server restart mid-run lose nothing acknowledged and nobody restarts.
 
+Two of the four sharing workers, and the writers of the out-of-order commit test, run in
+network namespaces of their own and reach the server over veth pairs, as workers on other
+machines would (``pg_net``; where the machine cannot make namespaces, loopback, said in
+the test summary).
+
 Like ``test_memory_processes.py``, the workers skip importing CrewAI and save light record
 objects; the storage code path (seam, PostgreSQL store, index, kernels) is the real one.
 """
@@ -113,6 +118,43 @@ SHARER = PRELUDE + textwrap.dedent(
     assert got == adds - dels, (len(got), len(adds - dels))
     assert store.count() == len(got)
     print("ok", len(got), flush=True)
+    import psycopg
+    with psycopg.connect(url) as conn:  # the address the server sees us at: the veth end in a namespace
+        print("client", conn.execute("SELECT host(inet_client_addr())").fetchone()[0], flush=True)
+    """
+)
+
+# Commands on stdin, one answer line each: "save ID", "hold-save ID" (answers "inside" once its
+# write holds the store's head lock, then waits for "release" before it commits), "ids".
+CONTROLLED = PRELUDE + textwrap.dedent(
+    """
+    def held_save(rid):
+        real = store._store._write
+
+        def held_write(body, what):
+            def held(cur):
+                result = body(cur)
+                print("inside", flush=True)
+                assert sys.stdin.readline().split() == ["release"]
+                return result
+            return real(held, what)
+
+        store._store._write = held_write
+        try:
+            store.save([record(rid)])
+        finally:
+            store._store._write = real
+
+    for line in sys.stdin:
+        cmd, *arg = line.split()
+        if cmd == "save":
+            store.save([record(arg[0])])
+            print("saved", arg[0], flush=True)
+        elif cmd == "hold-save":
+            held_save(arg[0])
+            print("saved", arg[0], flush=True)
+        elif cmd == "ids":
+            print("ids", *sorted(everything()), flush=True)
     """
 )
 
@@ -156,16 +198,20 @@ def _stored_ids(url: str, namespace: str = "crewai_memory") -> set[str]:
         return {row[0] for row in conn.execute(f'SELECT id FROM "{namespace}".records')}
 
 
-def test_four_processes_write_delete_and_search_one_store(pg_url: str, tmp_path: Path, use_rust: bool) -> None:
+def test_four_processes_write_delete_and_search_one_store(pg_net: Any, tmp_path: Path, use_rust: bool) -> None:
+    """Two workers on the host, two in namespaces of their own (other machines, as far as the network goes)."""
     impl = "rust" if use_rust else "python"
+    database = pg_net.create_database()
+    sites = [pg_net.host, pg_net.host, *pg_net.remote]
     tags = [f"p{i}" for i in range(4)]
     count = 45
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SHARER, pg_url, impl, str(tmp_path), tag, str(count), ",".join(tags)],
+            site.command([sys.executable, "-c", SHARER, pg_net.url(site, database), impl, str(tmp_path), tag,
+                          str(count), ",".join(tags)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
         )
-        for tag in tags
+        for site, tag in zip(sites, tags)
     ]
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
@@ -177,8 +223,98 @@ def test_four_processes_write_delete_and_search_one_store(pg_url: str, tmp_path:
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     expected = len(tags) * (count - count // 10)
-    assert all(out.split() == ["ok", str(expected)] for out, _ in outputs), outputs
-    assert len(_stored_ids(pg_url)) == expected
+    lines = [out.splitlines() for out, _ in outputs]
+    assert all(out[0].split() == ["ok", str(expected)] for out in lines), outputs
+    for site, out in zip(sites, lines):
+        client = out[1].split()
+        assert client[0] == "client"
+        if site.isolated:  # it really came over its veth link
+            assert client[1:] == [site.client_addr], (site, out)
+    assert len(_stored_ids(pg_net.url(pg_net.host, database))) == expected
+
+
+def _waiting_on_lock(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'crewai_rust-memory'"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+class _Controlled:
+    """A CONTROLLED worker: one command line in, one answer line out."""
+
+    def __init__(self, site: Any, url: str, impl: str, workdir: Path) -> None:
+        self.proc = subprocess.Popen(
+            site.command([sys.executable, "-c", CONTROLLED, url, impl, str(workdir)]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+        )
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def answer(self) -> list[str]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(30)
+            raise AssertionError(self.proc.stderr.read() if self.proc.stderr else "worker ended")
+        return line.split()
+
+    def ask(self, line: str) -> list[str]:
+        self.send(line)
+        return self.answer()
+
+    def close(self) -> None:
+        try:
+            _, err = self.proc.communicate(timeout=30)  # end of stdin: the worker's loop ends
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.communicate()
+        assert self.proc.returncode == 0, err[-3000:]
+
+
+def test_a_commit_out_of_number_order_across_processes_is_never_missed(
+    pg_net: Any, tmp_path: Path, use_rust: bool
+) -> None:
+    """Writer A (one namespace) starts its write first and is held open inside it; writer B (the
+    other namespace) starts later; a reader process on the host syncs while A is still open. With
+    a change log numbered by a plain sequence B commits a higher number first, the reader moves
+    past it, and A's lower number, committed afterwards, is never applied. Here B must queue
+    behind A (or land after it), and the reader's next search sees both."""
+    impl = "rust" if use_rust else "python"
+    database = pg_net.create_database()
+    host_url = pg_net.url(pg_net.host, database)
+    a = _Controlled(pg_net.remote[0], pg_net.url(pg_net.remote[0], database), impl, tmp_path)
+    b = _Controlled(pg_net.remote[1], pg_net.url(pg_net.remote[1], database), impl, tmp_path)
+    reader = _Controlled(pg_net.host, host_url, impl, tmp_path)
+    workers = [a, b, reader]
+    try:
+        assert a.ask("save seed") == ["saved", "seed"]
+        assert reader.ask("ids") == ["ids", "seed"]
+        assert b.ask("ids") == ["ids", "seed"]  # B is open and in step before A's write begins
+        assert a.ask("hold-save from-a") == ["inside"]
+        b.send("save from-b")
+        deadline = time.monotonic() + 30
+        while not _waiting_on_lock(host_url):  # B queues behind A's head lock
+            assert time.monotonic() < deadline, "B neither queued nor finished"
+            time.sleep(0.01)
+        assert reader.ask("ids") == ["ids", "seed"]  # neither has committed; the reader has synced
+        a.send("release")
+        assert a.answer() == ["saved", "from-a"]
+        assert b.answer() == ["saved", "from-b"]
+        assert reader.ask("ids") == ["ids", "from-a", "from-b", "seed"]
+        for worker in (a, b):
+            assert worker.ask("ids") == ["ids", "from-a", "from-b", "seed"]
+    finally:
+        for worker in workers:
+            worker.close()
 
 
 def _read_acks(proc: subprocess.Popen[str], acknowledged: set[str], lines: int) -> int:
@@ -195,22 +331,29 @@ def _read_acks(proc: subprocess.Popen[str], acknowledged: set[str], lines: int) 
 
 
 def test_sigkilled_writers_and_a_server_restart_lose_nothing_acknowledged(
-    pg_server: Any, pg_url: str, tmp_path: Path, use_rust: bool
+    pg_net: Any, tmp_path: Path, use_rust: bool
 ) -> None:
+    """The reader in one namespace, the writers in the other (``ip netns exec`` execs: the pid is python's)."""
     impl = "rust" if use_rust else "python"
-    reader = subprocess.Popen([sys.executable, "-c", READER, pg_url, impl, str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+    database = pg_net.create_database()
+    pg_url = pg_net.url(pg_net.host, database)
+    reader_site, writer_site = pg_net.remote
+    reader = subprocess.Popen(
+        reader_site.command([sys.executable, "-c", READER, pg_net.url(reader_site, database), impl, str(tmp_path)]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+    )
     acknowledged: set[str] = set()
     try:
         for round_no in range(4):
             writer = subprocess.Popen(
-                [sys.executable, "-c", KILL_WRITER, pg_url, impl, str(tmp_path), f"k{round_no}"],
+                writer_site.command([sys.executable, "-c", KILL_WRITER, pg_net.url(writer_site, database), impl,
+                                     str(tmp_path), f"k{round_no}"]),
                 stdout=subprocess.PIPE, env=_env(), text=True,
             )
             target = 15 + 10 * round_no
             assert _read_acks(writer, acknowledged, target) == target, f"writer {round_no} stopped early"
             if round_no in (1, 2):
-                pg_server.restart()  # every connection of the writer and the reader drops
+                pg_net.server.restart()  # every connection of the writer and the reader drops
                 more = _read_acks(writer, acknowledged, 10)
                 assert more == 10, f"writer {round_no} did not recover from the restart"
             os.kill(writer.pid, signal.SIGKILL)  # mid-batch: it saves in a tight loop

@@ -28,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import-lancedb", help="copy a LanceDB memory table into the store at PATH")
     imp.add_argument("path", help="directory holding memories.lance (the store is created there)")
     imp.add_argument("--table", default="memories", help="LanceDB table name (default: memories)")
-    check = sub.add_parser("check", help="list records that cannot be read back (quarantined); --repair mends them")
-    check.add_argument("path", nargs="?", help="store directory (default: CrewAI's memory directory)")
+    check = sub.add_parser(
+        "check", help="verify a store (rows decode, one dimension, index and change log agree with the table) "
+        "and list quarantined records; --repair mends them",
+    )
+    check.add_argument("path", nargs="?", help="store directory or postgresql:// URL (default: CrewAI's memory directory)")
+    check.add_argument("--namespace", help="with a URL: the store's schema (default: crewai_memory)")
     check.add_argument("--repair", action="store_true", help="put back every quarantined record that can be mended")
 
 
@@ -67,12 +71,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.memory_command == "stats" and is_url(args.path):
         return _stats_url(args)
+    if args.memory_command == "check" and is_url(args.path):
+        return _check_url(args)
     path = Path(args.path) if args.path else default_memory_dir()
     if not (path / DB_FILENAME).exists():
         print(f"no crewai_rust memory store in {path}")
         return 1
     if args.memory_command == "check":
-        return _check(path, args.repair)
+        from ._check import check
+
+        return check(path, repair=args.repair)
     store = RustMemoryStorage(path, import_lancedb=False)
     try:
         info = store.stats()
@@ -100,6 +108,18 @@ def _stats_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_url(args: argparse.Namespace) -> int:
+    from ._check import check
+    from ._pg_persistence import store_exists
+
+    if not store_exists(args.path, args.namespace):
+        from .._postgres import redact
+
+        print(f"no crewai_rust memory store at {redact(args.path)} (namespace {args.namespace or 'default'})")
+        return 1
+    return check(args.path, namespace=args.namespace, repair=args.repair)
+
+
 def _print_stats(info: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(info, indent=2))
@@ -111,33 +131,3 @@ def _print_stats(info: dict, as_json: bool) -> None:
         print(f"scopes:     {len(info['scopes'])}")
         for scope in info["scopes"][:50]:
             print(f"  {scope}")
-
-
-def _check(path: Path, repair: bool) -> int:
-    """List quarantined records (opening the store quarantines any unreadable row first); exit 1 if any remain."""
-    from . import RustMemoryStorage
-    from ._quarantine import problem, repaired
-
-    store = RustMemoryStorage(path, import_lancedb=False)
-    try:
-        rows = store._store.quarantined()
-        dim = store.vector_dim
-        restored = 0
-        for qid, record_id, reason, when, categories, metadata, embedding in rows:
-            status = ""
-            if repair:
-                cats, meta = repaired(categories, metadata)
-                if problem(record_id, cats, meta, embedding, dim) is not None:
-                    status = "  [cannot repair: " + str(problem(record_id, cats, meta, embedding, dim)) + "]"
-                elif store._store.restore(qid, cats, meta):
-                    status = "  [repaired]"
-                    restored += 1
-                else:
-                    status = "  [kept: a record with this id exists]"
-            print(f"{record_id!r}  quarantined {when}: {reason}{status}")
-        store.refresh()
-        left = len(rows) - restored
-        print(f"{store.db_path}: {store.count()} records, {left} quarantined")
-    finally:
-        store.close()
-    return 1 if left else 0
