@@ -144,20 +144,32 @@ READER = textwrap.dedent(
     store = RustMemoryStorage(target) if "://" in target else RustMemoryStorage(target)
     def vector(i):
         return np.random.default_rng(1000 + i).normal(size=dim).tolist()
+    hinted = sys.argv[4] == "hint"
+    watcher = getattr(store._store, "_watcher", None)
+    while watcher is not None and watcher.connects == 0:  # listening before the first write is timed
+        time.sleep(0.01)
     print("ready", flush=True)
     for i in range(count):
         q = vector(i)
         while True:
+            mark = store.applied_change
             hits = store.search(q, limit=1)
             if hits and hits[0][0].id == f"v{i}":
                 break
+            if hinted:  # sleep until the LISTEN wake-up has applied something newer: no polling
+                store.wait_for_change(mark, timeout=5)
         print(time.monotonic(), flush=True)
     """
 )
 
 
 def _latency_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
-    """Write in this process, visible in another's search: time from the save call to the reader's hit."""
+    """Write in this process, visible in another's search: time from the save call to the reader's hit.
+
+    The PostgreSQL reader does not poll: between searches it sleeps in ``wait_for_change`` until
+    the LISTEN wake-up has applied a newer change. The SQLite reader has no wake-up and searches
+    in a loop (one of the two cores spins).
+    """
     import numpy as np
     from crewai.memory.types import MemoryRecord
 
@@ -171,7 +183,8 @@ def _latency_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
     for impl, target in targets.items():
         writer = RustMemoryStorage(target)
         writer.save(_records(1_000, DIM))
-        reader = subprocess.Popen([sys.executable, "-c", READER, target, str(count), str(DIM)],
+        mode = "hint" if impl == "postgres" else "poll"  # SQLite has no wake-up: its reader searches in a loop
+        reader = subprocess.Popen([sys.executable, "-c", READER, target, str(count), str(DIM), mode],
                                   stdout=subprocess.PIPE, text=True, env=env)
         assert reader.stdout is not None
         assert reader.stdout.readline().strip() == "ready"

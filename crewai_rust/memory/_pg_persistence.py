@@ -338,16 +338,19 @@ class PostgresRecordStore:
             return ChangeSet(span[1], False, list(span[2]), [])
 
         def read(conn: Any) -> ChangeSet:
-            head, trimmed = conn.execute(f"SELECT num, trimmed_through FROM {self._s}.head").fetchone()
-            head = int(head)
+            # The head and the log after ``seq`` in one round trip: the join is empty when nothing is
+            # new (one cheap row) or when the log was trimmed past the reader (stale).
+            joined = conn.execute(
+                f"SELECT h.num, h.trimmed_through, c.num, c.record_id, c.op FROM {self._s}.head h"
+                f" LEFT JOIN {self._s}.changes c ON c.num > %s AND c.num <= h.num AND h.trimmed_through <= %s"
+                " ORDER BY c.num", (seq, seq),
+            ).fetchall()
+            head, trimmed = int(joined[0][0]), int(joined[0][1])
             if head <= seq:
                 return ChangeSet(head, False, [], [])
             if trimmed > seq:
                 return ChangeSet(head, False, [], [], stale=True)
-            log = conn.execute(
-                f"SELECT num, record_id, op FROM {self._s}.changes WHERE num > %s AND num <= %s ORDER BY num",
-                (seq, head),
-            ).fetchall()
+            log = [(num, record_id, op) for _, _, num, record_id, op in joined if num is not None]
             reset = False
             last: dict[str, tuple[int, str]] = {}
             for num, record_id, op in log:
@@ -811,7 +814,10 @@ class _Watcher(threading.Thread):
                 self._call()  # what was committed while we were not listening
                 while not self._stopping.is_set():
                     got = False
-                    for _ in conn.notifies(timeout=0.5, stop_after=64):
+                    # stop_after=1: the generator returns at the first wake-up (with any that came in the
+                    # same packet) instead of collecting 64 or waiting out the timeout, so the catch-up
+                    # starts within a round trip of the commit; wake-ups during it come at the next call.
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
                         got = True
                     if got:
                         self._call()

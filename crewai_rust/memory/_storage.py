@@ -132,6 +132,7 @@ class RustMemoryStorage:
             self.path = target = Path(path) if path is not None else default_memory_dir()
         self._declared_dim = vector_dim
         self._lock = threading.RLock()
+        self._changed = threading.Condition(threading.Lock())  # notified when ``_seen`` moves
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
         self._store: RecordStore = open_record_store(target, namespace)
@@ -184,9 +185,14 @@ class RustMemoryStorage:
             self._index.load(count, (_readable(rows, dim, bad) for rows in batches), dim)
         finally:
             batches.close()  # ends the read snapshot even when loading failed
-        self._seen = head
+        self._set_seen(head)
         if bad:
             self._quarantine(bad)
+
+    def _set_seen(self, head: int) -> None:
+        self._seen = head
+        with self._changed:
+            self._changed.notify_all()
 
     def _quarantine(self, bad: list[tuple[str, str]]) -> None:
         """Move unreadable rows aside (one WARNING each); the index already skipped them."""
@@ -216,22 +222,42 @@ class RustMemoryStorage:
             index.remove(record_id)
         bad: list[tuple[str, str]] = []
         index.upsert_many(_readable(changes.upserted, index.dim or self._store.get_dim(), bad, trusted))
-        self._seen = changes.head
+        self._set_seen(changes.head)
         if bad:  # written by another process that skipped validation
             for record_id, _ in bad:
                 index.remove(record_id)
             self._quarantine(bad)
 
     def _on_hint(self) -> None:
-        """Another process may have committed (a LISTEN wake-up): catch up now, unless a caller holds the
-        store (it syncs itself before its read anyway)."""
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            if not self._closed:
-                self._sync()
-        finally:
-            self._lock.release()
+        """Another process may have committed (a LISTEN wake-up): catch up now.
+
+        Waits for a caller holding the store (a search that read the head just before the
+        commit would otherwise leave the write unapplied until the next read), in short
+        slices so that ``close()`` never waits on this thread.
+        """
+        while not self._closed:
+            if self._lock.acquire(timeout=0.05):
+                try:
+                    if not self._closed:
+                        self._sync()
+                finally:
+                    self._lock.release()
+                return
+
+    @property
+    def applied_change(self) -> int:
+        """The change number this process's index is up to date with."""
+        return self._seen
+
+    def wait_for_change(self, after: int, timeout: float | None = None) -> bool:
+        """Block until the index applied a change numbered above ``after`` (True) or ``timeout`` passed.
+
+        On PostgreSQL another process's commit wakes the background catch-up (LISTEN), so
+        a process can wait for new memories without polling; SQLite has no wake-up: there
+        only this process's own reads and writes move the number.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: self._seen > after or self._closed, timeout)
 
     def refresh(self) -> None:
         """Pick up other processes' writes now (reads do this on their own)."""
@@ -466,6 +492,8 @@ class RustMemoryStorage:
                 self._closed = True
                 self._store.close()
                 self._index.clear(None)
+                with self._changed:
+                    self._changed.notify_all()
 
     def stats(self) -> dict[str, Any]:
         """Records, dimension, scopes and file size (for ``python -m crewai_rust memory stats``)."""
