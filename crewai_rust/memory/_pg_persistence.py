@@ -55,6 +55,8 @@ _SCHEMA_VERSION = "1"
 RETRY_SECONDS = 60.0
 _CHANGES_KEPT = 20_000
 _TRIM_EVERY = 2_000
+#: How long the listener waits for a wake-up before it checks that it should still run.
+_LISTEN_TIMEOUT = 0.5
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -817,7 +819,7 @@ class _Watcher(threading.Thread):
                     # stop_after=1: the generator returns at the first wake-up (with any that came in the
                     # same packet) instead of collecting 64 or waiting out the timeout, so the catch-up
                     # starts within a round trip of the commit; wake-ups during it come at the next call.
-                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                    for _ in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
                         got = True
                     if got:
                         self._call()
