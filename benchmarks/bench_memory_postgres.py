@@ -1,6 +1,7 @@
 """Memory on PostgreSQL: stock LanceDBStorage vs RustMemoryStorage on SQLite vs on PostgreSQL.
 
-Side by side in one run (the rust twin for ours): save of 1 and 100 records, search at
+Side by side in one run (the rust twin for ours; saves also with the python twin): save of
+1, 100 and 1000 records, search at
 10k x 1536 (it runs in RAM on both of ours), open of an existing 10k (and, without
 ``--quick``, 100k) x 1536 store (PostgreSQL streams it with binary COPY), and the latency
 from a write in this process to its visibility in a search of another process
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _harness import main, measure, row  # noqa: E402
-from bench_memory import _offline, _records, _save_all  # noqa: E402
+from bench_memory import _offline, _records, _save_all, save_cases  # noqa: E402
 
 DIM = 1536
 URL_ENV = "CREWAI_RUST_BENCH_PG_URL"
@@ -68,17 +69,19 @@ def _close(stores: dict[str, Any]) -> None:
 
 
 def _save_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
+    """Save of 1, 100 and 1000 records per call: stock, both twins on SQLite and on PostgreSQL."""
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+
     stores = _stores(tmp, url, "save")
+    if speedups_enabled():  # the stores above run the Rust twin; add the Python twin beside them
+        stores["sqlite-python"] = RustMemoryStorage(tmp / "save" / "sqlite-py", use_rust=False)
+        stores["postgres-python"] = RustMemoryStorage(url=url, namespace="save_py", use_rust=False)
     seed = _records(1_000, DIM)
     for store in stores.values():
         _save_all(store, seed)
-    fresh = iter(_records(2_000 if quick else 4_000, DIM, seed=1))
-    out = []
-    for batch in (1, 100):
-        for impl, store in stores.items():
-            out.append(measure("save", f"{batch} record(s) x {DIM} into 1k", impl,
-                               lambda s=store, b=batch: s.save([next(fresh) for _ in range(b)]),
-                               repeat=5 if batch == 100 else 15, warmup=1))
+    del seed
+    out = save_cases(stores, DIM)
     _close(stores)
     return out
 

@@ -238,6 +238,7 @@ def test_memory_storage_spec_and_default_url_go_to_postgres(pg_url: str, monkeyp
 def test_own_rows_are_not_read_back_unless_another_process_changed_them(pg_url: str, opened: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = opened(url=pg_url), opened(url=pg_url)
+    a._store._watcher.stop()  # only the refresh below reads: no background catch-up on B's wake-up
     a.save([rec("base")])
     real_sync = a._sync
     monkeypatch.setattr(a, "_sync", lambda *_: None)  # A's catch-up runs only after B's write below

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from ._quarantine import COPIED, QUARANTINE_SCHEMA
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow, RecordStore
 
@@ -144,6 +145,7 @@ class SQLiteRecordStore:
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
             with self.write() as cur:
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     cur.execute(statement)
@@ -161,6 +163,7 @@ class SQLiteRecordStore:
         #: (head before, head after, index rows) of this process's last save: a reader at the first
         #: number reaches the second without reading the rows back (see ``changes_since``)
         self._span: tuple[int, int, list[IndexRow]] | None = None
+        self._checkpointer = Checkpointer(self.path)
 
     # -- plumbing ----------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -389,6 +392,7 @@ class SQLiteRecordStore:
             self._log(cur, ids, "u")
             span = self._own_rows(cur, rows, ids)
         self._span = span
+        self._checkpointer.wrote(sum(len(r.embedding) + len(r.content) + len(r.metadata) + 256 for r in rows))
         return dim
 
     @staticmethod
@@ -608,6 +612,9 @@ class SQLiteRecordStore:
         """No wake-ups on SQLite: readers check the log head before every read, which is one cheap query."""
 
     def close(self) -> None:
+        checkpointer = getattr(self, "_checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.close()
         with self._lock:
             self._close_quietly()
 

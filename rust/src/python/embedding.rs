@@ -6,7 +6,7 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyList};
+use pyo3::types::{PyBytes, PyList};
 
 use crate::embedding::{F32Writer, Problem};
 
@@ -22,29 +22,38 @@ fn reason_of(py: Python<'_>, err: PyErr) -> PyResult<String> {
     }
 }
 
-/// The fast path: an exact `list` read item by item into a new `bytes`. `None` when an item is
-/// not a number (or the list changed length while being read): the caller takes the general path.
-fn from_list<'py>(py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option<(Bound<'py, PyBytes>, Result<(), Problem>)>> {
+/// One embedding's bytes and the verdict on its values.
+type Encoded<'py> = (Bound<'py, PyBytes>, Result<(), Problem>);
+
+/// The fast path: an exact `list` of exact `float`s read in place into a new `bytes`. `None` when an
+/// item is anything else (an int, a bool, a numpy scalar): the caller takes the general path, which
+/// may run Python code (`__float__`), so it is never run while this loop holds raw item pointers.
+fn from_list<'py>(py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option<Encoded<'py>>> {
     let n = list.len();
     let mut verdict = Ok(());
     let mut complete = true;
     let bytes = PyBytes::new_with(py, n * 4, |buf| {
         let mut writer = F32Writer::new(buf);
-        for item in list.iter() {
-            if let Ok(f) = item.cast_exact::<PyFloat>() {
-                writer.push(f.value());
-            } else if let Ok(v) = item.extract::<f64>() {
-                writer.push(v);
-            } else {
-                complete = false;
-                break;
+        let ptr = list.as_ptr();
+        // SAFETY: `list` is an exact list and we hold the GIL; nothing in this loop runs Python
+        // code, so no other code can resize the list or drop its items while we read them:
+        // every index below its length is a valid borrowed pointer, and a float's value is read
+        // only after its exact type was checked.
+        unsafe {
+            let float_type = std::ptr::addr_of_mut!(pyo3::ffi::PyFloat_Type);
+            for i in 0..n {
+                let item = pyo3::ffi::PyList_GET_ITEM(ptr, i as pyo3::ffi::Py_ssize_t);
+                if pyo3::ffi::Py_TYPE(item) != float_type {
+                    complete = false;
+                    break;
+                }
+                writer.push(pyo3::ffi::PyFloat_AS_DOUBLE(item));
             }
         }
-        complete &= writer.len() == n;
         verdict = writer.finish();
         Ok(())
     })?;
-    Ok(if complete && list.len() == n { Some((bytes, verdict)) } else { None })
+    Ok(if complete { Some((bytes, verdict)) } else { None })
 }
 
 /// Float32 bytes of each embedding, in order: `(blobs, -1, "")`, or `(blobs before it, i, reason)`
