@@ -59,7 +59,7 @@ def test_a_wake_up_while_the_store_is_busy_is_applied_when_it_is_free(pair: Any)
 
 
 def test_wait_for_change_returns_at_once_when_already_past_and_on_close(pair: Any) -> None:
-    writer, reader = pair
+    _, reader = pair
     assert reader.wait_for_change(reader.applied_change - 1, timeout=0)
     assert not reader.wait_for_change(reader.applied_change, timeout=0.05)
     done = threading.Event()

@@ -212,13 +212,13 @@ class VectorIndex:
         new = [i for i, r in enumerate(rows) if r[1] not in self.row_of]
         self._grow(self.n + len(new))
         for i, r in enumerate(rows):
-            row = self.row_of.get(r[1])
-            if row is None:
-                row = self.n
+            at = self.row_of.get(r[1])
+            if at is None:
+                at = self.n
                 self.n += 1
                 self.ids.append(r[1])
-                self.row_of[r[1]] = row
-            positions[i] = row
+                self.row_of[r[1]] = at
+            positions[i] = at
         self.matrix[positions] = block
         self.sqnorms[positions] = np.einsum("ij,ij->i", block, block)
         if self.shadow_enabled:

@@ -121,7 +121,7 @@ def encode_many_python(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
     if block is not None and block.ndim == 2 and len(block) == len(embeddings):
         if np.isfinite(block).all() and not (np.abs(block) == _F32_MAX_AS_F32).any():
             return [row.tobytes() for row in block], -1, ""
-    blobs = []
+    blobs: list[bytes] = []
     for i, values in enumerate(embeddings):
         vec, reason = _f32_or_reason(values)
         if vec is None:
