@@ -1,9 +1,10 @@
 """Memory storage: stock LanceDBStorage vs RustMemoryStorage (python twin, rust twin), one process.
 
 Cases: per-query search (limit 10) at several store sizes and dimensions, with
-and without a selective scope filter (5% of records); save of 1 and 100
-records; opening an existing store; ``Memory.recall`` shallow and deep (scripted
-LLM, hashed embedder; ours under ``crewai_rust.patch()``, stock unpatched); and the scan rate of the unfiltered rust search beside
+and without a selective scope filter (5% of records); save of 1, 100 and 1000
+records per call (batches built before the clock starts); opening an existing store; ``Memory.recall``
+shallow and deep (scripted LLM, hashed embedder; ours under ``crewai_rust.patch()``, stock unpatched);
+and the scan rate of the unfiltered rust search beside
 this machine's memory-bandwidth floor (performance-notes: about 20 GB/s on one
 core, 37 GB/s on both).
 """
@@ -150,7 +151,29 @@ def _scan_rate(store: Any, n: int, dim: int, query: list[float]) -> list[dict[st
     return out
 
 
+#: (records per save, timed saves): every save inserts fresh ids into a store seeded with 1k records.
+SAVE_BATCHES = ((1, 15), (100, 7), (1000, 3))
+
+
+def _fresh_batches(size: int, count: int, dim: int, seed: int) -> list[list[Any]]:
+    """``count`` batches of ``size`` new records, built before the clock starts."""
+    return [_records(size, dim, seed=seed + k) for k in range(count)]
+
+
+def save_cases(stores: dict[str, Any], dim: int, group: str = "save") -> list[dict[str, Any]]:
+    """Save of 1, 100 and 1000 records per call for each store, side by side (shared with the PostgreSQL bench)."""
+    out = []
+    for size, rounds in SAVE_BATCHES:
+        for n, (impl, store) in enumerate(stores.items()):
+            prepared = _fresh_batches(size, rounds + 1, dim, seed=10_000 * (size + n) + 1)
+            out.append(measure(group, f"{size} record(s) x {dim} into 1k", impl,
+                               lambda s=store, p=prepared: s.save(p.pop()), repeat=rounds, warmup=1))
+            del prepared
+    return out
+
+
 def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    """Both twins beside stock LanceDB; the Rust twin encodes a batch in one call (one transaction either way)."""
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
     from crewai_rust import speedups_enabled
@@ -165,13 +188,8 @@ def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
     if speedups_enabled():
         stores["rust"] = RustMemoryStorage(tmp / "save" / "rs", use_rust=True)
         stores["rust"].save(seed_records)
-    fresh = iter(_records(2_000 if quick else 6_000, dim, seed=1))
-    out = []
-    for batch in (1, 100):
-        for impl, store in stores.items():
-            out.append(measure("save", f"{batch} record(s) x {dim} into 1k", impl,
-                               lambda s=store, b=batch: s.save([next(fresh) for _ in range(b)]),
-                               repeat=5 if batch == 100 else 15, warmup=1))
+    del seed_records
+    out = save_cases(stores, dim)
     for store in stores.values():
         if hasattr(store, "close"):
             store.close()
@@ -180,18 +198,24 @@ def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
 
 
 def _encode_rows(dim: int) -> list[dict[str, Any]]:
-    """Validating and encoding one embedding list as float32 bytes (every saved record pays it)."""
+    """Validating and encoding embeddings as float32 bytes: one list, and a save batch of 100 in one call."""
     from crewai_rust._selection import speedups_module
-    from crewai_rust.memory._records import encode_python, rust_encoder
+    from crewai_rust.memory._records import encode_many_python, encode_python, rust_batch_encoder, rust_encoder
 
     values = np.random.default_rng(5).normal(size=dim).tolist()
+    batch = [np.random.default_rng(k).normal(size=dim).tolist() for k in range(100)]
     out = [measure("encode", f"1 embedding x {dim}", "python", lambda: encode_python(values, "e"),
-                   repeat=7, number=200)]
+                   repeat=7, number=200),
+           measure("encode", f"100 embeddings x {dim}, one call", "python", lambda: encode_many_python(batch),
+                   repeat=7, number=10)]
     module = speedups_module()
     if module is not None:
         encode = rust_encoder(module)
         out.append(measure("encode", f"1 embedding x {dim}", "rust", lambda: encode(values, "e"),
                            repeat=7, number=200))
+        many = rust_batch_encoder(module)
+        out.append(measure("encode", f"100 embeddings x {dim}, one call", "rust", lambda: many(batch),
+                           repeat=7, number=10))
     return out
 
 

@@ -1,6 +1,7 @@
 """Memory on PostgreSQL: stock LanceDBStorage vs RustMemoryStorage on SQLite vs on PostgreSQL.
 
-Side by side in one run (the rust twin for ours): save of 1 and 100 records, search at
+Side by side in one run (the rust twin for ours; saves also with the python twin): save of
+1, 100 and 1000 records, search at
 10k x 1536 (it runs in RAM on both of ours), open of an existing 10k (and, without
 ``--quick``, 100k) x 1536 store (PostgreSQL streams it with binary COPY), and the latency
 from a write in this process to its visibility in a search of another process
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _harness import main, measure, row  # noqa: E402
-from bench_memory import _offline, _records, _save_all  # noqa: E402
+from bench_memory import _offline, _records, _save_all, save_cases  # noqa: E402
 
 DIM = 1536
 URL_ENV = "CREWAI_RUST_BENCH_PG_URL"
@@ -68,17 +69,19 @@ def _close(stores: dict[str, Any]) -> None:
 
 
 def _save_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
+    """Save of 1, 100 and 1000 records per call: stock, both twins on SQLite and on PostgreSQL."""
+    from crewai_rust import speedups_enabled
+    from crewai_rust.memory import RustMemoryStorage
+
     stores = _stores(tmp, url, "save")
+    if speedups_enabled():  # the stores above run the Rust twin; add the Python twin beside them
+        stores["sqlite-python"] = RustMemoryStorage(tmp / "save" / "sqlite-py", use_rust=False)
+        stores["postgres-python"] = RustMemoryStorage(url=url, namespace="save_py", use_rust=False)
     seed = _records(1_000, DIM)
     for store in stores.values():
         _save_all(store, seed)
-    fresh = iter(_records(2_000 if quick else 4_000, DIM, seed=1))
-    out = []
-    for batch in (1, 100):
-        for impl, store in stores.items():
-            out.append(measure("save", f"{batch} record(s) x {DIM} into 1k", impl,
-                               lambda s=store, b=batch: s.save([next(fresh) for _ in range(b)]),
-                               repeat=5 if batch == 100 else 15, warmup=1))
+    del seed
+    out = save_cases(stores, DIM)
     _close(stores)
     return out
 
@@ -144,20 +147,32 @@ READER = textwrap.dedent(
     store = RustMemoryStorage(target) if "://" in target else RustMemoryStorage(target)
     def vector(i):
         return np.random.default_rng(1000 + i).normal(size=dim).tolist()
+    hinted = sys.argv[4] == "hint"
+    watcher = getattr(store._store, "_watcher", None)
+    while watcher is not None and watcher.connects == 0:  # listening before the first write is timed
+        time.sleep(0.01)
     print("ready", flush=True)
     for i in range(count):
         q = vector(i)
         while True:
+            mark = store.applied_change
             hits = store.search(q, limit=1)
             if hits and hits[0][0].id == f"v{i}":
                 break
+            if hinted:  # sleep until the LISTEN wake-up has applied something newer: no polling
+                store.wait_for_change(mark, timeout=5)
         print(time.monotonic(), flush=True)
     """
 )
 
 
 def _latency_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
-    """Write in this process, visible in another's search: time from the save call to the reader's hit."""
+    """Write in this process, visible in another's search: time from the save call to the reader's hit.
+
+    The PostgreSQL reader does not poll: between searches it sleeps in ``wait_for_change`` until
+    the LISTEN wake-up has applied a newer change. The SQLite reader has no wake-up and searches
+    in a loop (one of the two cores spins).
+    """
     import numpy as np
     from crewai.memory.types import MemoryRecord
 
@@ -171,7 +186,8 @@ def _latency_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
     for impl, target in targets.items():
         writer = RustMemoryStorage(target)
         writer.save(_records(1_000, DIM))
-        reader = subprocess.Popen([sys.executable, "-c", READER, target, str(count), str(DIM)],
+        mode = "hint" if impl == "postgres" else "poll"  # SQLite has no wake-up: its reader searches in a loop
+        reader = subprocess.Popen([sys.executable, "-c", READER, target, str(count), str(DIM), mode],
                                   stdout=subprocess.PIPE, text=True, env=env)
         assert reader.stdout is not None
         assert reader.stdout.readline().strip() == "ready"

@@ -230,6 +230,11 @@ def vector_top_k(
 def embedding_f32_bytes(values: list[float]) -> bytes:
     """Validate an embedding and encode it as float32 bytes; NaN/inf/float32 overflow raise ValueError."""
 
+__all__ += ["embeddings_f32_bytes_many"]
+
+def embeddings_f32_bytes_many(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
+    """A save batch's embeddings as float32 bytes: ``(blobs, -1, "")``, or ``(blobs before it, i, reason)`` for the first refused one."""
+
 __all__ += ["vector_top_k_shadow", "vector_top_k_many", "vector_kernel_info", "vector_stream_read"]
 __all__ += ["vector_shadow_rows"]
 

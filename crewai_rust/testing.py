@@ -127,13 +127,15 @@ def default_answer(messages: str | Sequence[Any]) -> str:
     return f"Completed '{task[:120]}' (ref {digest})."
 
 
-def _structured(response_model: type[BaseModel], messages: str | Sequence[Any]) -> BaseModel:
+def _structured(
+    response_model: type[BaseModel], messages: str | Sequence[Any], extract: Callable[[str], list[str]] | None = None
+) -> BaseModel:
     """Valid, deterministic instances of memory's structured-output models."""
     text = _text_of(messages)
     name = response_model.__name__
     if name == "ExtractedMemories":
         body = text.strip().splitlines()[-1] if text.strip() else "nothing"
-        return response_model(memories=[body[:300]])
+        return response_model(memories=extract(body) if extract is not None else [body[:300]])
     if name == "MemoryAnalysis":
         return response_model(suggested_scope="/", categories=["general"], importance=0.5)
     if name == "QueryAnalysis":
@@ -150,20 +152,24 @@ class ScriptedLLM(BaseLLM):
 
     ``respond(messages, tools)`` may return a string, a list of tool-call dicts,
     or None for the default answer. ``latency`` seconds are slept per call
-    (``time.sleep`` releases the GIL, like a network wait).
+    (``time.sleep`` releases the GIL, like a network wait). ``extract_memories(text)``
+    gives the memories extracted from a task's result (default: its last line, one memory).
     """
 
     model: str = "scripted-offline"
     latency: float = 0.0
     _respond: Responder | None = PrivateAttr(default=None)
+    _extract: Callable[[str], list[str]] | None = PrivateAttr(default=None)
     _calls: int = PrivateAttr(default=0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
-        self, respond: Responder | None = None, *, latency: float = 0.0, model: str = "scripted-offline", **kwargs: Any
+        self, respond: Responder | None = None, *, latency: float = 0.0, model: str = "scripted-offline",
+        extract_memories: Callable[[str], list[str]] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(model=model, latency=latency, **kwargs)  # type: ignore[call-arg]  # our field
         self._respond = respond
+        self._extract = extract_memories
 
     @property
     def calls(self) -> int:
@@ -185,7 +191,7 @@ class ScriptedLLM(BaseLLM):
         if self.latency > 0:
             time.sleep(self.latency)
         if response_model is not None:
-            return _structured(response_model, messages)
+            return _structured(response_model, messages, self._extract)
         msgs = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
         if self._respond is not None:
             answer = self._respond(msgs, tools)

@@ -102,3 +102,52 @@ def test_factory_serves_paths_declines_qdrant_and_unpatch_restores(tmp_path: Pat
 def test_unknown_option_is_an_error() -> None:
     state = crewai_rust.patch("memory", memory={"metrc": "l2"})
     assert "metrc" in state["components"]["MEMORY"]["error"]
+
+
+def test_a_crew_saves_its_extracted_memories_through_the_bulk_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   use_rust: bool) -> None:
+    """CrewAI's path: the agent executor extracts memories, ``Memory.remember_many`` runs the EncodingFlow
+    in the save pool, and its ``storage.save(records)`` is one call for the batch: here one encoding
+    call (the Rust twin's ``embeddings_f32_bytes_many`` or the numpy twin) and one transaction."""
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config
+
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    crewai_rust.patch("memory")
+    encoded: list[int] = []
+    written: list[int] = []
+
+    def extract(text: str) -> list[str]:
+        return [f"fact {i} of {len(text)}: {text[:60]}" for i in range(6)]
+
+    llm = ScriptedLLM(extract_memories=extract)
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder", llm=llm)
+    task = Task(description="Describe the wings of the barn owl", expected_output="a sentence", agent=agent)
+    crew = Crew(agents=[agent], tasks=[task], memory=True, embedder=crew_embedder_config(64))
+    store = crew._memory._storage
+    real_encode, real_upsert = store._encode_many, store._store.upsert
+
+    def encode_spy(embeddings: list[Any]) -> Any:
+        encoded.append(len(embeddings))
+        return real_encode(embeddings)
+
+    def upsert_spy(rows: Any, *args: Any, **kwargs: Any) -> Any:
+        written.append(len(rows))
+        return real_upsert(rows, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_encode_many", encode_spy)
+    monkeypatch.setattr(store, "_encode", None)  # the one-at-a-time encoder must not run
+    monkeypatch.setattr(store._store, "upsert", upsert_spy)
+    if use_rust:
+        import inspect
+
+        from crewai_rust import _speedups
+
+        assert inspect.getclosurevars(real_encode).nonlocals["fn"] is _speedups.embeddings_f32_bytes_many
+    crew.kickoff()
+    crew._memory.drain_writes()
+    assert 6 in written, written  # the six extracted memories in one transaction
+    assert encoded == written  # one encoding call per save, for the whole batch
+    texts = {r.content for r in store.list_records(limit=100)}
+    assert sum(t.startswith("fact ") for t in texts) == 6

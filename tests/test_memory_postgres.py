@@ -125,18 +125,15 @@ def test_a_transaction_that_commits_after_a_later_one_is_never_missed(pg_url: st
     a.save([rec("seed")])
     reader.search(rec("seed").embedding)
     inside, release = threading.Event(), threading.Event()
-    real_write = a._store._write
+    real_send = a._store._send_upsert
 
-    def held_write(body: Any, what: str) -> Any:
-        def held(cur: Any) -> Any:
-            result = body(cur)
-            inside.set()
-            assert release.wait(60)
-            return result
+    def held_send(*args: Any) -> Any:  # inside the save's transaction, the head row locked
+        result = real_send(*args)
+        inside.set()
+        assert release.wait(60)
+        return result
 
-        return real_write(held, what)
-
-    a._store._write = held_write  # type: ignore[method-assign]
+    a._store._send_upsert = held_send  # type: ignore[method-assign]
     errors: list[BaseException] = []
 
     def run(fn: Any) -> threading.Thread:
@@ -241,9 +238,10 @@ def test_memory_storage_spec_and_default_url_go_to_postgres(pg_url: str, monkeyp
 def test_own_rows_are_not_read_back_unless_another_process_changed_them(pg_url: str, opened: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = opened(url=pg_url), opened(url=pg_url)
+    a._store._watcher.stop()  # only the refresh below reads: no background catch-up on B's wake-up
     a.save([rec("base")])
     real_sync = a._sync
-    monkeypatch.setattr(a, "_sync", lambda: None)  # A's catch-up runs only after B's write below
+    monkeypatch.setattr(a, "_sync", lambda *_: None)  # A's catch-up runs only after B's write below
     a.save([rec("mine"), rec("shared", seed=1)])
     b.save([rec("shared", seed=2)])  # B replaces one of A's rows before A applied its own write
     monkeypatch.setattr(a, "_sync", real_sync)

@@ -188,6 +188,50 @@ class VectorIndex:
         self.category_codes[row] = self.categories.code(categories)
         self.metadata_codes[row] = self.metadata.code(metadata)
 
+    def upsert_many(self, rows: list[tuple[int, str, str, str, str, bytes]]) -> None:
+        """:meth:`upsert` of every row (seq, id, scope, categories, metadata, embedding), in order, as block writes.
+
+        A save of many records lands here: one matrix scatter, one norm pass and one
+        shadow build for the batch instead of one of each per row. The result is the
+        row-by-row loop's (ids repeated within ``rows`` go through that loop).
+        """
+        if len(rows) < 2 or len({r[1] for r in rows}) != len(rows):
+            for row in rows:
+                self.upsert(*row)
+            return
+        if self.dim is None:
+            self.clear(len(rows[0][5]) // 4)
+        dim = self.dim or 0
+        flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
+        if len(flat) != len(rows) * dim or any(len(r[5]) != dim * 4 for r in rows):
+            bad = next(r for r in rows if len(r[5]) != dim * 4)
+            raise ValueError(f"stored embedding of {len(bad[5]) // 4} values in a {self.dim}-d index")
+        self._selections.clear()
+        block = flat.reshape(len(rows), dim)
+        positions = np.empty(len(rows), dtype=np.int64)
+        new = [i for i, r in enumerate(rows) if r[1] not in self.row_of]
+        self._grow(self.n + len(new))
+        for i, r in enumerate(rows):
+            at = self.row_of.get(r[1])
+            if at is None:
+                at = self.n
+                self.n += 1
+                self.ids.append(r[1])
+                self.row_of[r[1]] = at
+            positions[i] = at
+        self.matrix[positions] = block
+        self.sqnorms[positions] = np.einsum("ij,ij->i", block, block)
+        if self.shadow_enabled:
+            halves, inv_scale, norm, err = self.shadow_builder(np.ascontiguousarray(block))
+            self.halves[positions] = halves
+            self.inv_scale[positions] = inv_scale
+            self.shadow_norm[positions] = norm
+            self.shadow_err[positions] = err
+        self.seqs[positions] = [r[0] for r in rows]
+        self.scope_codes[positions] = [self.scopes.code(r[2]) for r in rows]
+        self.category_codes[positions] = [self.categories.code(r[3]) for r in rows]
+        self.metadata_codes[positions] = [self.metadata.code(r[4]) for r in rows]
+
     def remove(self, record_id: str) -> bool:
         """Swap-remove the row of ``record_id``; False when it is not here."""
         row = self.row_of.pop(record_id, None)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from ._quarantine import COPIED, QUARANTINE_SCHEMA
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow, RecordStore
 
@@ -144,6 +145,7 @@ class SQLiteRecordStore:
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
             with self.write() as cur:
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     cur.execute(statement)
@@ -158,6 +160,10 @@ class SQLiteRecordStore:
             raise StoreUnreadableError(f"{self.path} has schema version {version!r}; expected {_SCHEMA_VERSION}")
         self._writes_since_trim = 0
         self._identity = _file_identity(self.path)
+        #: (head before, head after, index rows) of this process's last save: a reader at the first
+        #: number reaches the second without reading the rows back (see ``changes_since``)
+        self._span: tuple[int, int, list[IndexRow]] | None = None
+        self._checkpointer = Checkpointer(self.path)
 
     # -- plumbing ----------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -238,8 +244,16 @@ class SQLiteRecordStore:
         """The newest change sequence number (0 for a store never written)."""
         return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM changes") or 0)
 
-    def changes_since(self, seq: int) -> ChangeSet:
-        """Deltas committed after ``seq``, with the current rows of upserted records."""
+    def changes_since(self, seq: int, after_own_write: bool = False) -> ChangeSet:
+        """Deltas committed after ``seq``, with the current rows of upserted records.
+
+        ``after_own_write``: the caller has just saved and ``seq`` is where it started, so
+        the changes up to that save's last number are exactly the rows it wrote: they are
+        handed over instead of read back (later commits come with the next read).
+        """
+        span, self._span = self._span, None
+        if after_own_write and span is not None and span[0] == seq:
+            return ChangeSet(span[1], False, list(span[2]), [])
         with self._read() as cur:
             head = int(cur.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
             if head <= seq:
@@ -374,8 +388,32 @@ class SQLiteRecordStore:
                     for r in rows
                 ],
             )
-            self._log(cur, [r.id for r in rows], "u")
+            ids = [r.id for r in rows]
+            self._log(cur, ids, "u")
+            span = self._own_rows(cur, rows, ids)
+        self._span = span
+        self._checkpointer.wrote(sum(len(r.embedding) + len(r.content) + len(r.metadata) + 256 for r in rows))
         return dim
+
+    @staticmethod
+    def _own_rows(cur: sqlite3.Cursor, rows: Sequence[RecordRow], ids: list[str]) -> tuple[int, int, list[IndexRow]] | None:
+        """The span of log numbers this write just took and its index rows (ids and seqs only are read back).
+
+        Under the write lock the log's AUTOINCREMENT numbers of one transaction are consecutive.
+        """
+        if not ids:
+            return None
+        last = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        if last is None:
+            return None
+        unique = list({r.id: r for r in rows}.values())
+        seqs: dict[str, int] = {}
+        for chunk in _chunks([r.id for r in unique], 500):
+            marks = ",".join("?" * len(chunk))
+            seqs.update((rid, s) for s, rid in cur.execute(f"SELECT seq, id FROM records WHERE id IN ({marks})", chunk))
+        head = int(last[0])
+        written = [(int(seqs[r.id]), r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique]
+        return head - len(ids), head, written
 
     def delete_ids(self, ids: Sequence[str]) -> int:
         """Delete records by id; returns how many existed."""
@@ -574,6 +612,9 @@ class SQLiteRecordStore:
         """No wake-ups on SQLite: readers check the log head before every read, which is one cheap query."""
 
     def close(self) -> None:
+        checkpointer = getattr(self, "_checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.close()
         with self._lock:
             self._close_quietly()
 

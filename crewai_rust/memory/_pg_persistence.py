@@ -55,6 +55,8 @@ _SCHEMA_VERSION = "1"
 RETRY_SECONDS = 60.0
 _CHANGES_KEPT = 20_000
 _TRIM_EVERY = 2_000
+#: How long the listener waits for a wake-up before it checks that it should still run.
+_LISTEN_TIMEOUT = 0.5
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -182,12 +184,15 @@ class PostgresRecordStore:
         self._s = f'"{self.namespace}"'
         self.channel = f"crewai_rust_mem_{self.namespace}"
         self._writes_since_trim = 0
-        self._tls = threading.local()  # the head number the current thread's write started from
         #: id -> (log number, index row) of rows this process wrote, until the index applied them
         self._own: dict[str, tuple[int, IndexRow]] = {}
+        #: (head before, head after, index rows) of this process's last save: a reader at the first
+        #: number needs nothing from the server to reach the second (see ``changes_since``)
+        self._span: tuple[int, int, list[IndexRow]] | None = None
         self._closed = False
         self._watcher: _Watcher | None = None
-        self._pool = open_pool(url, min_size=1, max_size=4, application_name="crewai_rust-memory")
+        # No liveness round trip per checkout: every call here is retried on a dead connection (``_run``).
+        self._pool = open_pool(url, min_size=1, max_size=4, application_name="crewai_rust-memory", check=False)
         # A store dropped without close() (CrewAI does not always close its storage) still
         # returns its connections when it is collected.
         self._finalizer = weakref.finalize(self, self._pool.close)
@@ -272,7 +277,6 @@ class PostgresRecordStore:
             with conn.transaction():
                 cur = conn.cursor()
                 base = int(cur.execute(f"SELECT num FROM {self._s}.head FOR UPDATE").fetchone()[0])
-                self._tls.base = base
                 result, ids, op = body(cur)
                 entries = [None] if op == "r" else ids
                 if entries:
@@ -318,7 +322,7 @@ class PostgresRecordStore:
     def head(self) -> int:
         return int(self._query(f"SELECT num FROM {self._s}.head", what="reading the change head")[0][0])
 
-    def changes_since(self, seq: int) -> ChangeSet:
+    def changes_since(self, seq: int, after_own_write: bool = False) -> ChangeSet:
         """Deltas committed after ``seq``: one cheap head read when there are none, two or three queries else.
 
         No snapshot is needed: committed numbers are a gap-free prefix, so the log
@@ -328,17 +332,27 @@ class PostgresRecordStore:
         ``_own`` instead of being read back.
         """
 
+        span, self._span = self._span, None
+        if after_own_write and span is not None and span[0] == seq:
+            # Everything after ``seq`` up to ``span[1]`` is the caller's own save, just committed:
+            # no read needed. Later commits by others are picked up by the next read, from ``span[1]``.
+            self._own = {k: v for k, v in self._own.items() if v[0] > span[1]}
+            return ChangeSet(span[1], False, list(span[2]), [])
+
         def read(conn: Any) -> ChangeSet:
-            head, trimmed = conn.execute(f"SELECT num, trimmed_through FROM {self._s}.head").fetchone()
-            head = int(head)
+            # The head and the log after ``seq`` in one round trip: the join is empty when nothing is
+            # new (one cheap row) or when the log was trimmed past the reader (stale).
+            joined = conn.execute(
+                f"SELECT h.num, h.trimmed_through, c.num, c.record_id, c.op FROM {self._s}.head h"
+                f" LEFT JOIN {self._s}.changes c ON c.num > %s AND c.num <= h.num AND h.trimmed_through <= %s"
+                " ORDER BY c.num", (seq, seq),
+            ).fetchall()
+            head, trimmed = int(joined[0][0]), int(joined[0][1])
             if head <= seq:
                 return ChangeSet(head, False, [], [])
             if trimmed > seq:
                 return ChangeSet(head, False, [], [], stale=True)
-            log = conn.execute(
-                f"SELECT num, record_id, op FROM {self._s}.changes WHERE num > %s AND num <= %s ORDER BY num",
-                (seq, head),
-            ).fetchall()
+            log = [(num, record_id, op) for _, _, num, record_id, op in joined if num is not None]
             reset = False
             last: dict[str, tuple[int, str]] = {}
             for num, record_id, op in log:
@@ -405,60 +419,114 @@ class PostgresRecordStore:
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
         quarantined: Sequence[tuple[RecordRow, str]] = (),
     ) -> int:
-        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension."""
-        s = self._s
-        written: list[IndexRow] = []
+        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension.
 
-        def body(cur: Any) -> tuple[int, list[str], str]:
-            row = cur.execute(f"SELECT value FROM {s}.meta WHERE key = 'dim'").fetchone()
-            if row is None:
-                cur.execute(f"INSERT INTO {s}.meta(key, value) VALUES ('dim', %s)", (str(dim),))
-            elif int(row[0]) != dim:
-                raise _DimensionTaken(int(row[0]))
-            now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            if quarantined:
-                cur.executemany(
-                    f"INSERT INTO {s}.quarantine(reason, quarantined_at, {_COPIED})"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    [(reason, now, *_params(r)) for r, reason in quarantined],
-                )
-            for key, value in (meta or {}).items():
-                cur.execute(
-                    f"INSERT INTO {s}.meta(key, value) VALUES (%s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value),
-                )
-            unique = list({r.id: r for r in rows}.values())
-            if unique:
-                # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
-                # builds no arrays of large values.
-                cur.executemany(
-                    f"INSERT INTO {s}.records({_COPIED}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                    " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
-                    " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
-                    " created_at=excluded.created_at, created_us=excluded.created_us,"
-                    " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
-                    " embedding=excluded.embedding RETURNING id, seq",
-                    [_params(r) for r in unique], returning=True,
-                )
-                seqs: dict[str, int] = {}
-                while True:
-                    got = cur.fetchone()
-                    if got is not None:
-                        seqs[got[0]] = int(got[1])
-                    if not cur.nextset():
-                        break
-                written.clear()
-                written.extend((int(seqs[r.id]), r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique)
-            return dim, [r.id for r in unique], "u"
+        Two round trips whatever the batch size: every statement of the transaction is
+        sent as one pipeline (lock and advance the head row, check the dimension, the
+        rows, the log and the wake-up), then COMMIT once the dimension was read back as
+        ours; on a mismatch the transaction rolls back and nothing was written.
+        """
+        unique = list({r.id: r for r in rows}.values())
+        n = len(unique)
+        got: dict[str, Any] = {}
+        self._span = None
+
+        def run(conn: Any) -> int:
+            got.clear()
+            with conn.pipeline(), conn.transaction():
+                stored, head, seqs = self._send_upsert(conn, unique, dim, meta, quarantined)
+                if stored != dim:
+                    raise _DimensionTaken(stored)
+                got["head"], got["seqs"] = head, seqs
+            return dim
 
         try:
-            result = self._write(body, f"saving {len(rows)} records")
+            result = self._run(run, f"saving {len(rows)} records")
         except _DimensionTaken as taken:
             return taken.stored
-        base = self._tls.base
-        for offset, index_row in enumerate(written, start=1):  # log numbers base+1.. in this order
-            self._own[index_row[1]] = (base + offset, index_row)
+        if unique:
+            head, seqs = got["head"], got["seqs"]
+            base = head - n
+            written = [(seqs[r.id], r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique]
+            for offset, index_row in enumerate(written, start=1):  # log numbers base+1.. in this order
+                self._own[index_row[1]] = (base + offset, index_row)
+            self._span = (base, head, written)
         return result
+
+    def _send_upsert(
+        self, conn: Any, unique: list[RecordRow], dim: int, meta: dict[str, str] | None,
+        quarantined: Sequence[tuple[RecordRow, str]],
+    ) -> tuple[int, int, dict[str, int]]:
+        """The statements of one save, pipelined inside the caller's transaction: (stored dim, new head, seqs).
+
+        Reading the dimension back is the pipeline's one sync; COMMIT is the caller's.
+        """
+        s = self._s
+        n = len(unique)
+        # Locks the head row (writers of the store queue here) and reserves numbers head-n+1..head.
+        head_cur = conn.execute(f"UPDATE {s}.head SET num = num + %s RETURNING num", (n,))
+        # The stored size, fixed to ours when there is none (one row whichever case).
+        dim_cur = conn.execute(
+            f"WITH fixed AS (INSERT INTO {s}.meta(key, value) VALUES ('dim', %s) ON CONFLICT DO NOTHING"
+            f" RETURNING value) SELECT value FROM fixed UNION ALL SELECT value FROM {s}.meta WHERE key = 'dim'",
+            (str(dim),),
+        )
+        cur = conn.cursor()
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        if quarantined:
+            cur.executemany(
+                f"INSERT INTO {s}.quarantine(reason, quarantined_at, {_COPIED})"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                [(reason, now, *_params(r)) for r, reason in quarantined],
+            )
+        for key, value in (meta or {}).items():
+            cur.execute(
+                f"INSERT INTO {s}.meta(key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value),
+            )
+        rows_cur = conn.cursor()
+        if unique:
+            # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
+            # builds no arrays of large values.
+            rows_cur.executemany(
+                f"INSERT INTO {s}.records({_COPIED}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
+                " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
+                " created_at=excluded.created_at, created_us=excluded.created_us,"
+                " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
+                " embedding=excluded.embedding RETURNING id, seq",
+                [_params(r) for r in unique], returning=True,
+            )
+            self._maybe_trim_pipelined(cur, n)
+            # Log and wake-up in one statement, numbered from the head this transaction moved.
+            cur.execute(
+                f"WITH h AS (SELECT num FROM {s}.head), logged AS (INSERT INTO {s}.changes(num, record_id, op)"
+                " SELECT h.num - %s + t.ord, t.id, 'u' FROM h, unnest(%s::text[]) WITH ORDINALITY AS t(id, ord))"
+                " SELECT pg_notify(%s, h.num::text) FROM h",
+                (n, [r.id for r in unique], self.channel),
+            )
+        stored = int(dim_cur.fetchone()[0])  # the sync: everything above has run
+        head = int(head_cur.fetchone()[0])
+        seqs: dict[str, int] = {}
+        if unique and stored == dim:
+            while True:
+                returned = rows_cur.fetchone()
+                if returned is not None:
+                    seqs[returned[0]] = int(returned[1])
+                if not rows_cur.nextset():
+                    break
+        return stored, head, seqs
+
+    def _maybe_trim_pipelined(self, cur: Any, added: int) -> None:
+        """:meth:`_maybe_trim` with the head read on the server (the write is pipelined)."""
+        self._writes_since_trim += added
+        if self._writes_since_trim < _TRIM_EVERY:
+            return
+        self._writes_since_trim = 0
+        cur.execute(f"DELETE FROM {self._s}.changes WHERE num <= (SELECT num FROM {self._s}.head) - %s",
+                    (_CHANGES_KEPT,))
+        cur.execute(f"UPDATE {self._s}.head SET trimmed_through = GREATEST(trimmed_through, num - %s)",
+                    (_CHANGES_KEPT,))
 
     def delete_ids(self, ids: Sequence[str]) -> int:
         return self.delete_matching(None, None, None, list(ids)) if ids else 0
@@ -748,7 +816,10 @@ class _Watcher(threading.Thread):
                 self._call()  # what was committed while we were not listening
                 while not self._stopping.is_set():
                     got = False
-                    for _ in conn.notifies(timeout=0.5, stop_after=64):
+                    # stop_after=1: the generator returns at the first wake-up (with any that came in the
+                    # same packet) instead of collecting 64 or waiting out the timeout, so the catch-up
+                    # starts within a round trip of the commit; wake-ups during it come at the next call.
+                    for _ in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
                         got = True
                     if got:
                         self._call()

@@ -56,7 +56,9 @@ class RecordStore(Protocol):
     """Durable storage behind one memory store. Scopes are paths: ``/a`` holds ``/a`` and ``/a/…``, never ``/ab``.
 
     ``scope=None`` means every record. Change numbers follow commit order, so a
-    reader that applied everything up to ``n`` needs only ``changes_since(n)``.
+    reader that applied everything up to ``n`` needs only ``changes_since(n)``;
+    right after its own ``upsert``, ``changes_since(n, after_own_write=True)`` may hand
+    back the rows just written without reading them (the next call reads the rest).
     """
 
     #: where the records live, for messages (a file path, or a URL without its secret)
@@ -64,7 +66,7 @@ class RecordStore(Protocol):
 
     # change log
     def head(self) -> int: ...
-    def changes_since(self, seq: int) -> ChangeSet: ...
+    def changes_since(self, seq: int, after_own_write: bool = False) -> ChangeSet: ...
     def load_index_rows(self, batch: int = ...) -> tuple[int, int, Generator[list[IndexRow], None, None]]: ...
 
     # store settings

@@ -27,15 +27,18 @@ from ._index import VectorIndex
 from ._kernels import THREADS_ENV, KernelSet, exact_top, exact_top_many, shadow_mode
 from ._seam import RecordStore, is_url, open_record_store
 from ._records import (
+    BatchEncoder,
     Encoder,
     batch_dimension,
+    encode_many_python,
     encode_python,
     dimension_error,
     from_row,
     memory_types,
+    rust_batch_encoder,
     rust_encoder,
     to_micros,
-    to_row,
+    to_rows,
     utc_now_iso,
     vector_f32,
 )
@@ -116,6 +119,7 @@ class RustMemoryStorage:
         module = speedups_module() if self._rust else None
         self._kernels = KernelSet(module, shadow_mode(shadow))
         self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
+        self._encode_many: BatchEncoder = rust_batch_encoder(module) if module is not None else encode_many_python
         self.metric = metric
         self._metric_code = _METRICS[metric]
         target: str | Path
@@ -128,6 +132,7 @@ class RustMemoryStorage:
             self.path = target = Path(path) if path is not None else default_memory_dir()
         self._declared_dim = vector_dim
         self._lock = threading.RLock()
+        self._changed = threading.Condition(threading.Lock())  # notified when ``_seen`` moves
         self._closed = False
         self._shared = False  # set by the activation factory: Memory.close() must not close it
         self._store: RecordStore = open_record_store(target, namespace)
@@ -180,9 +185,14 @@ class RustMemoryStorage:
             self._index.load(count, (_readable(rows, dim, bad) for rows in batches), dim)
         finally:
             batches.close()  # ends the read snapshot even when loading failed
-        self._seen = head
+        self._set_seen(head)
         if bad:
             self._quarantine(bad)
+
+    def _set_seen(self, head: int) -> None:
+        self._seen = head
+        with self._changed:
+            self._changed.notify_all()
 
     def _quarantine(self, bad: list[tuple[str, str]]) -> None:
         """Move unreadable rows aside (one WARNING each); the index already skipped them."""
@@ -193,9 +203,13 @@ class RustMemoryStorage:
         self._store.quarantine(bad)
         self._sync()
 
-    def _sync(self) -> None:
-        """Apply the deltas committed (by any process) since this process last looked."""
-        changes = self._store.changes_since(self._seen)
+    def _sync(self, trusted: dict[str, bytes] | None = None) -> None:
+        """Apply the deltas committed (by any process) since this process last looked.
+
+        ``trusted``: id -> embedding bytes of the rows this process has just validated and
+        written; a row carrying exactly that bytes object skips the read-back check.
+        """
+        changes = self._store.changes_since(self._seen, after_own_write=trusted is not None)
         if changes.stale:
             self._reload()
             return
@@ -207,24 +221,43 @@ class RustMemoryStorage:
         for record_id in changes.deleted:
             index.remove(record_id)
         bad: list[tuple[str, str]] = []
-        for seq, record_id, scope, cats, meta, blob in _readable(changes.upserted, index.dim or self._store.get_dim(), bad):
-            index.upsert(seq, record_id, scope, cats, meta, blob)
-        self._seen = changes.head
+        index.upsert_many(_readable(changes.upserted, index.dim or self._store.get_dim(), bad, trusted))
+        self._set_seen(changes.head)
         if bad:  # written by another process that skipped validation
             for record_id, _ in bad:
                 index.remove(record_id)
             self._quarantine(bad)
 
     def _on_hint(self) -> None:
-        """Another process may have committed (a LISTEN wake-up): catch up now, unless a caller holds the
-        store (it syncs itself before its read anyway)."""
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            if not self._closed:
-                self._sync()
-        finally:
-            self._lock.release()
+        """Another process may have committed (a LISTEN wake-up): catch up now.
+
+        Waits for a caller holding the store (a search that read the head just before the
+        commit would otherwise leave the write unapplied until the next read), in short
+        slices so that ``close()`` never waits on this thread.
+        """
+        while not self._closed:
+            if self._lock.acquire(timeout=0.05):
+                try:
+                    if not self._closed:
+                        self._sync()
+                finally:
+                    self._lock.release()
+                return
+
+    @property
+    def applied_change(self) -> int:
+        """The change number this process's index is up to date with."""
+        return self._seen
+
+    def wait_for_change(self, after: int, timeout: float | None = None) -> bool:
+        """Block until the index applied a change numbered above ``after`` (True) or ``timeout`` passed.
+
+        On PostgreSQL another process's commit wakes the background catch-up (LISTEN), so
+        a process can wait for new memories without polling; SQLite has no wake-up: there
+        only this process's own reads and writes move the number.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: self._seen > after or self._closed, timeout)
 
     def refresh(self) -> None:
         """Pick up other processes' writes now (reads do this on their own)."""
@@ -234,21 +267,29 @@ class RustMemoryStorage:
 
     # -- writes ------------------------------------------------------------------------
     def save(self, records: list[Any]) -> None:
-        """Insert or replace records by id; all validated before anything is written."""
+        """Insert or replace records by id in one transaction; all validated before anything is written.
+
+        The batch is encoded in one call (the Rust twin's ``embeddings_f32_bytes_many``)
+        and lands in the index as block writes. The store's size is known from the
+        index; the database is asked only when the index has none or disagrees, and the
+        write itself re-checks it under the store's lock (another process may differ).
+        """
         if not records:
             return
         with self._lock:
             self._check_open()
             dim = batch_dimension(records)
-            stored = self._store.get_dim() or self._declared_dim
+            stored = self._index.dim
+            if stored is None or dim is None or dim != stored:
+                stored = self._store.get_dim() or self._declared_dim
             if stored is not None and dim is not None and dim != stored:
                 raise dimension_error(stored, dim)
             dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
-            rows = [to_row(record, dim, self._encode) for record in records]
+            rows = to_rows(records, dim, self._encode_many)
             stored_now = self._store.upsert(rows, dim)
             if stored_now != dim:  # another process fixed a different size meanwhile
                 raise dimension_error(stored_now, dim)
-            self._sync()
+            self._sync({r.id: r.embedding for r in rows})
 
     def update(self, record: Any) -> None:
         """Replace the record with the same id (inserted when absent, like LanceDB)."""
@@ -451,6 +492,8 @@ class RustMemoryStorage:
                 self._closed = True
                 self._store.close()
                 self._index.clear(None)
+                with self._changed:
+                    self._changed.notify_all()
 
     def stats(self) -> dict[str, Any]:
         """Records, dimension, scopes and file size (for ``python -m crewai_rust memory stats``)."""
@@ -512,12 +555,21 @@ def _hint_for(ref: "weakref.ref[RustMemoryStorage]") -> Callable[[], bool]:
     return hint
 
 
-def _readable(rows: list[Any], dim: int | None, bad: list[tuple[str, str]]) -> list[Any]:
-    """The index rows that can be read back; the others are appended to ``bad`` as (id, reason)."""
+def _readable(
+    rows: list[Any], dim: int | None, bad: list[tuple[str, str]], trusted: dict[str, bytes] | None = None
+) -> list[Any]:
+    """The index rows that can be read back; the others are appended to ``bad`` as (id, reason).
+
+    Rows in ``trusted`` (this process validated them before writing: same id, the very
+    same embedding object) are not checked again.
+    """
     from ._quarantine import problem
 
     good = []
     for row in rows:
+        if trusted is not None and trusted.get(row[1]) is row[5]:
+            good.append(row)
+            continue
         reason = problem(row[1], row[3], row[4], row[5], dim)
         if reason is None:
             good.append(row)

@@ -5,6 +5,7 @@
 //! GIL around long work and maps [`error::Error`] onto Python exceptions.
 
 pub mod buildinfo;
+pub mod embedding;
 pub mod error;
 pub mod fanout;
 pub mod message;

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod buildinfo;
+mod embedding;
 mod errors;
 mod fanout;
 mod message;
@@ -17,6 +18,7 @@ mod vector;
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::buildinfo::VERSION)?;
     buildinfo::register(m)?;
+    embedding::register(m)?;
     message::register(m)?;
     sqlpool::register(m)?;
     toolguard::register(m)?;

@@ -1,0 +1,73 @@
+"""The LISTEN wake-up on PostgreSQL: another process's commit is applied by the background catch-up
+at once (not at the listener's next timeout) and even when the store was busy at that moment, so a
+process can wait for it (``wait_for_change``) instead of polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from crewai.memory.types import MemoryRecord
+
+from crewai_rust.memory import RustMemoryStorage, _pg_persistence
+
+DIM = 8
+
+
+def rec(rid: str) -> MemoryRecord:
+    vec = np.random.default_rng(abs(hash(rid)) % 2**32).normal(size=DIM).tolist()
+    return MemoryRecord(id=rid, content=f"memory {rid}", embedding=vec)
+
+
+@pytest.fixture
+def pair(pg_url: str, use_rust: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # A listener that woke only at its timeout would now sleep a minute: longer than the test waits.
+    monkeypatch.setattr(_pg_persistence, "_LISTEN_TIMEOUT", 60.0)
+    writer = RustMemoryStorage(url=pg_url, use_rust=use_rust)
+    reader = RustMemoryStorage(url=pg_url, use_rust=use_rust)
+    writer.save([rec("seed")])
+    deadline = time.monotonic() + 30
+    while reader._store._watcher.connects == 0 or "seed" not in reader._index.row_of:
+        assert time.monotonic() < deadline, "the listener never connected"
+        time.sleep(0.01)
+    yield writer, reader
+    writer.close()
+    reader.close()
+
+
+def test_a_commit_is_applied_by_the_wake_up_without_a_read(pair: Any) -> None:
+    writer, reader = pair
+    for i in range(3):
+        mark = reader.applied_change
+        writer.save([rec(f"w{i}")])
+        assert reader.wait_for_change(mark, timeout=30), "no wake-up applied the write"
+        assert f"w{i}" in reader._index.row_of
+
+
+def test_a_wake_up_while_the_store_is_busy_is_applied_when_it_is_free(pair: Any) -> None:
+    writer, reader = pair
+    mark = reader.applied_change
+    with reader._lock:  # a search in progress: the wake-up arrives meanwhile
+        writer.save([rec("during")])
+        time.sleep(0.3)
+        assert "during" not in reader._index.row_of
+    assert reader.wait_for_change(mark, timeout=30), "the wake-up was dropped"
+    assert "during" in reader._index.row_of
+
+
+def test_wait_for_change_returns_at_once_when_already_past_and_on_close(pair: Any) -> None:
+    _, reader = pair
+    assert reader.wait_for_change(reader.applied_change - 1, timeout=0)
+    assert not reader.wait_for_change(reader.applied_change, timeout=0.05)
+    done = threading.Event()
+
+    def waiter() -> None:
+        reader.wait_for_change(reader.applied_change + 10**9, timeout=60)
+        done.set()
+
+    threading.Thread(target=waiter, daemon=True).start()
+    reader.close()
+    assert done.wait(30)
