@@ -129,21 +129,19 @@ SHARER = PRELUDE + textwrap.dedent(
 CONTROLLED = PRELUDE + textwrap.dedent(
     """
     def held_save(rid):
-        real = store._store._write
+        real = store._store._send_upsert
 
-        def held_write(body, what):
-            def held(cur):
-                result = body(cur)
-                print("inside", flush=True)
-                assert sys.stdin.readline().split() == ["release"]
-                return result
-            return real(held, what)
+        def held_send(*args):  # the save's statements ran: its transaction holds the head row
+            result = real(*args)
+            print("inside", flush=True)
+            assert sys.stdin.readline().split() == ["release"]
+            return result
 
-        store._store._write = held_write
+        store._store._send_upsert = held_send
         try:
             store.save([record(rid)])
         finally:
-            store._store._write = real
+            store._store._send_upsert = real
 
     for line in sys.stdin:
         cmd, *arg = line.split()
