@@ -15,11 +15,12 @@ use std::collections::BinaryHeap;
 use crate::error::{Error, Result};
 
 pub mod batch;
+pub mod pool;
 pub mod shadow;
 pub mod simd;
 pub mod threads;
 
-use simd::DotFn;
+use simd::{DotFn, DotsFn, Rows};
 
 /// How rows are ranked (the final scores are recomputed in float64 by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,23 +136,31 @@ pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
     }
 }
 
-fn scan_range(s: &Search<'_>, dot: DotFn, start: usize, end: usize) -> TopK {
-    let mut top = TopK::new(s.k);
-    let d = s.dim;
+/// Rows scored per block-kernel call: one indirect call per block, scores kept in a stack buffer.
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// The rows of positions `i..j` of the scan (a range, or a slice of the selection).
+#[inline]
+pub(crate) fn rows_of<'a>(s: &Search<'a>, i: usize, j: usize) -> Rows<'a> {
     match s.rows {
-        None => {
-            for row in start..end {
-                let x = &s.matrix[row * d..row * d + d];
-                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
-            }
+        None => Rows::Range(i, j),
+        Some(rows) => Rows::Pick(&rows[i..j]),
+    }
+}
+
+fn scan_range(s: &Search<'_>, dots: DotsFn, start: usize, end: usize) -> TopK {
+    let mut top = TopK::new(s.k);
+    let mut buf = [0.0f32; BLOCK_ROWS];
+    let mut i = start;
+    while i < end {
+        let j = (i + BLOCK_ROWS).min(end);
+        let rows = rows_of(s, i, j);
+        dots(s.matrix, s.dim, s.query, rows, &mut buf);
+        for (p, &dot) in buf[..j - i].iter().enumerate() {
+            let row = rows.row(p);
+            top.push(Hit { score: rank(dot, s.sqnorms[row], s.metric), row });
         }
-        Some(rows) => {
-            for &r in &rows[start..end] {
-                let row = r as usize;
-                let x = &s.matrix[row * d..row * d + d];
-                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
-            }
-        }
+        i = j;
     }
     top
 }
@@ -184,22 +193,17 @@ pub(crate) fn validate(s: &Search<'_>) -> Result<usize> {
     }
 }
 
-/// Run `scan(start, end)` over `0..count` split into `threads` contiguous chunks, merged in order.
+/// Chunks per thread of a parallel scan: a worker that wakes late (another process holds its
+/// core) leaves its chunks to the caller, so the wait is one chunk, not half the scan.
+pub(crate) const CHUNKS_PER_THREAD: usize = 4;
+
+/// Run `scan(start, end)` over `0..count` in contiguous chunks on `threads` threads (the caller
+/// and persistent [`pool`] workers); the results come back in row order.
 pub(crate) fn split<T: Send>(count: usize, threads: usize, scan: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
     if threads <= 1 {
         return vec![scan(0, count)];
     }
-    let chunk = count.div_ceil(threads);
-    let scan = &scan;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (start, end) = ((t * chunk).min(count), ((t + 1) * chunk).min(count));
-                scope.spawn(move || scan(start, end))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect()
-    })
+    pool::map_chunks(count, threads * CHUNKS_PER_THREAD, threads, scan)
 }
 
 /// `threads` as asked (0 = measured choice for `bytes`), and whether to time the scan.
@@ -218,11 +222,11 @@ pub fn top_k(s: &Search<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
     if s.k == 0 || count == 0 {
         return Ok(Vec::new());
     }
-    let dot = best_dot();
+    let dots = simd::dots_for(simd::detected_tier());
     let bytes = count * s.dim * 4;
     let (threads, measure) = thread_plan(threads, count, bytes);
     let timer = threads::Timer::start(bytes, threads, measure);
-    let parts = split(count, threads, |start, end| scan_range(s, dot, start, end));
+    let parts = split(count, threads, |start, end| scan_range(s, dots, start, end));
     timer.stop();
     let top = parts.into_iter().fold(TopK::new(s.k), TopK::merge);
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())

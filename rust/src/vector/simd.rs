@@ -19,6 +19,9 @@
 //! so neither gives the bound the shadow scan needs; the hand-written
 //! kernels here were also faster on cache-resident rows.
 
+mod block;
+pub use block::{dots_f16_for, dots_for, DotsF16Fn, DotsFn, Rows};
+
 /// `a . b` over float32.
 pub type DotFn = fn(&[f32], &[f32]) -> f32;
 /// `x . q` where `x` is float16 bits (IEEE binary16) and `q` float32.
@@ -344,7 +347,7 @@ mod x86 {
 
     /// A fixed reduction tree (not `_mm512_reduce_add_ps`, whose order is the compiler's).
     #[target_feature(enable = "avx512f")]
-    fn reduce512(s: __m512) -> f32 {
+    pub(super) fn reduce512(s: __m512) -> f32 {
         let lo = _mm512_castps512_ps256(s);
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1));
         reduce256(_mm256_add_ps(lo, hi))
@@ -430,7 +433,7 @@ mod x86 {
 mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
