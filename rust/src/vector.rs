@@ -195,7 +195,7 @@ pub(crate) fn validate(s: &Search<'_>) -> Result<usize> {
 
 /// Chunks per thread of a parallel scan: a worker that wakes late (another process holds its
 /// core) leaves its chunks to the caller, so the wait is one chunk, not half the scan.
-pub(crate) const CHUNKS_PER_THREAD: usize = 4;
+pub(crate) const CHUNKS_PER_THREAD: usize = 8;
 
 /// Run `scan(start, end)` over `0..count` in contiguous chunks on `threads` threads (the caller
 /// and persistent [`pool`] workers); the results come back in row order.
@@ -316,6 +316,42 @@ pub(crate) mod tests {
             let got: Vec<usize> = top_k(&s, threads).unwrap().into_iter().map(|(r, _)| r).collect();
             let sel_u: Vec<usize> = sel.iter().map(|&r| r as usize).collect();
             assert_eq!(got, brute(&m, dim, &q, &sel_u, 7));
+        }
+    }
+
+    #[test]
+    fn block_scans_on_any_thread_count_give_the_per_row_scan_bits() {
+        // the reference: the scan as it was before the block kernel, one dot_for call per row
+        let per_row = |s: &Search<'_>| {
+            let dot = best_dot();
+            let mut top = TopK::new(s.k);
+            let rows: Vec<usize> = match s.rows {
+                None => (0..s.n).collect(),
+                Some(r) => r.iter().map(|&r| r as usize).collect(),
+            };
+            for row in rows {
+                let x = &s.matrix[row * s.dim..row * s.dim + s.dim];
+                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
+            }
+            top.into_sorted().into_iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>()
+        };
+        for dim in [5, 384, 1537] {
+            let n = 1003;
+            let m = matrix(n, dim, 11);
+            let norms = sqnorms(&m, dim);
+            let q = matrix(1, dim, 12);
+            let sel: Vec<i64> = (0..n as i64).rev().filter(|r| r % 7 != 3).collect();
+            for metric in [Metric::L2, Metric::Cosine] {
+                for rows in [None, Some(&sel[..])] {
+                    let s = Search { matrix: &m, dim, n, sqnorms: &norms, query: &q, rows, k: 70, metric };
+                    let want = per_row(&s);
+                    for threads in [1, 2, 5] {
+                        let got: Vec<_> =
+                            top_k(&s, threads).unwrap().into_iter().map(|(r, v)| (r, v.to_bits())).collect();
+                        assert_eq!(got, want, "{dim} {metric:?} {} {threads}", rows.is_some());
+                    }
+                }
+            }
         }
     }
 

@@ -326,23 +326,29 @@ mod x86 {
         out
     }
 
-    /// Sum of `a` with AVX-512F, four accumulators (loads only: a streaming read).
+    /// Sum of `a` with AVX-512F as eight concurrent streams (each an eighth of `a`): a pure
+    /// read at the best rate one core reaches (one stream is ~25% slower from L3 and DRAM).
     ///
     /// # Safety
-    /// The CPU must support AVX-512F. Full loads stay below `a.len()`; the tail is scalar.
+    /// The CPU must support AVX-512F. Full loads stay below `a.len()`; the rest is scalar.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn sum_avx512(a: &[f32]) -> f32 {
-        let (n, p) = (a.len(), a.as_ptr());
-        let mut s = [_mm512_setzero_ps(); 4];
+        const S: usize = 8;
+        let p = a.as_ptr();
+        let part = a.len() / S / 64 * 64;
+        let mut s = [_mm512_setzero_ps(); S];
         let mut i = 0;
-        while i + 64 <= n {
-            for (j, acc) in s.iter_mut().enumerate() {
-                *acc = _mm512_add_ps(*acc, _mm512_loadu_ps(p.add(i + 16 * j)));
+        while i < part {
+            for (k, acc) in s.iter_mut().enumerate() {
+                let at = p.add(k * part + i);
+                let pair0 = _mm512_add_ps(_mm512_loadu_ps(at), _mm512_loadu_ps(at.add(16)));
+                let pair1 = _mm512_add_ps(_mm512_loadu_ps(at.add(32)), _mm512_loadu_ps(at.add(48)));
+                *acc = _mm512_add_ps(*acc, _mm512_add_ps(pair0, pair1));
             }
             i += 64;
         }
-        let total = reduce512(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
-        total + a[i..].iter().sum::<f32>()
+        let total: f32 = s.iter().map(|&v| reduce512(v)).sum();
+        total + a[S * part..].iter().sum::<f32>()
     }
 
     /// A fixed reduction tree (not `_mm512_reduce_add_ps`, whose order is the compiler's).

@@ -2,10 +2,11 @@
 //!
 //! One call scores up to a block of rows (a range, or listed rows read where they
 //! lie), so the scan pays one indirect call per block instead of one per row. On
-//! AVX-512 two rows are scored at once (eight independent FMA chains, each query
-//! load shared by both rows) while the next two rows are prefetched: that is what
+//! AVX-512 four rows are scored at once (sixteen independent FMA chains, each
+//! query load shared by the four rows): four concurrent read streams are what
 //! takes a single thread from the dot product's speed to the streaming-read
-//! speed, and it hides the latency of the scattered rows of a filtered scan.
+//! speed. Listed rows (a filtered scan) also prefetch the next four, whose
+//! addresses the hardware cannot guess.
 //! Each row keeps exactly the lane order and reduction of [`super::dot_for`] of
 //! the same tier, so every score has the same bits as the single-row kernel's.
 
@@ -187,44 +188,63 @@ mod x86 {
         reduce512(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
     }
 
-    /// Two rows at once, each with [`one`]'s exact accumulation; prefetches `next` (two rows) meanwhile.
+    /// `R` rows at once (4 x `R` independent FMA chains, each query load shared), each with
+    /// [`one`]'s exact accumulation. With `PF`, prefetches `next` (the following `R` rows) meanwhile:
+    /// listed rows are scattered, so the hardware prefetcher cannot guess them.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn two<T: Lanes>(a: *const T, b: *const T, q: *const f32, n: usize, next: [*const T; 2]) -> (f32, f32) {
-        let mut sa = [_mm512_setzero_ps(); 4];
-        let mut sb = [_mm512_setzero_ps(); 4];
+    unsafe fn group<T: Lanes, const R: usize, const PF: bool>(
+        x: [*const T; R],
+        q: *const f32,
+        n: usize,
+        next: [*const T; R],
+    ) -> [f32; R] {
+        let mut s = [[_mm512_setzero_ps(); 4]; R];
         let line = 64 * size_of::<T>(); // bytes of one row per 64 lanes
         let mut i = 0;
         while i + 64 <= n {
-            prefetch(next[0].add(i), line);
-            prefetch(next[1].add(i), line);
+            if PF {
+                for p in next {
+                    prefetch(p.add(i), line);
+                }
+            }
             for j in 0..4 {
                 let qv = _mm512_loadu_ps(q.add(i + 16 * j));
-                sa[j] = _mm512_fmadd_ps(T::load(a.add(i + 16 * j)), qv, sa[j]);
-                sb[j] = _mm512_fmadd_ps(T::load(b.add(i + 16 * j)), qv, sb[j]);
+                for (acc, p) in s.iter_mut().zip(x) {
+                    acc[j] = _mm512_fmadd_ps(T::load(p.add(i + 16 * j)), qv, acc[j]);
+                }
             }
             i += 64;
         }
-        if i < n {
-            prefetch(next[0].add(i), (n - i) * size_of::<T>());
-            prefetch(next[1].add(i), (n - i) * size_of::<T>());
+        if PF && i < n {
+            for p in next {
+                prefetch(p.add(i), (n - i) * size_of::<T>());
+            }
         }
         while i + 16 <= n {
             let qv = _mm512_loadu_ps(q.add(i));
-            sa[0] = _mm512_fmadd_ps(T::load(a.add(i)), qv, sa[0]);
-            sb[0] = _mm512_fmadd_ps(T::load(b.add(i)), qv, sb[0]);
+            for (acc, p) in s.iter_mut().zip(x) {
+                acc[0] = _mm512_fmadd_ps(T::load(p.add(i)), qv, acc[0]);
+            }
             i += 16;
         }
         if i < n {
             let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
             let qv = _mm512_maskz_loadu_ps(mask, q.add(i));
-            sa[1] = _mm512_fmadd_ps(T::load_tail(a.add(i), n - i), qv, sa[1]);
-            sb[1] = _mm512_fmadd_ps(T::load_tail(b.add(i), n - i), qv, sb[1]);
+            for (acc, p) in s.iter_mut().zip(x) {
+                acc[1] = _mm512_fmadd_ps(T::load_tail(p.add(i), n - i), qv, acc[1]);
+            }
         }
-        let ra = reduce512(_mm512_add_ps(_mm512_add_ps(sa[0], sa[1]), _mm512_add_ps(sa[2], sa[3])));
-        let rb = reduce512(_mm512_add_ps(_mm512_add_ps(sb[0], sb[1]), _mm512_add_ps(sb[2], sb[3])));
-        (ra, rb)
+        let mut out = [0.0f32; R];
+        for (o, acc) in out.iter_mut().zip(s) {
+            *o = reduce512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+        }
+        out
     }
+
+    /// Rows scored together: four concurrent row streams read as fast as eight (measured on
+    /// the Xeon: 1 stream ~25% slower from L3 and DRAM), and 16 accumulators fit the 32 registers.
+    const R: usize = 4;
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -232,15 +252,21 @@ mod x86 {
         let count = rows.len();
         let at = |i: usize| m.add(rows.row(i) * dim);
         let mut i = 0;
-        while i + 2 <= count {
-            let next = if i + 4 <= count { [at(i + 2), at(i + 3)] } else { [at(i), at(i + 1)] };
-            let (a, b) = two(at(i), at(i + 1), q, dim, next);
-            *out.add(i) = a;
-            *out.add(i + 1) = b;
-            i += 2;
+        while i + R <= count {
+            let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
+            let got = match rows {
+                Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
+                Rows::Pick(_) => {
+                    let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
+                    group::<T, R, true>(x, q, dim, next)
+                }
+            };
+            std::ptr::copy_nonoverlapping(got.as_ptr(), out.add(i), R);
+            i += R;
         }
-        if i < count {
+        while i < count {
             *out.add(i) = one(at(i), q, dim);
+            i += 1;
         }
     }
 
