@@ -139,29 +139,48 @@ pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
 /// Rows scored per block-kernel call: one indirect call per block, scores kept in a stack buffer.
 pub(crate) const BLOCK_ROWS: usize = 64;
 
-/// The rows of positions `i..j` of the scan (a range, or a slice of the selection).
+/// Calls `f` with the rows of positions `start..end` of the scan, a block at a time: listed rows
+/// in order; a range as four interleaved far-apart streams (see [`Rows::Streams`]) plus a tail.
+/// The order rows are scored in never changes a result (the top k is a total order's).
 #[inline]
-pub(crate) fn rows_of<'a>(s: &Search<'a>, i: usize, j: usize) -> Rows<'a> {
+pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, mut f: impl FnMut(Rows<'a>)) {
+    let mut i = start;
     match s.rows {
-        None => Rows::Range(i, j),
-        Some(rows) => Rows::Pick(&rows[i..j]),
+        Some(rows) => {
+            while i < end {
+                let j = (i + BLOCK_ROWS).min(end);
+                f(Rows::Pick(&rows[i..j]));
+                i = j;
+            }
+        }
+        None => {
+            let gap = (end - start) / simd::STREAMS;
+            let mut t = 0;
+            while t < gap {
+                let len = (BLOCK_ROWS / simd::STREAMS).min(gap - t);
+                f(Rows::Streams { first: start + t, gap, len });
+                t += len;
+            }
+            i += simd::STREAMS * gap;
+            while i < end {
+                let j = (i + BLOCK_ROWS).min(end);
+                f(Rows::Range(i, j));
+                i = j;
+            }
+        }
     }
 }
 
 fn scan_range(s: &Search<'_>, dots: DotsFn, start: usize, end: usize) -> TopK {
     let mut top = TopK::new(s.k);
     let mut buf = [0.0f32; BLOCK_ROWS];
-    let mut i = start;
-    while i < end {
-        let j = (i + BLOCK_ROWS).min(end);
-        let rows = rows_of(s, i, j);
+    for_blocks(s, start, end, |rows| {
         dots(s.matrix, s.dim, s.query, rows, &mut buf);
-        for (p, &dot) in buf[..j - i].iter().enumerate() {
+        for (p, &dot) in buf[..rows.len()].iter().enumerate() {
             let row = rows.row(p);
             top.push(Hit { score: rank(dot, s.sqnorms[row], s.metric), row });
         }
-        i = j;
-    }
+    });
     top
 }
 

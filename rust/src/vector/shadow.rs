@@ -21,7 +21,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use super::{
-    best_dot, rank, rows_of, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK, BLOCK_ROWS,
+    best_dot, for_blocks, rank, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK, BLOCK_ROWS,
 };
 use crate::error::{Error, Result};
 
@@ -152,12 +152,9 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
         let mut p = Pass { lows: BinaryHeap::with_capacity(s.k + 1), candidates: Vec::new() };
         let mut floor = f64::NEG_INFINITY;
         let mut buf = [0.0f32; BLOCK_ROWS];
-        let mut i = start;
-        while i < end {
-            let j = (i + BLOCK_ROWS).min(end);
-            let rows = rows_of(s, i, j);
+        for_blocks(s, start, end, |rows| {
             dots16(sh.halves, d, s.query, rows, &mut buf);
-            for (pos, &dot_s) in buf[..j - i].iter().enumerate() {
+            for (pos, &dot_s) in buf[..rows.len()].iter().enumerate() {
                 let row = rows.row(pos);
                 let (est, b) =
                     bound(terms, dot_s, sh.inv_scale[row], sh.norm[row], sh.err[row], s.sqnorms[row], s.metric);
@@ -175,8 +172,7 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
                     floor = threshold(&p.lows, s.k);
                 }
             }
-            i = j;
-        }
+        });
         p
     };
     let bytes = count * d * 2;

@@ -23,7 +23,7 @@
 //! neither gives the bound the shadow scan needs. The hand-written kernels stay.
 
 mod block;
-pub use block::{dots_f16_for, dots_for, DotsF16Fn, DotsFn, Rows};
+pub use block::{dots_f16_for, dots_for, DotsF16Fn, DotsFn, Rows, STREAMS};
 
 /// `a . b` over float32.
 pub type DotFn = fn(&[f32], &[f32]) -> f32;
