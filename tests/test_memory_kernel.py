@@ -153,3 +153,24 @@ def test_embedding_encoders_reject_non_numbers_with_value_error(use_rust: bool, 
         encode = encode_python
     with pytest.raises(ValueError, match="^emb "):
         encode(bad, "emb")
+
+
+@pytest.mark.parametrize("dim", [384, 1537])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_every_thread_count_gives_the_one_thread_bits(speedups: Any, dim: int, filtered: bool) -> None:
+    """The persistent scan workers split rows into chunks claimed in any order: same rows, same score bits."""
+    threads = speedups.vector_threads()
+    assert 1 <= threads <= 16
+    rng = np.random.default_rng(dim)
+    n = 3001  # several chunks per thread, four-stream blocks and a ragged tail
+    matrix = rng.normal(size=(n, dim)).astype(np.float32)
+    sqnorms = np.einsum("ij,ij->i", matrix, matrix).astype(np.float32)
+    query = rng.normal(size=dim).astype(np.float32)
+    rows = np.flatnonzero(rng.random(n) < 0.3).astype(np.int64)[::-1].copy() if filtered else None
+    for metric in (_rerank.METRIC_L2, _rerank.METRIC_COSINE):
+        want = speedups.vector_top_k(matrix, sqnorms, n, query, rows, 50, metric, 1)
+        for t in {2, 3, threads}:
+            got = speedups.vector_top_k(matrix, sqnorms, n, query, rows, 50, metric, t)
+            assert got[0] == want[0]
+            assert np.array_equal(np.asarray(got[1], dtype=np.float32).view(np.uint32),
+                                  np.asarray(want[1], dtype=np.float32).view(np.uint32))
