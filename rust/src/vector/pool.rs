@@ -42,6 +42,9 @@ struct State {
 }
 
 struct Pool {
+    /// The process that started the workers: a `fork()`ed child has none of them (and may hold
+    /// a copy of a lock taken mid-job), so there every job runs on the caller alone.
+    pid: u32,
     /// Workers started (spawn failures leave fewer; the caller covers the rest).
     workers: AtomicUsize,
     state: Mutex<State>,
@@ -64,6 +67,7 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let pool: &'static Pool = Box::leak(Box::new(Pool {
+            pid: std::process::id(),
             workers: AtomicUsize::new(0),
             state: Mutex::new(State { generation: 0, job: None, panicked: false }),
             wake: Condvar::new(),
@@ -83,9 +87,18 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// Workers this process can use (0 in a forked child: the parent's threads were not copied).
+fn usable(pool: &Pool) -> usize {
+    if pool.pid == std::process::id() {
+        pool.workers.load(Ordering::Acquire)
+    } else {
+        0
+    }
+}
+
 /// Threads a job can run on: the caller plus the pool's workers.
 pub fn capacity() -> usize {
-    pool().workers.load(Ordering::Acquire) + 1
+    usable(pool()) + 1
 }
 
 fn worker(pool: &'static Pool) {
@@ -130,7 +143,7 @@ fn worker(pool: &'static Pool) {
 /// A panic in a worker's `body` is re-raised here.
 pub fn broadcast(helpers: usize, body: &Body<'_>) {
     let pool = pool();
-    let workers = pool.workers.load(Ordering::Acquire);
+    let workers = usable(pool);
     if helpers == 0 || workers == 0 || pool.busy.swap(true, Ordering::Acquire) {
         body();
         return;
