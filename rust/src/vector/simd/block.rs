@@ -175,7 +175,8 @@ mod x86 {
     unsafe fn prefetch<T>(p: *const T, bytes: usize) {
         let mut off = 0;
         while off < bytes {
-            _mm_prefetch::<_MM_HINT_T0>((p as *const i8).add(off));
+            // a prefetch never faults: the address may lie past the rows (wrapping, never read)
+            _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(off));
             off += 64;
         }
     }
@@ -205,8 +206,9 @@ mod x86 {
     }
 
     /// `R` rows at once (4 x `R` independent FMA chains, each query load shared), each with
-    /// [`one`]'s exact accumulation. With `PF`, prefetches `next` (the following `R` rows) meanwhile:
-    /// listed rows are scattered, so the hardware prefetcher cannot guess them.
+    /// [`one`]'s exact accumulation. With `PF`, prefetches from `next` meanwhile: the following
+    /// `R` listed rows (scattered, so the hardware prefetcher cannot guess them), or [`AHEAD`]
+    /// bytes further down each stream. Prefetch addresses are never read and need not be valid.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn group<T: Lanes, const R: usize, const PF: bool>(
@@ -221,7 +223,7 @@ mod x86 {
         while i + 64 <= n {
             if PF {
                 for p in next {
-                    prefetch(p.add(i), line);
+                    prefetch(p.wrapping_add(i), line);
                 }
             }
             for j in 0..4 {
@@ -234,7 +236,7 @@ mod x86 {
         }
         if PF && i < n {
             for p in next {
-                prefetch(p.add(i), (n - i) * size_of::<T>());
+                prefetch(p.wrapping_add(i), (n - i) * size_of::<T>());
             }
         }
         while i + 16 <= n {
@@ -261,6 +263,10 @@ mod x86 {
     /// Rows scored together: four concurrent row streams read as fast as eight (measured on
     /// the Xeon: 1 stream ~25% slower from L3 and DRAM), and 16 accumulators fit the 32 registers.
     const R: usize = super::STREAMS;
+    /// How far ahead in each of the four streams a range scan prefetches: on the Xeon this took
+    /// the float16 scan from ~1.7x to ~1.9x the float32 scan's speed at 400k x 1536 (one thread,
+    /// interleaved runs) and left the float32 scan at its floor.
+    const AHEAD: usize = 4096;
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -271,7 +277,11 @@ mod x86 {
         while i + R <= count {
             let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
             let got = match rows {
-                Rows::Range(..) | Rows::Streams { .. } => group::<T, R, false>(x, q, dim, x),
+                Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
+                Rows::Streams { .. } => {
+                    let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
+                    group::<T, R, true>(x, q, dim, ahead)
+                }
                 Rows::Pick(_) => {
                     let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
                     group::<T, R, true>(x, q, dim, next)
