@@ -268,7 +268,12 @@ def vector_top_k_many(
     """``vector_top_k`` for every row of ``queries`` (2-D float32) in one pass over the matrix."""
 
 def vector_kernel_info() -> tuple[str, list[tuple[int, float, float]]]:
-    """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on 2)]) measured in this process."""
+    """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on ``vector_threads()``)]) measured so far."""
+
+__all__ += ["vector_threads"]
+
+def vector_threads() -> int:
+    """Threads a parallel scan runs on (caller + persistent workers); the first call starts the workers."""
 
 def vector_stream_read(matrix: _Buffer, n: int, threads: int = 1) -> float:
     """Sum of ``matrix[:n]`` on ``threads`` threads: a pure streaming read (the benchmarks' floor)."""

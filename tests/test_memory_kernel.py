@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -153,3 +154,49 @@ def test_embedding_encoders_reject_non_numbers_with_value_error(use_rust: bool, 
         encode = encode_python
     with pytest.raises(ValueError, match="^emb "):
         encode(bad, "emb")
+
+
+@pytest.mark.parametrize("dim", [384, 1537])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_every_thread_count_gives_the_one_thread_bits(speedups: Any, dim: int, filtered: bool) -> None:
+    """The persistent scan workers split rows into chunks claimed in any order: same rows, same score bits."""
+    threads = speedups.vector_threads()
+    assert 1 <= threads <= 16
+    rng = np.random.default_rng(dim)
+    n = 3001  # several chunks per thread, four-stream blocks and a ragged tail
+    matrix = rng.normal(size=(n, dim)).astype(np.float32)
+    sqnorms = np.einsum("ij,ij->i", matrix, matrix).astype(np.float32)
+    query = rng.normal(size=dim).astype(np.float32)
+    rows = np.flatnonzero(rng.random(n) < 0.3).astype(np.int64)[::-1].copy() if filtered else None
+    for metric in (_rerank.METRIC_L2, _rerank.METRIC_COSINE):
+        want = speedups.vector_top_k(matrix, sqnorms, n, query, rows, 50, metric, 1)
+        for t in {2, 3, threads}:
+            got = speedups.vector_top_k(matrix, sqnorms, n, query, rows, 50, metric, t)
+            assert got[0] == want[0]
+            assert np.array_equal(np.asarray(got[1], dtype=np.float32).view(np.uint32),
+                                  np.asarray(want[1], dtype=np.float32).view(np.uint32))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_scans_alone_and_gets_the_same_answer(speedups: Any) -> None:
+    """The parent's scan workers are not copied by fork(): the child must not count on them."""
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(2000, 64)).astype(np.float32)
+    sqnorms = np.einsum("ij,ij->i", matrix, matrix).astype(np.float32)
+    query = rng.normal(size=64).astype(np.float32)
+    want = speedups.vector_top_k(matrix, sqnorms, 2000, query, None, 20, 0, 2)  # starts the workers here
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        ok = False
+        try:
+            got = speedups.vector_top_k(matrix, sqnorms, 2000, query, None, 20, 0, 2)
+            ok = speedups.vector_threads() == 1 and got == want
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        verdict = fh.read()
+    os.waitpid(pid, 0)
+    assert verdict == b"1"

@@ -66,6 +66,9 @@ class KernelSet:
         self.many: dict[str, ManyKernel] = {}
         self.last: str | None = None  # the kernel of the latest search (tests, ``status``)
         if module is not None:
+            # start the scan workers now: their start-up must not land in the first timed search
+            # (it would make the compiled kernel look slow until a reprobe corrects it)
+            module.vector_threads()
             top, top_shadow, top_many = module.vector_top_k, module.vector_top_k_shadow, module.vector_top_k_many
 
             def rust(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]

@@ -15,11 +15,12 @@ use std::collections::BinaryHeap;
 use crate::error::{Error, Result};
 
 pub mod batch;
+pub mod pool;
 pub mod shadow;
 pub mod simd;
 pub mod threads;
 
-use simd::DotFn;
+use simd::{DotFn, DotsFn, Rows};
 
 /// How rows are ranked (the final scores are recomputed in float64 by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,24 +136,51 @@ pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
     }
 }
 
-fn scan_range(s: &Search<'_>, dot: DotFn, start: usize, end: usize) -> TopK {
-    let mut top = TopK::new(s.k);
-    let d = s.dim;
+/// Rows scored per block-kernel call: one indirect call per block, scores kept in a stack buffer.
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// Calls `f` with the rows of positions `start..end` of the scan, a block at a time: listed rows
+/// in order; a range as four interleaved far-apart streams (see [`Rows::Streams`]) plus a tail.
+/// The order rows are scored in never changes a result (the top k is a total order's).
+#[inline]
+pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, mut f: impl FnMut(Rows<'a>)) {
+    let mut i = start;
     match s.rows {
-        None => {
-            for row in start..end {
-                let x = &s.matrix[row * d..row * d + d];
-                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
+        Some(rows) => {
+            while i < end {
+                let j = (i + BLOCK_ROWS).min(end);
+                f(Rows::Pick(&rows[i..j]));
+                i = j;
             }
         }
-        Some(rows) => {
-            for &r in &rows[start..end] {
-                let row = r as usize;
-                let x = &s.matrix[row * d..row * d + d];
-                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
+        None => {
+            let gap = (end - start) / simd::STREAMS;
+            let mut t = 0;
+            while t < gap {
+                let len = (BLOCK_ROWS / simd::STREAMS).min(gap - t);
+                f(Rows::Streams { first: start + t, gap, len });
+                t += len;
+            }
+            i += simd::STREAMS * gap;
+            while i < end {
+                let j = (i + BLOCK_ROWS).min(end);
+                f(Rows::Range(i, j));
+                i = j;
             }
         }
     }
+}
+
+fn scan_range(s: &Search<'_>, dots: DotsFn, start: usize, end: usize) -> TopK {
+    let mut top = TopK::new(s.k);
+    let mut buf = [0.0f32; BLOCK_ROWS];
+    for_blocks(s, start, end, |rows| {
+        dots(s.matrix, s.dim, s.query, rows, &mut buf);
+        for (p, &dot) in buf[..rows.len()].iter().enumerate() {
+            let row = rows.row(p);
+            top.push(Hit { score: rank(dot, s.sqnorms[row], s.metric), row });
+        }
+    });
     top
 }
 
@@ -184,22 +212,17 @@ pub(crate) fn validate(s: &Search<'_>) -> Result<usize> {
     }
 }
 
-/// Run `scan(start, end)` over `0..count` split into `threads` contiguous chunks, merged in order.
+/// Chunks per thread of a parallel scan: a worker that wakes late (another process holds its
+/// core) leaves its chunks to the caller, so the wait is one chunk, not half the scan.
+pub(crate) const CHUNKS_PER_THREAD: usize = 8;
+
+/// Run `scan(start, end)` over `0..count` in contiguous chunks on `threads` threads (the caller
+/// and persistent [`pool`] workers); the results come back in row order.
 pub(crate) fn split<T: Send>(count: usize, threads: usize, scan: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
     if threads <= 1 {
         return vec![scan(0, count)];
     }
-    let chunk = count.div_ceil(threads);
-    let scan = &scan;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (start, end) = ((t * chunk).min(count), ((t + 1) * chunk).min(count));
-                scope.spawn(move || scan(start, end))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect()
-    })
+    pool::map_chunks(count, threads * CHUNKS_PER_THREAD, threads, scan)
 }
 
 /// `threads` as asked (0 = measured choice for `bytes`), and whether to time the scan.
@@ -218,11 +241,11 @@ pub fn top_k(s: &Search<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
     if s.k == 0 || count == 0 {
         return Ok(Vec::new());
     }
-    let dot = best_dot();
+    let dots = simd::dots_for(simd::detected_tier());
     let bytes = count * s.dim * 4;
     let (threads, measure) = thread_plan(threads, count, bytes);
     let timer = threads::Timer::start(bytes, threads, measure);
-    let parts = split(count, threads, |start, end| scan_range(s, dot, start, end));
+    let parts = split(count, threads, |start, end| scan_range(s, dots, start, end));
     timer.stop();
     let top = parts.into_iter().fold(TopK::new(s.k), TopK::merge);
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
@@ -312,6 +335,42 @@ pub(crate) mod tests {
             let got: Vec<usize> = top_k(&s, threads).unwrap().into_iter().map(|(r, _)| r).collect();
             let sel_u: Vec<usize> = sel.iter().map(|&r| r as usize).collect();
             assert_eq!(got, brute(&m, dim, &q, &sel_u, 7));
+        }
+    }
+
+    #[test]
+    fn block_scans_on_any_thread_count_give_the_per_row_scan_bits() {
+        // the reference: the scan as it was before the block kernel, one dot_for call per row
+        let per_row = |s: &Search<'_>| {
+            let dot = best_dot();
+            let mut top = TopK::new(s.k);
+            let rows: Vec<usize> = match s.rows {
+                None => (0..s.n).collect(),
+                Some(r) => r.iter().map(|&r| r as usize).collect(),
+            };
+            for row in rows {
+                let x = &s.matrix[row * s.dim..row * s.dim + s.dim];
+                top.push(Hit { score: rank(dot(x, s.query), s.sqnorms[row], s.metric), row });
+            }
+            top.into_sorted().into_iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>()
+        };
+        for dim in [5, 384, 1537] {
+            let n = 1003;
+            let m = matrix(n, dim, 11);
+            let norms = sqnorms(&m, dim);
+            let q = matrix(1, dim, 12);
+            let sel: Vec<i64> = (0..n as i64).rev().filter(|r| r % 7 != 3).collect();
+            for metric in [Metric::L2, Metric::Cosine] {
+                for rows in [None, Some(&sel[..])] {
+                    let s = Search { matrix: &m, dim, n, sqnorms: &norms, query: &q, rows, k: 70, metric };
+                    let want = per_row(&s);
+                    for threads in [1, 2, 5] {
+                        let got: Vec<_> =
+                            top_k(&s, threads).unwrap().into_iter().map(|(r, v)| (r, v.to_bits())).collect();
+                        assert_eq!(got, want, "{dim} {metric:?} {} {threads}", rows.is_some());
+                    }
+                }
+            }
         }
     }
 

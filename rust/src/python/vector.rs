@@ -213,6 +213,12 @@ fn vector_kernel_info() -> (String, Vec<(usize, f64, f64)>) {
     (simd::detected_tier().name().to_string(), thread_policy::measured())
 }
 
+/// Threads a parallel scan runs on (the caller plus the persistent workers, started by this call).
+#[pyfunction]
+fn vector_threads() -> usize {
+    crate::vector::pool::capacity()
+}
+
 /// An embedding (sequence of numbers) as float32 bytes; NaN, infinities and float32 overflow raise ValueError.
 #[pyfunction]
 fn embedding_f32_bytes(py: Python<'_>, values: Vec<f64>) -> PyResult<Bound<'_, PyBytes>> {
@@ -225,6 +231,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vector_top_k_shadow, m)?)?;
     m.add_function(wrap_pyfunction!(vector_top_k_many, m)?)?;
     m.add_function(wrap_pyfunction!(vector_kernel_info, m)?)?;
+    m.add_function(wrap_pyfunction!(vector_threads, m)?)?;
     m.add_function(wrap_pyfunction!(vector_stream_read, m)?)?;
     m.add_function(wrap_pyfunction!(vector_shadow_rows, m)?)?;
     m.add_function(wrap_pyfunction!(embedding_f32_bytes, m)?)?;

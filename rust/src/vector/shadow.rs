@@ -20,7 +20,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::{best_dot, rank, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK};
+use super::{
+    best_dot, for_blocks, rank, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK, BLOCK_ROWS,
+};
 use crate::error::{Error, Result};
 
 /// The float16 copy of the matrix and its per-row bound terms (all `n` long).
@@ -143,34 +145,34 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
     if s.k == 0 || count == 0 {
         return Ok(Vec::new());
     }
-    let dot16 = simd::dot_f16_for(simd::detected_tier());
+    let dots16 = simd::dots_f16_for(simd::detected_tier());
     let terms = QueryTerms::new(s.query, s.dim);
     let d = s.dim;
-    let row_at = |i: usize| match s.rows {
-        None => i,
-        Some(rows) => rows[i] as usize,
-    };
     let pass = |start: usize, end: usize| {
         let mut p = Pass { lows: BinaryHeap::with_capacity(s.k + 1), candidates: Vec::new() };
         let mut floor = f64::NEG_INFINITY;
-        for i in start..end {
-            let row = row_at(i);
-            let dot_s = dot16(&sh.halves[row * d..row * d + d], s.query);
-            let (est, b) = bound(terms, dot_s, sh.inv_scale[row], sh.norm[row], sh.err[row], s.sqnorms[row], s.metric);
-            let upper = est + b;
-            if upper < floor {
-                continue;
-            }
-            p.candidates.push((row, upper));
-            let low = est - b;
-            if low > floor || p.lows.len() < s.k {
-                p.lows.push(Low(low));
-                if p.lows.len() > s.k {
-                    p.lows.pop();
+        let mut buf = [0.0f32; BLOCK_ROWS];
+        for_blocks(s, start, end, |rows| {
+            dots16(sh.halves, d, s.query, rows, &mut buf);
+            for (pos, &dot_s) in buf[..rows.len()].iter().enumerate() {
+                let row = rows.row(pos);
+                let (est, b) =
+                    bound(terms, dot_s, sh.inv_scale[row], sh.norm[row], sh.err[row], s.sqnorms[row], s.metric);
+                let upper = est + b;
+                if upper < floor {
+                    continue;
                 }
-                floor = threshold(&p.lows, s.k);
+                p.candidates.push((row, upper));
+                let low = est - b;
+                if low > floor || p.lows.len() < s.k {
+                    p.lows.push(Low(low));
+                    if p.lows.len() > s.k {
+                        p.lows.pop();
+                    }
+                    floor = threshold(&p.lows, s.k);
+                }
             }
-        }
+        });
         p
     };
     let bytes = count * d * 2;

@@ -4,20 +4,21 @@
 //! (Xeon, 480 MB) and gains nothing from DRAM or when another process holds the
 //! other core; a constant threshold tuned on one CPU loses on the next. So each
 //! size class (log2 of the bytes scanned) keeps the measured nanoseconds per
-//! byte for one and for two threads: the first calls of a class try both
+//! byte for one thread and for all of them (the caller plus the persistent
+//! workers of [`super::pool`]): the first calls of a class try both
 //! (the calibration), later calls take the faster one, and every
 //! [`REPROBE_EVERY`]th call re-measures the other so a change of load is noticed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Below this many bytes a scan is shorter than starting a thread: always one.
-pub const MIN_PARALLEL_BYTES: usize = 512 * 1024;
+/// Below this many bytes a scan is shorter than waking a parked worker: always one thread.
+pub const MIN_PARALLEL_BYTES: usize = 256 * 1024;
 /// One call in this many, per size class, measures the option not currently preferred.
 pub const REPROBE_EVERY: u64 = 32;
 const CLASSES: usize = 48;
 
-/// Per size class: calls, and an average ns/byte (f64 bits) for 1 and 2 threads.
+/// Per size class: calls, and an average ns/byte (f64 bits) for 1 thread and for [`wide`].
 struct Class {
     calls: AtomicU64,
     rate: [AtomicU64; 2],
@@ -36,14 +37,15 @@ fn class_of(bytes: usize) -> usize {
     (usize::BITS - bytes.leading_zeros()) as usize % CLASSES
 }
 
-fn cpus() -> usize {
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+/// The parallel option: the caller plus every pool worker (2 on a 2-vCPU machine).
+pub fn wide() -> usize {
+    super::pool::capacity()
 }
 
-/// The thread count for a scan of `bytes` (1 or 2), and whether its time should be recorded.
+/// The thread count for a scan of `bytes` (1 or [`wide`]), and whether its time should be recorded.
 pub fn choose(bytes: usize) -> (usize, bool) {
-    if bytes < MIN_PARALLEL_BYTES || cpus() < 2 {
+    let wide = wide();
+    if bytes < MIN_PARALLEL_BYTES || wide < 2 {
         return (1, false);
     }
     let class = &CLASSES_STATS[class_of(bytes)];
@@ -51,23 +53,25 @@ pub fn choose(bytes: usize) -> (usize, bool) {
     let samples = [class.samples[0].load(Ordering::Relaxed), class.samples[1].load(Ordering::Relaxed)];
     // calibration: alternate until each option has two samples (the first may pay page faults)
     if samples[0] < 2 || samples[1] < 2 {
-        return (if samples[0] <= samples[1] { 1 } else { 2 }, true);
+        return (if samples[0] <= samples[1] { 1 } else { wide }, true);
     }
     let rate = |i: usize| f64::from_bits(class.rate[i].load(Ordering::Relaxed));
-    let best = if rate(1) < rate(0) { 2 } else { 1 };
-    if call % REPROBE_EVERY == REPROBE_EVERY - 1 {
-        return (3 - best, true);
-    }
-    (best, true)
+    let wide_wins = rate(1) < rate(0);
+    let reprobe = call % REPROBE_EVERY == REPROBE_EVERY - 1;
+    (if wide_wins != reprobe { wide } else { 1 }, true)
 }
 
 /// Record that a scan of `bytes` on `threads` threads took `secs`.
 pub fn record(bytes: usize, threads: usize, secs: f64) {
-    if bytes == 0 || !(1..=2).contains(&threads) {
+    let i = match threads {
+        1 => 0,
+        t if t == wide() && t > 1 => 1,
+        _ => return,
+    };
+    if bytes == 0 {
         return;
     }
     let class = &CLASSES_STATS[class_of(bytes)];
-    let i = threads - 1;
     let ns_per_byte = secs * 1e9 / bytes as f64;
     let n = class.samples[i].fetch_add(1, Ordering::Relaxed);
     let old = f64::from_bits(class.rate[i].load(Ordering::Relaxed));
@@ -95,7 +99,7 @@ impl Timer {
     }
 }
 
-/// What was measured so far: `(log2 bytes class, ns/byte 1 thread, ns/byte 2 threads)` per calibrated class.
+/// What was measured so far: `(log2 bytes class, ns/byte 1 thread, ns/byte on [`wide`])` per calibrated class.
 pub fn measured() -> Vec<(usize, f64, f64)> {
     (0..CLASSES)
         .filter_map(|c| {
@@ -125,11 +129,11 @@ mod tests {
         for _ in 0..8 {
             let (t, measure) = choose(bytes);
             assert!(measure);
-            record(bytes, t, if t == 2 { 1.0 } else { 3.0 });
+            record(bytes, t, if t > 1 { 1.0 } else { 3.0 });
         }
-        if cpus() >= 2 {
+        if wide() >= 2 {
             let picks: Vec<usize> = (0..REPROBE_EVERY).map(|_| choose(bytes).0).collect();
-            assert_eq!(picks.iter().filter(|&&t| t == 2).count() as u64, REPROBE_EVERY - 1);
+            assert_eq!(picks.iter().filter(|&&t| t == wide()).count() as u64, REPROBE_EVERY - 1);
         }
     }
 }
