@@ -417,6 +417,8 @@ class SnapshotKeeper:
         self._lock = lock
         self._cancel = threading.Event()
         self._writer: threading.Thread | None = None
+        self._idle = threading.Event()  # set while no write holds frozen arrays
+        self._idle.set()
         self.last_rejected = False  # the latest restore found a file it could not use
 
     # -- open --------------------------------------------------------------------------
@@ -467,34 +469,39 @@ class SnapshotKeeper:
 
     # -- write -----------------------------------------------------------------------------
     def due(self) -> bool:
-        return self.pending >= self.after and not self.writing
+        return self.pending >= self.after and self._idle.is_set() and not self._cancel.is_set()
 
     @property
-    def writing(self) -> bool:
-        writer = self._writer
-        return writer is not None and writer.is_alive()
+    def busy(self) -> bool:
+        """A write (background or :meth:`begin`/:meth:`finish`) holds frozen arrays of the index."""
+        return not self._idle.is_set()
+
+    @property
+    def closing(self) -> bool:
+        return self._cancel.is_set()
+
+    def begin(self, index: Any, stamp: int, force: bool = False) -> tuple[Frozen, int, bool] | None:
+        """Freeze ``index`` at ``stamp`` for one write (caller holds the storage lock); None when one runs."""
+        if self.busy or index.dim is None or self._cancel.is_set():
+            return None
+        self._idle.clear()
+        force = force or self.last_rejected  # a rejected file is replaced, whatever its stamp
+        self.last_rejected = False
+        return index.freeze(stamp), self.pending, force
 
     def start(self, index: Any, stamp: int) -> bool:
-        """Freeze ``index`` (caller holds the storage lock) and write it in a background thread."""
-        if self.writing or index.dim is None:
+        """:meth:`begin`, then :meth:`finish` in a background (daemon) thread: exit never waits for it."""
+        job = self.begin(index, stamp)
+        if job is None:
             return False
-        frozen = index.freeze(stamp)
-        counted = self.pending
-        self._writer = threading.Thread(
-            target=self._write, args=(index, frozen, counted), name="crewai_rust-memory-snapshot", daemon=True
-        )
+        self._writer = threading.Thread(target=self.finish, args=(index, job),
+                                        name="crewai_rust-memory-snapshot", daemon=True)
         self._writer.start()
         return True
 
-    def write_now(self, index: Any, stamp: int) -> bool:
-        """Write synchronously (caller holds the storage lock); True when a file was written."""
-        self.wait()
-        if index.dim is None:
-            return False
-        frozen = index.freeze(stamp)
-        return self._write(index, frozen, self.pending, force=True)
-
-    def _write(self, index: Any, frozen: Frozen, counted: int, force: bool = False) -> bool:
+    def finish(self, index: Any, job: tuple[Frozen, int, bool]) -> bool:
+        """Write the frozen rows (without the storage lock), then thaw them under it. True when the file holds them."""
+        frozen, counted, force = job
         ok = False
         try:
             current = None if force else read_header(self.path)
@@ -513,16 +520,15 @@ class SnapshotKeeper:
                 index.thaw(frozen)
                 # a failure waits for as many changes again before retrying
                 self.pending = max(0, self.pending - counted)
+                self._idle.set()
         return ok
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for a background write to finish (tests, ``save_snapshot``)."""
-        writer = self._writer
-        if writer is not None and writer is not threading.current_thread():
-            writer.join(timeout)
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no write runs (tests, ``save_snapshot``); False on timeout."""
+        return self._idle.wait(timeout)
 
     def close(self) -> None:
-        """Stop a background write (its temp file is removed) without waiting for the disk."""
+        """Stop a running write (its temp file is removed) and wait briefly; call without the storage lock."""
         self._cancel.set()
         self.wait(timeout=5.0)
 

@@ -221,12 +221,20 @@ class RustMemoryStorage:
 
     def save_snapshot(self) -> bool:
         """Write the vector snapshot now and wait for it (before a planned shutdown, say); False when off."""
-        with self._lock:
+        keeper = self._snapshots
+        if keeper is None:
             self._check_open()
-            if self._snapshots is None:
-                return False
-            self._sync()
-            return self._snapshots.write_now(self._index, self._seen)
+            return False
+        while True:
+            keeper.wait()
+            with self._lock:
+                self._check_open()
+                self._sync()
+                if self._index.dim is None or keeper.closing:
+                    return False
+                job = keeper.begin(self._index, self._seen, force=True)
+            if job is not None:
+                return keeper.finish(self._index, job)  # written outside the lock: searches go on
 
     @property
     def snapshot_stats(self) -> dict[str, Any]:
@@ -504,11 +512,11 @@ class RustMemoryStorage:
         self._close_now()
 
     def _close_now(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.close()  # without the lock: a running write thaws under it
         with self._lock:
             if not self._closed:
                 self._closed = True
-                if self._snapshots is not None:
-                    self._snapshots.close()
                 self._store.close()
                 self._index.clear(None)
 
