@@ -97,7 +97,7 @@ def test_reopen_maps_the_snapshot(tmp_path: Path, use_rust: bool) -> None:
     again = RustMemoryStorage(tmp_path, use_rust=use_rust)
     stats = again.snapshot_stats
     assert (stats["restored"], stats["restored_rows"], stats["full_loads"], stats["replayed"]) == (1, 40, 0, 0)
-    assert isinstance(again._index.matrix.base, np.ndarray) or again._index.matrix.base is not None
+    assert not again._index.matrix.flags.owndata  # a view of the mapped file, not a copy
     assert_index_is_the_database(again)
     assert _answers(again) == expected == _reference(tmp_path, use_rust)
     again.close()
@@ -336,3 +336,123 @@ def test_stale_temp_files_of_killed_writers_are_removed(tmp_path: Path) -> None:
     mine.write_bytes(b"in progress")
     assert _snapshot.remove_stale_temps(target) == 1
     assert not dead.exists() and mine.exists()
+
+
+# -- PostgreSQL: the snapshot lives in a per-host cache directory ----------------------------
+def test_postgres_store_reopens_from_its_cached_snapshot(pg_url: str, pg_server: Any, tmp_path: Path,
+                                                         use_rust: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_snapshot.SNAPSHOT_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = RustMemoryStorage(url=pg_url, namespace="snap_a", use_rust=use_rust, snapshot_after=1)
+    first.save([_record(i) for i in range(40)])
+    assert first.save_snapshot()
+    path = Path(first.snapshot_stats["path"])
+    assert path.parent == tmp_path / "cache" / "crewai_rust" / "memory-snapshots"
+    expected = _answers(first)
+    first.close()
+    # nothing of the URL (least of all the password) is in the name or the file
+    blob = path.read_bytes()
+    password = pg_server.password
+    assert password and password.encode() not in blob and password not in path.name
+    assert b"snap_a" not in blob and b"postgresql" not in blob
+
+    # another process (snapshots off) writes after the stamp: updates, deletes, inserts
+    other = RustMemoryStorage(url=pg_url, namespace="snap_a", use_rust=use_rust, snapshot=False)
+    other.save([_record(i, seed=1, scope="/moved") for i in range(5)])
+    other.delete(record_ids=["rec-7", "rec-8"])
+    other.save([_record(i, seed=2) for i in range(40, 44)])
+    expected_after = _answers(other)
+    other.close()
+    assert expected_after != expected
+
+    again = RustMemoryStorage(url=pg_url, namespace="snap_a", use_rust=use_rust)
+    stats = again.snapshot_stats
+    assert (stats["restored"], stats["restored_rows"], stats["full_loads"]) == (1, 40, 0)
+    assert stats["replayed"] == 11
+    assert_index_is_the_database(again)
+    assert _answers(again) == expected_after
+    again.close()
+
+    # another namespace of the same database has its own file
+    tenant = RustMemoryStorage(url=pg_url, namespace="snap_b", use_rust=use_rust, snapshot_after=1)
+    tenant.save([_record(1)])
+    assert tenant.save_snapshot() and Path(tenant.snapshot_stats["path"]) != path
+    tenant.close()
+
+
+def test_postgres_damaged_snapshot_is_rebuilt(pg_url: str, tmp_path: Path, use_rust: bool) -> None:
+    first = RustMemoryStorage(url=pg_url, use_rust=use_rust, snapshot_after=1, snapshot_dir=tmp_path)
+    first.save([_record(i) for i in range(30)])
+    assert first.save_snapshot()
+    path = Path(first.snapshot_stats["path"])
+    first.close()
+    _flip(_matrix_byte)(path)
+    again = RustMemoryStorage(url=pg_url, use_rust=use_rust, snapshot_dir=tmp_path)
+    assert again.snapshot_stats["restored"] == 0 and again.snapshot_stats["rejected"] == [
+        "data checksum mismatch (damaged)"]
+    assert_index_is_the_database(again)
+    assert again._snapshots.wait(30) and again.snapshot_stats["written"] == 1
+    again.close()
+    third = RustMemoryStorage(url=pg_url, use_rust=use_rust, snapshot_dir=tmp_path)
+    assert third.snapshot_stats["restored"] == 1
+    assert_index_is_the_database(third)
+    third.close()
+
+
+# -- a real offline crew: its memory reopens from the snapshot -------------------------------
+def _crew(topic: str) -> Any:
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config
+
+    llm = ScriptedLLM()
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder", llm=llm)
+    tasks = [
+        Task(description=f"Describe the {topic} of the barn owl", expected_output="a sentence", agent=agent),
+        Task(description=f"Summarise what we know about {topic}", expected_output="a sentence", agent=agent),
+    ]
+    return Crew(agents=[agent], tasks=tasks, memory=True, embedder=crew_embedder_config(64))
+
+
+@pytest.mark.crew
+def test_a_crew_reopens_its_memory_from_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     use_rust: bool) -> None:
+    import crewai_rust
+    from crewai_rust.memory._activation import open_stores
+
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    monkeypatch.setenv(_snapshot.SNAPSHOT_AFTER_ENV, "1")
+    crewai_rust.patch("memory")
+    first = _crew("hunting")
+    first.kickoff()
+    first._memory.drain_writes()
+    store = first._memory._storage
+    assert isinstance(store, RustMemoryStorage) and store.count() > 0
+    assert store._snapshots.wait(30)
+    assert store.snapshot_stats["written"] >= 1  # written in the background as the crew saved
+    saved = {r.id for r in store.list_records(limit=1000)}
+    crewai_rust.unpatch()
+
+    # a new process would do the same: patch, build a crew, kick it off; its memory opens from the file
+    crewai_rust.patch("memory")
+    hits: list[int] = []
+    second = _crew("hunting")
+    reopened = next(iter(open_stores().values()), None) or second._memory._storage
+    assert reopened is not store
+    stats = reopened.snapshot_stats
+    assert stats["restored"] == 1 and stats["full_loads"] == 0
+    assert stats["restored_rows"] > 0 and reopened.count() == len(saved)
+    original = reopened.search
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        hits.append(len(result))
+        return result
+
+    monkeypatch.setattr(reopened, "search", spy)
+    second.kickoff()
+    second._memory.drain_writes()
+    assert hits and max(hits) > 0  # the second crew recalled the first crew's memories
+    assert saved <= {r.id for r in reopened.list_records(limit=1000)}
+    assert_index_is_the_database(reopened)
+    crewai_rust.unpatch()

@@ -365,11 +365,13 @@ def default_cache_dir() -> Path:
 
 def snapshot_path(store: Any, directory: str | os.PathLike[str] | None) -> Path:
     """The snapshot file of ``store``: beside a SQLite database unless ``directory`` is given; for
-    PostgreSQL in the cache directory, named by a hash of the server, database, user and namespace
+    PostgreSQL in ``directory``, else ``CREWAI_RUST_MEMORY_SNAPSHOT_DIR``, else the cache directory, named by a hash of the server, database, user and namespace
     (``store.location`` holds no password, and the name reveals none of it)."""
     db_path = getattr(store, "path", None)
     if directory is None and db_path is not None:
         return Path(db_path).with_name(SQLITE_NAME)
+    if directory is None:
+        directory = os.environ.get(SNAPSHOT_DIR_ENV, "").strip() or None
     root = Path(directory) if directory is not None else default_cache_dir()
     key = hashlib.sha256(str(store.location).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return root / f"{key}.snapshot"
@@ -395,7 +397,7 @@ class SnapshotSettings:
     @staticmethod
     def resolve(enabled: bool | None, directory: str | os.PathLike[str] | None, after: int | None) -> SnapshotSettings:
         on = env_flag(SNAPSHOT_ENV, True) if enabled is None else bool(enabled)
-        where = directory if directory is not None else (os.environ.get(SNAPSHOT_DIR_ENV, "").strip() or None)
+        where = directory
         if after is None:
             after = env_int(SNAPSHOT_AFTER_ENV, DEFAULT_AFTER, minimum=1)
         elif not isinstance(after, int) or isinstance(after, bool) or after < 1:
