@@ -262,11 +262,12 @@ class VectorIndex:
             self.matrix = np.zeros((_MIN_CAPACITY, dim), dtype=np.float32)
             self.matrix[:n] = matrix[:n]
         self._clear_shadow(len(self.seqs))
-        for interner, key, codes in ((self.scopes, "scopes", "scope_codes"),
-                                     (self.categories, "categories", "category_codes"),
-                                     (self.metadata, "metadata", "metadata_codes")):
+        interners: tuple[tuple[_Interner[Any], str, str], ...] = (
+            (self.scopes, "scopes", "scope_codes"), (self.categories, "categories", "category_codes"),
+            (self.metadata, "metadata", "metadata_codes"))
+        for interner, key, codes in interners:
             keys = tables[key]
-            used = self.__dict__[codes][:n]
+            used = getattr(self, codes)[:n]
             if n and (int(used.min()) < 0 or int(used.max()) >= len(keys)):
                 raise ValueError(f"{key} codes out of range")
             interner.codes = dict(zip(keys, range(len(keys))))

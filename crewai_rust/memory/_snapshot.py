@@ -202,7 +202,7 @@ def write_snapshot(path: Path, frozen: Frozen, store_id: str, cancel: threading.
             for start in range(0, mbytes, _CHUNK):
                 if cancel is not None and cancel.is_set():
                     return False
-                view = memoryview(raw[start : start + _CHUNK])
+                view = memoryview(raw[start : start + _CHUNK].data)
                 while len(view):
                     view = view[out.write(view) :]
             out.truncate(size)  # zeros: the matrix's padding block and the spare rows (a hole)
