@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crewai_rust.memory import RustMemoryStorage
 from crewai_rust.memory import _snapshot
@@ -456,3 +458,62 @@ def test_a_crew_reopens_its_memory_from_the_snapshot(tmp_path: Path, monkeypatch
     assert saved <= {r.id for r in reopened.list_records(limit=1000)}
     assert_index_is_the_database(reopened)
     crewai_rust.unpatch()
+
+
+# -- any history: snapshot at random points, reopen, the index is the database -----------------
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("save"), st.lists(st.integers(0, 30), min_size=1, max_size=6), st.integers(0, 3)),
+        st.tuples(st.just("delete"), st.lists(st.integers(0, 30), min_size=1, max_size=4), st.just(0)),
+        st.tuples(st.just("scope"), st.lists(st.integers(0, 2), min_size=1, max_size=1), st.just(0)),
+        st.tuples(st.just("snapshot"), st.just([]), st.just(0)),
+        st.tuples(st.just("reopen"), st.just([]), st.just(0)),
+        st.tuples(st.just("reset"), st.just([]), st.just(0)),
+    ),
+    min_size=1, max_size=14,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_any_history_reopens_to_the_database(tmp_path_factory: pytest.TempPathFactory, use_rust: bool,
+                                            ops: list[tuple[str, list[int], int]]) -> None:
+    path = tmp_path_factory.mktemp("history")
+    store = RustMemoryStorage(path, use_rust=use_rust, snapshot_after=10**6)
+    try:
+        for op, ids, seed in ops:
+            if op == "save":
+                store.save([_record(i, seed=seed) for i in ids])
+            elif op == "delete":
+                store.delete(record_ids=[f"rec-{i}" for i in ids])
+            elif op == "scope":
+                store.delete(scope_prefix=f"/crew/{ids[0]}")
+            elif op == "reset":
+                store.reset()
+            elif op == "snapshot":
+                store.save_snapshot()
+            else:
+                store.close()
+                store = RustMemoryStorage(path, use_rust=use_rust, snapshot_after=10**6)
+                assert not store.snapshot_stats["rejected"]
+                assert_index_is_the_database(store)
+        store.close()
+        store = RustMemoryStorage(path, use_rust=use_rust, snapshot_after=10**6)
+        assert not store.snapshot_stats["rejected"]
+        assert_index_is_the_database(store)
+        if store.count():
+            assert _answers(store) == _reference(path, use_rust)
+    finally:
+        store.close()
+
+
+def test_a_snapshot_of_one_twin_serves_the_other(tmp_path: Path, speedups: Any) -> None:
+    del speedups
+    writer = _written(tmp_path, use_rust=True)
+    writer.close()
+    for flag in (False, True):
+        store = RustMemoryStorage(tmp_path, use_rust=flag)
+        assert store.snapshot_stats["restored"] == 1
+        assert_index_is_the_database(store)
+        assert _answers(store) == _reference(tmp_path, flag)
+        store.close()
