@@ -189,10 +189,10 @@ def write_snapshot(path: Path, frozen: Frozen, store_id: str, cancel: threading.
     header_pad = b"\0" * (data_offset - len(prefix))
     matrix_offset = data_offset + fields["matrix_offset"]
     size = matrix_offset + max(_round_up(mbytes, BLOCK), (n + spare) * dim * 4)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file holds the embeddings
     remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     done = False
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
@@ -297,12 +297,13 @@ def read_snapshot(path: Path, store_id: str, dim: int | None, head: int) -> Rest
 
     Raises FileNotFoundError when there is none and :class:`SnapshotRejected` when it cannot serve.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         size = os.fstat(fd).st_size
         if size < _PREFIX.size:
             raise SnapshotRejected(f"truncated ({size} bytes)")
-        mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        # copy-on-write (MAP_PRIVATE where there is one): the index's own writes never reach the file
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
     finally:
         os.close(fd)
     magic, version, length, digest = _PREFIX.unpack_from(mm, 0)
