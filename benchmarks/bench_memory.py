@@ -2,7 +2,8 @@
 
 Cases: per-query search (limit 10) at several store sizes and dimensions, with
 and without a selective scope filter (5% of records); save of 1, 100 and 1000
-records per call (batches built before the clock starts); opening an existing store; ``Memory.recall``
+records per call (batches built before the clock starts); opening an existing store (reading every
+vector back, and mapping the vector snapshot) and the first search after it; ``Memory.recall``
 shallow and deep (scripted LLM, hashed embedder; ours under ``crewai_rust.patch()``, stock unpatched);
 and the scan rate of the unfiltered rust search beside
 this machine's memory-bandwidth floor (performance-notes: about 20 GB/s on one
@@ -12,6 +13,7 @@ core, 37 GB/s on both).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -219,26 +221,63 @@ def _encode_rows(dim: int) -> list[dict[str, Any]]:
     return out
 
 
+#: Sizes of the "open" cases; "NxD,NxD" overrides (the full run adds 100k x 1536).
+OPEN_SIZES_ENV = "CREWAI_RUST_BENCH_MEMORY_OPEN_SIZES"
+#: Comma list of the groups to run (search, save, open, recall); all when unset.
+GROUPS_ENV = "CREWAI_RUST_BENCH_MEMORY_GROUPS"
+
+
+def _open_sizes(quick: bool) -> list[tuple[int, int]]:
+    override = os.environ.get(OPEN_SIZES_ENV, "").strip()
+    if override:
+        return [(int(a), int(b)) for a, b in (item.split("x") for item in override.split(","))]
+    return [(1_000, 3072), (10_000, 3072)] + ([] if quick else [(100_000, 1536)])
+
+
 def _open_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
+    """Open of an existing store: LanceDB; ours reading every vector back (``snapshot=False``) and
+    mapping the vector snapshot (``+snapshot``); then the first search after each open."""
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
     from crewai_rust import speedups_enabled
     from crewai_rust.memory import RustMemoryStorage
 
     out = []
-    for n, dim in [(1_000, 3072), (10_000, 3072)]:
-        records = _records(n, dim)
-        base = tmp / f"open-{n}"
-        _save_all(LanceDBStorage(path=base / "lance"), records)
-        first = RustMemoryStorage(base / "ours", use_rust=False)
-        _save_all(first, records)
+    for n, dim in _open_sizes(quick):
+        base = tmp / f"open-{n}-{dim}"
+        lance = LanceDBStorage(path=base / "lance") if n <= LANCE_MAX_ROWS else None
+        first = RustMemoryStorage(base / "ours", use_rust=False, snapshot=False)
+        for batch in _record_batches(n, dim):
+            first.save(batch)
+            if lance is not None:
+                lance.save(batch)
         first.close()
+        writer = RustMemoryStorage(base / "ours", use_rust=False)
+        assert writer.save_snapshot()
+        writer.close()
         case = f"existing {n // 1000}k x {dim}"
-        out.append(measure("open", case, "stock", lambda b=base: LanceDBStorage(path=b / "lance"), repeat=3))
+        query = np.random.default_rng(3).normal(size=dim).astype(np.float32).tolist()
+        if lance is not None:
+            out.append(measure("open", case, "stock", lambda b=base: LanceDBStorage(path=b / "lance"), repeat=3))
         impls = [("python", False)] + ([("rust", True)] if speedups_enabled() else [])
         for impl, flag in impls:
-            out.append(measure("open", case, impl,
-                               lambda b=base, f=flag: RustMemoryStorage(b / "ours", use_rust=f).close(), repeat=3))
+            for label, snap in (("", False), ("+snap", True)):
+                def opened(b: Path = base, f: bool = flag, s: bool = snap) -> Any:
+                    return RustMemoryStorage(b / "ours", use_rust=f, snapshot=s, snapshot_after=10**9)
+
+                r = measure("open", case, impl + label, lambda o=opened: o().close(), repeat=3)
+                probe = opened()
+                r["snapshot_restored"] = probe.snapshot_stats.get("restored", 0)
+                probe.close()
+                out.append(r)
+
+                def first_search(o: Any = opened) -> None:
+                    store = o()
+                    store.search(query, limit=10)
+                    store.close()
+
+                out.append(measure("open+search", case, impl + label, first_search, repeat=3))
+        shutil.rmtree(base, ignore_errors=True)
     return out
 
 
@@ -284,10 +323,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
         path = Path(tmp)
-        rows = _search_rows(quick, path)
-        rows += _save_rows(quick, path)
-        rows += _open_rows(quick, path)
-        rows += _recall_rows(quick, path)
+        groups = {g.strip() for g in os.environ.get(GROUPS_ENV, "search,save,open,recall").split(",")}
+        rows = []
+        for name, fn in (("search", _search_rows), ("save", _save_rows), ("open", _open_rows),
+                         ("recall", _recall_rows)):
+            if name in groups:
+                rows += fn(quick, path)
     rows.append(row("meta", "bench_memory wall time", "all", [time.perf_counter() - started]))
     return rows
 

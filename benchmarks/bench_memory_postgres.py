@@ -35,6 +35,10 @@ DIM = 1536
 URL_ENV = "CREWAI_RUST_BENCH_PG_URL"
 
 
+#: Comma list of the groups to run (save, search, visible, open); all when unset.
+GROUPS_ENV = "CREWAI_RUST_BENCH_MEMORY_GROUPS"
+
+
 def _server() -> tuple[Any, str]:
     """(cluster to destroy or None, URL of an empty database)."""
     url = os.environ.get(URL_ENV, "").strip()
@@ -104,30 +108,46 @@ def _search_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
 
 
 def _open_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
+    """Open of an existing store: LanceDB (10k), ours reading every vector back (binary COPY on
+    PostgreSQL) and, ``+snap``, mapping the per-host vector snapshot and replaying the log after it."""
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
     from crewai_rust.memory import RustMemoryStorage
 
     out = []
+    snaps = tmp / "snapshots"
     for n in [10_000] if quick else [10_000, 100_000]:
         name = f"open{n // 1000}k"
         base = tmp / name
         records = _records(n, DIM)
-        first = RustMemoryStorage(base / "sqlite")
+        first = RustMemoryStorage(base / "sqlite", snapshot=False)
         _save_all(first, records)
         first.close()
-        first = RustMemoryStorage(url=url, namespace=name)
+        first = RustMemoryStorage(url=url, namespace=name, snapshot=False)
         _save_all(first, records)
         first.close()
+        for opener in (lambda b=base: RustMemoryStorage(b / "sqlite"),
+                       lambda nm=name: RustMemoryStorage(url=url, namespace=nm, snapshot_dir=snaps)):
+            writer = opener()
+            assert writer.save_snapshot()
+            writer.close()
+        case = f"existing {n // 1000}k x {DIM}"
         if n <= 10_000:
             _save_all(LanceDBStorage(path=str(base / "lance")), records)
-            out.append(measure("open", f"existing {n // 1000}k x {DIM}", "stock",
-                               lambda b=base: LanceDBStorage(path=str(b / "lance")), repeat=3))
+            out.append(measure("open", case, "stock", lambda b=base: LanceDBStorage(path=str(b / "lance")), repeat=3))
         del records
-        out.append(measure("open", f"existing {n // 1000}k x {DIM}", "sqlite",
-                           lambda b=base: RustMemoryStorage(b / "sqlite").close(), repeat=3))
-        out.append(measure("open", f"existing {n // 1000}k x {DIM}", "postgres",
-                           lambda nm=name: RustMemoryStorage(url=url, namespace=nm).close(), repeat=3))
+        out.append(measure("open", case, "sqlite",
+                           lambda b=base: RustMemoryStorage(b / "sqlite", snapshot=False).close(), repeat=3))
+        out.append(measure("open", case, "sqlite+snap",
+                           lambda b=base: RustMemoryStorage(b / "sqlite", snapshot_after=10**9).close(), repeat=3))
+        out.append(measure("open", case, "postgres",
+                           lambda nm=name: RustMemoryStorage(url=url, namespace=nm, snapshot=False).close(), repeat=3))
+        out.append(measure("open", case, "postgres+snap",
+                           lambda nm=name: RustMemoryStorage(url=url, namespace=nm, snapshot_dir=snaps,
+                                                             snapshot_after=10**9).close(), repeat=3))
+        probe = RustMemoryStorage(url=url, namespace=name, snapshot_dir=snaps, snapshot_after=10**9)
+        assert probe.snapshot_stats["restored"] == 1, probe.snapshot_stats  # the rows above took our path
+        probe.close()
     return out
 
 
@@ -217,10 +237,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
     try:
         with tempfile.TemporaryDirectory(prefix="crewai_rust_bench_pg_") as tmp:
             path = Path(tmp)
-            rows = _save_rows(quick, path, url)
-            rows += _search_rows(quick, path, url)
-            rows += _latency_rows(quick, path, url)
-            rows += _open_rows(quick, path, url)
+            groups = {g.strip() for g in os.environ.get(GROUPS_ENV, "save,search,visible,open").split(",")}
+            rows = []
+            for group, fn in (("save", _save_rows), ("search", _search_rows), ("visible", _latency_rows),
+                              ("open", _open_rows)):
+                if group in groups:
+                    rows += fn(quick, path, url)
             return rows
     finally:
         if cluster is not None:

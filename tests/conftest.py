@@ -163,3 +163,15 @@ def _always_unpatched() -> Iterator[None]:
     import crewai_rust
 
     crewai_rust.unpatch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _snapshots_in_a_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PostgreSQL stores' vector snapshots go to a session temp dir, not the user's cache (subprocesses too)."""
+    old = os.environ.get("CREWAI_RUST_MEMORY_SNAPSHOT_DIR")
+    os.environ["CREWAI_RUST_MEMORY_SNAPSHOT_DIR"] = str(tmp_path_factory.mktemp("memory-snapshots"))
+    yield
+    if old is None:
+        os.environ.pop("CREWAI_RUST_MEMORY_SNAPSHOT_DIR", None)
+    else:
+        os.environ["CREWAI_RUST_MEMORY_SNAPSHOT_DIR"] = old

@@ -4,7 +4,8 @@ Registers a factory through CrewAI's official seam
 ``crewai.memory.storage.factory.set_memory_storage_factory``. CrewAI builds a
 new ``Memory`` several times per kickoff, so the factory keeps ONE open store
 per directory (or PostgreSQL URL) per process and hands it back every time.
-Options: ``metric`` ("l2" | "cosine"), ``use_rust`` (bool | None), ``vector_dim``.
+Options: ``metric`` ("l2" | "cosine"), ``use_rust`` (bool | None), ``vector_dim``, ``shadow``,
+``snapshot``, ``snapshot_dir``, ``snapshot_after`` (the vector snapshot, ``_snapshot``).
 
 A ``postgresql://…`` spec (``Memory(storage="postgresql://…")``) opens the
 PostgreSQL store; ``CREWAI_RUST_MEMORY_URL`` sends CrewAI's default memory
@@ -41,6 +42,9 @@ class MemorySettings:
     use_rust: bool | None = setting(None)
     vector_dim: int | None = setting(None)
     shadow: bool | None = setting(None)
+    snapshot: bool | None = setting(None)  # None: CREWAI_RUST_MEMORY_SNAPSHOT, read by the store
+    snapshot_dir: str | None = setting(None)
+    snapshot_after: int | None = setting(None)
     batch_recall: bool = setting(True, kind="flag")
 
     def store_options(self) -> dict[str, Any]:

@@ -168,6 +168,7 @@ class VectorIndex:
     def upsert(self, seq: int, record_id: str, scope: str, categories: str, metadata: str, embedding: bytes) -> None:
         """Insert a row, or overwrite the row of an existing id."""
         self._selections.clear()
+        self._unshare()
         vector = np.frombuffer(embedding, dtype=np.float32)
         if self.dim is None:
             self.clear(len(vector))
@@ -207,6 +208,7 @@ class VectorIndex:
             bad = next(r for r in rows if len(r[5]) != dim * 4)
             raise ValueError(f"stored embedding of {len(bad[5]) // 4} values in a {self.dim}-d index")
         self._selections.clear()
+        self._unshare()  # a background snapshot writer may still read the arrays
         block = flat.reshape(len(rows), dim)
         positions = np.empty(len(rows), dtype=np.int64)
         new = [i for i, r in enumerate(rows) if r[1] not in self.row_of]
@@ -238,6 +240,7 @@ class VectorIndex:
         if row is None:
             return False
         self._selections.clear()
+        self._unshare()
         last = self.n - 1
         if row != last:
             moved = self.ids[last]
@@ -254,6 +257,71 @@ class VectorIndex:
         self.ids.pop()
         self.n = last
         return True
+
+    # -- snapshots (``_snapshot``) -------------------------------------------------------
+    _SHARED = ("matrix", "sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes")
+
+    def freeze(self, stamp: int) -> Any:
+        """The rows as they are now, for a background snapshot writer, without copying the matrix.
+
+        The arrays are shared and write-protected until :meth:`thaw`; a write meanwhile
+        copies them first (:meth:`_unshare`), so the writer never sees a later change.
+        """
+        from ._snapshot import Frozen
+
+        for name in self._SHARED:
+            getattr(self, name).flags.writeable = False
+        tables = {"scopes": list(self.scopes.codes), "categories": list(self.categories.codes),
+                  "metadata": list(self.metadata.codes)}
+        columns = {name: getattr(self, name) for name in self._SHARED[1:]}
+        return Frozen(stamp, self.n, int(self.dim or 0), self.matrix, columns, list(self.ids), tables)
+
+    def thaw(self, frozen: Any) -> None:
+        """The writer is done: arrays still the index's own become writable again."""
+        if frozen.matrix is self.matrix:
+            self.matrix.flags.writeable = True
+        for name, arr in frozen.columns.items():
+            if arr is getattr(self, name):
+                arr.flags.writeable = True
+
+    def _unshare(self) -> None:
+        """Copy the arrays a snapshot writer still reads before writing to them."""
+        for name in self._SHARED:
+            arr = getattr(self, name)
+            if not arr.flags.writeable:
+                setattr(self, name, arr.copy())
+
+    def adopt(self, matrix: np.ndarray, n: int, columns: dict[str, np.ndarray], ids: list[str],
+              tables: dict[str, list[str]]) -> None:
+        """Take over a snapshot's rows; ``matrix`` (a private mapping of the file) may hold spare rows past ``n``."""
+        cap, dim = matrix.shape
+        if len(ids) != n or cap < n:
+            raise ValueError("rows and ids disagree")
+        self.clear(dim)
+        self.matrix = matrix
+        for name in self._SHARED[1:]:
+            arr = np.zeros(max(cap, _MIN_CAPACITY), dtype=getattr(self, name).dtype)
+            arr[:n] = columns[name]
+            setattr(self, name, arr)
+        if cap < _MIN_CAPACITY:
+            self.matrix = np.zeros((_MIN_CAPACITY, dim), dtype=np.float32)
+            self.matrix[:n] = matrix[:n]
+        self._clear_shadow(len(self.seqs))
+        interners: tuple[tuple[_Interner[Any], str, str], ...] = (
+            (self.scopes, "scopes", "scope_codes"), (self.categories, "categories", "category_codes"),
+            (self.metadata, "metadata", "metadata_codes"))
+        for interner, key, codes in interners:
+            keys = tables[key]
+            used = getattr(self, codes)[:n]
+            if n and (int(used.min()) < 0 or int(used.max()) >= len(keys)):
+                raise ValueError(f"{key} codes out of range")
+            interner.codes = dict(zip(keys, range(len(keys))))
+            interner.values = [interner._parse(k) for k in keys]
+        self.ids = list(ids)
+        self.row_of = dict(zip(self.ids, range(n)))
+        if len(self.row_of) != n:
+            raise ValueError("duplicate ids")
+        self.n = n
 
     # -- filters -----------------------------------------------------------------
     def select_rows(

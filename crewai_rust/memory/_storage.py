@@ -26,6 +26,7 @@ from . import _rerank
 from ._index import VectorIndex
 from ._kernels import THREADS_ENV, KernelSet, exact_top, exact_top_many, shadow_mode
 from ._seam import RecordStore, is_url, open_record_store
+from ._snapshot import SnapshotKeeper, SnapshotSettings, describe
 from ._records import (
     BatchEncoder,
     Encoder,
@@ -92,6 +93,11 @@ class RustMemoryStorage:
             with one namespace each); default ``crewai_memory``.
         shadow: keep a float16 copy of the vectors for the exact half-traffic scan; None = auto
             (``CREWAI_RUST_MEMORY_SHADOW``: on where it can pay, with the compiled kernels).
+        snapshot: open from a memory-mapped vector snapshot and keep it fresh in the background;
+            None = ``CREWAI_RUST_MEMORY_SNAPSHOT`` (default on). See ``_snapshot``.
+        snapshot_dir: where snapshots go; None = beside the SQLite file, and for PostgreSQL
+            ``CREWAI_RUST_MEMORY_SNAPSHOT_DIR`` or the user cache dir.
+        snapshot_after: changes before a new snapshot is written (``CREWAI_RUST_MEMORY_SNAPSHOT_AFTER``, 1000).
     """
 
     def __init__(
@@ -105,6 +111,9 @@ class RustMemoryStorage:
         *,
         url: str | None = None,
         namespace: str | None = None,
+        snapshot: bool | None = None,
+        snapshot_dir: str | os.PathLike[str] | None = None,
+        snapshot_after: int | None = None,
     ) -> None:
         if is_url(path):
             if url is not None:
@@ -138,7 +147,11 @@ class RustMemoryStorage:
         self._store: RecordStore = open_record_store(target, namespace)
         self._index = VectorIndex()
         self._seen = 0
+        self._snapshots: SnapshotKeeper | None = None
         try:
+            settings = SnapshotSettings.resolve(snapshot, snapshot_dir, snapshot_after)
+            if settings.enabled:
+                self._snapshots = SnapshotKeeper(self._store, settings, self._lock)
             if import_lancedb and self.path is not None:
                 from ._lancedb_import import import_if_present
 
@@ -178,6 +191,19 @@ class RustMemoryStorage:
             raise MemoryStoreClosedError(f"RustMemoryStorage at {self.location} is closed")
 
     def _reload(self) -> None:
+        """Rebuild the index: from the vector snapshot plus the log after its stamp, else from the database."""
+        keeper = self._snapshots
+        if keeper is not None:
+            stamp = keeper.restore(self._index, self._store)
+            if stamp is not None:
+                self._set_seen(stamp)
+                keeper.replayed(self._sync(after_restore=True))
+                self._snapshot_if_due()
+                return
+        self._load_all()
+
+    def _load_all(self) -> None:
+        keeper = self._snapshots
         head, count, batches = self._store.load_index_rows()
         dim = self._store.get_dim()
         bad: list[tuple[str, str]] = []
@@ -186,8 +212,39 @@ class RustMemoryStorage:
         finally:
             batches.close()  # ends the read snapshot even when loading failed
         self._set_seen(head)
+        if keeper is not None:
+            keeper.full_load(self._index.n)
         if bad:
             self._quarantine(bad)
+        self._snapshot_if_due()
+
+    def _snapshot_if_due(self) -> None:
+        """Write a snapshot in the background once enough changes are not in the file (lock held)."""
+        keeper = self._snapshots
+        if keeper is not None and keeper.due():
+            keeper.start(self._index, self._seen)
+
+    def save_snapshot(self) -> bool:
+        """Write the vector snapshot now and wait for it (before a planned shutdown, say); False when off."""
+        keeper = self._snapshots
+        if keeper is None:
+            self._check_open()
+            return False
+        while True:
+            keeper.wait()
+            with self._lock:
+                self._check_open()
+                self._sync()
+                if self._index.dim is None or keeper.closing:
+                    return False
+                job = keeper.begin(self._index, self._seen, force=True)
+            if job is not None:
+                return keeper.finish(self._index, job)  # written outside the lock: searches go on
+
+    @property
+    def snapshot_stats(self) -> dict[str, Any]:
+        """What the vector snapshot did in this process: restored, replayed, rejected, written."""
+        return describe(self._snapshots)
 
     def _set_seen(self, head: int) -> None:
         self._seen = head
@@ -203,18 +260,24 @@ class RustMemoryStorage:
         self._store.quarantine(bad)
         self._sync()
 
-    def _sync(self, trusted: dict[str, bytes] | None = None) -> None:
-        """Apply the deltas committed (by any process) since this process last looked.
+    def _sync(self, trusted: dict[str, bytes] | None = None, after_restore: bool = False) -> int:
+        """Apply the deltas committed (by any process) since this process last looked; the entries applied.
 
         ``trusted``: id -> embedding bytes of the rows this process has just validated and
         written; a row carrying exactly that bytes object skips the read-back check.
+        ``after_restore``: replaying the log tail past a snapshot's stamp at open.
         """
         changes = self._store.changes_since(self._seen, after_own_write=trusted is not None)
         if changes.stale:
-            self._reload()
-            return
+            if after_restore and self._snapshots is not None:
+                self._snapshots.outdated()  # the log was trimmed past the snapshot's stamp
+                self._load_all()
+            else:
+                self._reload()
+            return 0
         if changes.head <= self._seen:
-            return
+            return 0
+        applied = changes.head - self._seen
         index = self._index
         if changes.reset:
             index.clear(None)
@@ -227,6 +290,10 @@ class RustMemoryStorage:
             for record_id, _ in bad:
                 index.remove(record_id)
             self._quarantine(bad)
+        if self._snapshots is not None and not after_restore:
+            self._snapshots.applied(applied)
+            self._snapshot_if_due()
+        return applied
 
     def _on_hint(self) -> None:
         """Another process may have committed (a LISTEN wake-up): catch up now.
@@ -487,6 +554,8 @@ class RustMemoryStorage:
         self._close_now()
 
     def _close_now(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.close()  # without the lock: a running write thaws under it
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -506,6 +575,7 @@ class RustMemoryStorage:
             "scopes": self._store.distinct_scopes(None),
             "file_bytes": self._store.file_size(),
             "implementation": self.implementation,
+            "snapshot": describe(self._snapshots),
         }
 
     def _import_rows(
