@@ -258,7 +258,10 @@ def _open_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
         case = f"existing {n // 1000}k x {dim}"
         query = np.random.default_rng(3).normal(size=dim).astype(np.float32).tolist()
         if lance is not None:
+            # LanceDB reads no vector at open (its first search does), so compare open+search too.
             out.append(measure("open", case, "stock", lambda b=base: LanceDBStorage(path=b / "lance"), repeat=3))
+            out.append(measure("open+search", case, "stock",
+                               lambda b=base: LanceDBStorage(path=b / "lance").search(query, limit=10), repeat=3))
         impls = [("python", False)] + ([("rust", True)] if speedups_enabled() else [])
         for impl, flag in impls:
             for label, snap in (("", False), ("+snap", True)):

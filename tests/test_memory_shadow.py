@@ -459,3 +459,29 @@ def test_batched_do_search_gives_crewai_findings(tmp_path: Path, use_rust: bool)
         assert calls == [3] * 9  # one batch of the three sub-queries per scope, per round
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_auto_builds_the_shadow_after_some_searches_not_at_the_first(
+    speedups: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A store opened (from its snapshot in milliseconds) and searched once must not pay the shadow's
+    build (about twenty float32 scans) in that search; "on" builds it at once."""
+    from crewai_rust.memory import _kernels
+    from crewai_rust.memory._index import VectorIndex
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    dim, n = 1024, 1100  # 4.5 MB of float32: past SHADOW_MIN_BYTES
+    rng = np.random.default_rng(5)
+    index = VectorIndex()
+    block = rng.normal(size=(n, dim)).astype(np.float32)
+    index.upsert_many([(i + 1, f"r{i}", "/", "[]", "{}", block[i].tobytes()) for i in range(n)])
+    ks = _kernels.KernelSet(speedups, mode)
+    query = rng.normal(size=dim).astype(np.float32)
+    built_at = None
+    for search in range(1, _kernels.SHADOW_AFTER_SEARCHES + 2):
+        got = _kernels.exact_top(ks, index, query, None, 5, 0)
+        if built_at is None and index.shadow_enabled:
+            built_at = search
+        assert got[0].tolist() == _kernels.exact_top(_kernels.KernelSet(None, "off"), index, query, None, 5, 0)[0].tolist()
+    assert built_at == (_kernels.SHADOW_AFTER_SEARCHES if mode == "auto" else 1)

@@ -54,6 +54,8 @@ class VectorIndex:
         self.shadow_enabled = shadow
         #: builds the shadow of float32 rows; the storage installs the Rust twin when it runs
         self.shadow_builder: Callable[[np.ndarray], Shadow] = shadow_rows
+        #: searches served at a size that wants the shadow, before it was built (``_kernels.prepare``)
+        self.searches_without_shadow = 0
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:

@@ -29,6 +29,11 @@ KERNEL_ENV = "CREWAI_RUST_MEMORY_KERNEL"
 REPROBE_EVERY = 64
 #: Below this many float32 bytes per search the shadow is not built: all fits in L2.
 SHADOW_MIN_BYTES = 4 << 20
+#: "auto" builds the shadow at this many searches of an index large enough for it, not at the
+#: first: the build costs about twenty float32 scans (76 ms at 10k x 3072 on the Xeon), which a
+#: store opened for a short crew run and searched a few times would never earn back; an index
+#: opened from its snapshot in 10 ms would otherwise pay it in its first search.
+SHADOW_AFTER_SEARCHES = 8
 
 Kernel = Callable[..., tuple[np.ndarray, np.ndarray]]
 ManyKernel = Callable[..., list[tuple[np.ndarray, np.ndarray]]]
@@ -122,10 +127,15 @@ class KernelSet:
         return self.rust and nbytes >= SHADOW_MIN_BYTES
 
     def prepare(self, index: Any) -> None:
-        """Start keeping the float16 shadow once the index is large enough for it to pay."""
-        if not index.shadow_enabled and index.dim and self.wants_shadow(index.n * index.dim * 4):
-            index.shadow_builder = self.shadow_rows
-            index.set_shadow(True)
+        """Start keeping the float16 shadow once the index is large enough, and (auto) searched enough, for it to pay."""
+        if index.shadow_enabled or not index.dim or not self.wants_shadow(index.n * index.dim * 4):
+            return
+        if self.shadow == "auto" and self._forced is None:
+            index.searches_without_shadow += 1
+            if index.searches_without_shadow < SHADOW_AFTER_SEARCHES:
+                return
+        index.shadow_builder = self.shadow_rows
+        index.set_shadow(True)
 
     def _names(self, batched: bool, has_shadow: bool) -> list[str]:
         names = list(self.many if batched else self.single)
