@@ -8,6 +8,7 @@ when ``CREWAI_RUST_BUILD=1`` (the build is required) a missing module fails.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -26,6 +27,12 @@ _OFFLINE_ENV = {
 for _key, _value in _OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("CREWAI_STORAGE_DIR", tempfile.mkdtemp(prefix="crewai_rust_tests_"))
+
+# A test run started in the background of a non-interactive shell (`.ci/run &`, nohup) inherits
+# SIGINT *ignored*, and an ignored signal stays ignored across exec: every worker the Ctrl-C
+# tests interrupt would then shrug it off. A handler here is reset to the default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Warnings are errors in our tests, but CrewAI's own import raises a few
 # (ImportWarning, third-party deprecations) that are not ours to fix: import it

@@ -21,11 +21,13 @@ import pytest
 
 from test_memory_snapshot import assert_index_is_the_database
 
+import crewai_rust
 from crewai_rust.memory import RustMemoryStorage
 from crewai_rust.memory import _snapshot
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+# the crewai_rust this test imports (the installed one under tox), never the checkout's source folder
+ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 WRITER = textwrap.dedent(
     """
@@ -88,17 +90,19 @@ def test_sigkill_while_snapshots_are_written_loses_nothing(tmp_path: Path, use_r
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), impl, str(round_no)],
                                 stdout=subprocess.PIPE, env=_env(), text=True)
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 60
-        steps = pick.randint(1, 6)
-        while steps and time.monotonic() < deadline:
-            if not proc.stdout.readline():
-                break
-            steps -= 1
-        time.sleep(pick.random() * 0.05)  # land anywhere: inside a save, a write, a rename
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.stdout.close()
-        proc.wait()
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 60
+            steps = pick.randint(1, 6)
+            while steps and time.monotonic() < deadline:
+                if not proc.stdout.readline():
+                    break
+                steps -= 1
+            time.sleep(pick.random() * 0.05)  # land anywhere: inside a save, a write, a rename
+        finally:  # killed and reaped even when the writer failed to start (no leak into later tests)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.stdout.close()
+            proc.wait()
         assert steps == 0, f"writer {round_no} stopped early"
 
         store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6)
