@@ -9,7 +9,6 @@ record moved in between was deleted anyway.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-import crewai_rust
 
+from _subprocess_env import child_env
 from test_memory_processes import WORKER_PRELUDE
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 SECONDS = "3"
 
 MOVER = WORKER_PRELUDE + textwrap.dedent(
@@ -56,10 +54,7 @@ DELETER = WORKER_PRELUDE + textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+_env = child_env
 
 
 def test_scoped_delete_loses_no_acknowledged_move(tmp_path: Path, use_rust: bool) -> None:

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test_memory_crew import _crew
+
 from crewai_rust.memory import RustMemoryStorage
 from crewai_rust.memory import _snapshot
 
@@ -402,20 +404,6 @@ def test_postgres_damaged_snapshot_is_rebuilt(pg_url: str, tmp_path: Path, use_r
 
 
 # -- a real offline crew: its memory reopens from the snapshot -------------------------------
-def _crew(topic: str) -> Any:
-    from crewai import Agent, Crew, Task
-
-    from crewai_rust.testing import ScriptedLLM, crew_embedder_config
-
-    llm = ScriptedLLM()
-    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder", llm=llm)
-    tasks = [
-        Task(description=f"Describe the {topic} of the barn owl", expected_output="a sentence", agent=agent),
-        Task(description=f"Summarise what we know about {topic}", expected_output="a sentence", agent=agent),
-    ]
-    return Crew(agents=[agent], tasks=tasks, memory=True, embedder=crew_embedder_config(64))
-
-
 @pytest.mark.crew
 def test_a_crew_reopens_its_memory_from_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      use_rust: bool) -> None:

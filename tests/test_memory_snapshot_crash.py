@@ -19,15 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from _subprocess_env import child_env
 from test_memory_snapshot import assert_index_is_the_database
 
-import crewai_rust
 from crewai_rust.memory import RustMemoryStorage
 from crewai_rust.memory import _snapshot
 
 pytestmark = pytest.mark.slow
-# the crewai_rust this test imports (the installed one under tox), never the checkout's source folder
-ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 WRITER = textwrap.dedent(
     """
@@ -76,10 +74,7 @@ EXITER = textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+_env = child_env
 
 
 def test_sigkill_while_snapshots_are_written_loses_nothing(tmp_path: Path, use_rust: bool) -> None:
