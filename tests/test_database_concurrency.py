@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import crewai_rust
+from _subprocess_env import child_env
 
 from crewai_rust.database import RustSQLiteWrapper
 from crewai_rust.database._filelock import FileLockBackend, LockTimeoutError, lock_path
-
-# Where the crewai_rust under test was imported from (the source tree in a
-# checkout, site-packages under tox): child processes must import the same one.
-ROOT = str(Path(crewai_rust.__file__).resolve().parent.parent)
 
 WORKER = textwrap.dedent(
     """
@@ -42,9 +38,8 @@ WORKER = textwrap.dedent(
 
 
 def _python(script: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
-        [sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, *args], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

@@ -9,7 +9,6 @@ pairs (loopback where the machine cannot, said in the test summary).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import crewai_rust
+from _subprocess_env import child_env
 
 pytest.importorskip("psycopg")
 
@@ -26,7 +25,6 @@ from crewai_rust.database import _pg  # noqa: E402
 from crewai_rust.database._filelock import LockTimeoutError  # noqa: E402
 from crewai_rust.database._pg_lock import PostgresLockBackend  # noqa: E402
 
-ROOT = str(Path(crewai_rust.__file__).resolve().parent.parent)
 SCENARIOS = str(Path(__file__).with_name("_pg_db_scenarios.py"))
 
 pytestmark = pytest.mark.slow
@@ -39,8 +37,7 @@ def _close_pools() -> Any:
 
 
 def _child(url: str, *args: str, site: Any = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "CREWAI_RUST_DATABASE_URL": url}
+    env = {**child_env(), "CREWAI_RUST_DATABASE_URL": url}
     env.pop("CREWAI_STORAGE_DIR", None)  # each child makes its own
     argv = [sys.executable, SCENARIOS, *args]
     return subprocess.Popen(

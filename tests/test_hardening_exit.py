@@ -9,16 +9,16 @@ inside CrewAI's native frames at finalization).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from _subprocess_env import child_env
+
 pytestmark = pytest.mark.slow  # 160 forked interpreter exits
 
-ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("exit_scenarios.py")
 RUNS = 20
 
@@ -32,12 +32,7 @@ EXPECTED = {
 
 
 def _env() -> dict[str, str]:
-    import crewai_rust
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(crewai_rust.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONWARNINGS"] = "ignore"
-    return env
+    return {**child_env(), "PYTHONWARNINGS": "ignore"}
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))

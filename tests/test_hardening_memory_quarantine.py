@@ -26,6 +26,8 @@ with warnings.catch_warnings():
 
 from crewai.memory.types import MemoryRecord  # noqa: E402
 
+from _subprocess_env import child_env  # noqa: E402
+
 from crewai_rust.memory import RustMemoryStorage  # noqa: E402
 from crewai_rust.memory._persistence import DB_FILENAME  # noqa: E402
 
@@ -33,14 +35,8 @@ DIM = 8
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    import crewai_rust
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(crewai_rust.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "crewai_rust", "memory", *args], capture_output=True, text=True,
-                          env=env)
+                          env=child_env())
 
 
 def rec(name: str, **kw: object) -> MemoryRecord:

@@ -20,6 +20,7 @@ from crewai_rust._cli import main  # noqa: E402
 from crewai_rust.memory import RustMemoryStorage  # noqa: E402
 from crewai_rust.memory._pg_persistence import store_exists  # noqa: E402
 
+from _subprocess_env import child_env  # noqa: E402
 from test_memory_parity import assert_same_records, make_records  # noqa: E402
 
 
@@ -91,14 +92,8 @@ def test_stats_of_a_missing_store_creates_nothing(pg_url: str, tmp_path: Path,
 
 
 def test_module_entry_point_prints_stats(pg_url: str, pg_server: Any) -> None:
-    import os
-
-    import crewai_rust
-
     RustMemoryStorage(pg_url).close()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(crewai_rust.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "crewai_rust", "memory", "stats", pg_url],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=child_env())
     assert proc.returncode == 0, proc.stderr
     assert "records:    0" in proc.stdout and pg_server.password not in proc.stdout + proc.stderr

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import crewai_rust
+from _subprocess_env import child_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.crew]
 
-ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent(
     """
@@ -66,8 +64,7 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(mode: str, url: str, storage_dir: Path, impl: str) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     env["CREWAI_RUST_MEMORY_URL"] = url + "?namespace=birds"
     env.pop("CREWAI_STORAGE_DIR", None)
     storage_dir.mkdir()

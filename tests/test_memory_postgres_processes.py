@@ -23,11 +23,10 @@ from typing import Any
 
 import pytest
 
-import crewai_rust
+from _subprocess_env import child_env
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 PRELUDE = textwrap.dedent(
     """
@@ -183,12 +182,6 @@ READER = PRELUDE + textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def _stored_ids(url: str, namespace: str = "crewai_memory") -> set[str]:
     import psycopg
 
@@ -207,7 +200,7 @@ def test_four_processes_write_delete_and_search_one_store(pg_net: Any, tmp_path:
         subprocess.Popen(
             site.command([sys.executable, "-c", SHARER, pg_net.url(site, database), impl, str(tmp_path), tag,
                           str(count), ",".join(tags)]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
         )
         for site, tag in zip(sites, tags)
     ]
@@ -248,7 +241,7 @@ class _Controlled:
     def __init__(self, site: Any, url: str, impl: str, workdir: Path) -> None:
         self.proc = subprocess.Popen(
             site.command([sys.executable, "-c", CONTROLLED, url, impl, str(workdir)]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
         )
 
     def send(self, line: str) -> None:
@@ -338,7 +331,7 @@ def test_sigkilled_writers_and_a_server_restart_lose_nothing_acknowledged(
     reader_site, writer_site = pg_net.remote
     reader = subprocess.Popen(
         reader_site.command([sys.executable, "-c", READER, pg_net.url(reader_site, database), impl, str(tmp_path)]),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
     )
     acknowledged: set[str] = set()
     try:
@@ -346,7 +339,7 @@ def test_sigkilled_writers_and_a_server_restart_lose_nothing_acknowledged(
             writer = subprocess.Popen(
                 writer_site.command([sys.executable, "-c", KILL_WRITER, pg_net.url(writer_site, database), impl,
                                      str(tmp_path), f"k{round_no}"]),
-                stdout=subprocess.PIPE, env=_env(), text=True,
+                stdout=subprocess.PIPE, env=child_env(), text=True,
             )
             target = 15 + 10 * round_no
             assert _read_acks(writer, acknowledged, target) == target, f"writer {round_no} stopped early"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import crewai_rust
+from _subprocess_env import child_env
 
 from crewai_rust.memory._persistence import DB_FILENAME
 
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 
 # Where the crewai_rust under test was imported from (the source tree in a
 # checkout, site-packages under tox): child processes must import the same one.
-ROOT = Path(crewai_rust.__file__).resolve().parent.parent
 
 WORKER_PRELUDE = textwrap.dedent(
     """
@@ -101,12 +100,6 @@ CONCURRENT = WORKER_PRELUDE + textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def _stored_ids(directory: Path) -> set[str]:
     conn = sqlite3.connect(str(directory / DB_FILENAME))
     try:
@@ -122,7 +115,7 @@ def test_sigkilled_writer_loses_nothing_acknowledged(tmp_path: Path, use_rust: b
     for round_no in range(8):
         proc = subprocess.Popen(
             [sys.executable, "-c", KILL_WRITER, str(tmp_path), impl, f"k{round_no}"],
-            stdout=subprocess.PIPE, env=_env(), text=True,
+            stdout=subprocess.PIPE, env=child_env(), text=True,
         )
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
@@ -155,7 +148,7 @@ def test_four_processes_write_and_read_one_store(tmp_path: Path, use_rust: bool)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CONCURRENT, str(tmp_path), impl, f"p{i}", str(count), str(workers)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
         )
         for i in range(workers)
     ]
