@@ -64,6 +64,18 @@ def env_float(name: str, default: float | None = None, *, minimum: float = 0.0, 
     return value
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
+def env_str(name: str, default: str | None = None) -> str | None:
+    """Return ``name`` without surrounding whitespace; ``default`` when unset or blank."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip()
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """Return ``name`` upper-cased when it is one of ``choices``; ``default`` when unset."""
     raw = os.environ.get(name)

@@ -59,3 +59,61 @@ def test_every_component_rejects_an_unknown_option_the_same_way(component: str) 
 def test_check_options_lists_what_is_known() -> None:
     with pytest.raises(TypeError, match=r"unknown demo option\(s\) \['b'\]; known: \['a'\]"):
         check_options("demo", {"a": 1, "b": 2}, {"a"})
+
+
+def test_string_settings_are_stripped_and_blank_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai_rust.memory._pg_persistence import DEFAULT_NAMESPACE, NAMESPACE_ENV, resolve
+    from crewai_rust.tasks._backends import BACKEND_ENV, resolve_backend
+
+    monkeypatch.setenv(BACKEND_ENV, "  processes ")
+    assert resolve_backend(None) == "processes"
+    monkeypatch.setenv(BACKEND_ENV, "   ")
+    assert resolve_backend(None) == "threads"
+    monkeypatch.setenv(NAMESPACE_ENV, " tenant_a ")
+    assert resolve("postgresql://u@localhost/db")[1] == "tenant_a"
+    monkeypatch.setenv(NAMESPACE_ENV, "")
+    assert resolve("postgresql://u@localhost/db")[1] == DEFAULT_NAMESPACE
+
+
+def _environment_reads(tree: object) -> list[str]:
+    """``os.environ.get(X)`` / ``os.getenv(X)`` / ``os.environ[X]`` reads of a crewai_rust variable."""
+    import ast
+
+    def ours(node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value.startswith("CREWAI_RUST_")
+        name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+        return name.endswith("_ENV")
+
+    def is_environ(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+    found = []
+    for node in ast.walk(tree):  # type: ignore[arg-type]
+        key = None
+        if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if (func.attr == "get" and is_environ(func.value)) or func.attr == "getenv":
+                key = node.args[0]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and is_environ(node.value):
+            key = node.slice
+        if key is not None and ours(key):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_every_crewai_rust_variable_is_read_through_env() -> None:
+    # crewai_rust's own variables are parsed in one place (_env: blank = unset, typed, errors
+    # name the variable); CrewAI's (CREWAI_STORAGE_DIR) and Ray's are not ours.
+    import ast
+    from pathlib import Path
+
+    package = Path(crewai_rust.__file__).resolve().parent
+    bypasses = {}
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "_env.py":
+            continue
+        found = _environment_reads(ast.parse(path.read_text(encoding="utf-8")))
+        if found:
+            bypasses[str(path.relative_to(package))] = found
+    assert bypasses == {}

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from crewai_rust._env import env_float, env_int
 from crewai_rust.testing import configure_offline
 
 #: the demo runs every component with its defaults
@@ -36,8 +37,8 @@ def progress(text: str) -> None:
 
 def run(mode: str, out_path: str) -> None:
     configure_offline(os.environ.get("CREWAI_STORAGE_DIR"))
-    latency = float(os.environ.get("CREWAI_RUST_DEMO_LATENCY", "0.02"))
-    fanout = int(os.environ.get("CREWAI_RUST_DEMO_INPUTS", "6"))
+    latency = env_float("CREWAI_RUST_DEMO_LATENCY", 0.02)
+    fanout = env_int("CREWAI_RUST_DEMO_INPUTS", 6, minimum=0)
     progress("importing CrewAI")
     import crewai  # noqa: F401
 

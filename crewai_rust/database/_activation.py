@@ -33,11 +33,10 @@ backend the user set already, CrewAI's lock stays and ``status()`` lists it unde
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
-from .._env import check_options, env_choice, env_float, env_int
+from .._env import check_options, env_choice, env_float, env_int, env_str
 from .._patcher import Patcher
 from .._selection import implementation_name
 from . import _pg, _shared
@@ -100,14 +99,14 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
 def _pg_settings(options: dict[str, Any], pool_size: int) -> _pg.PgSettings | None:
     """The PostgreSQL settings when a URL is given (validated, nothing opened yet), else None."""
-    url = options.get("url", os.environ.get(_pg.URL_ENV, "").strip() or None)
+    url = options.get("url", env_str(_pg.URL_ENV))
     if url is None:
         return None
     from .._postgres import require_psycopg, validate_url
 
     url = validate_url(str(url))
     require_psycopg()
-    schema = _pg.check_schema(options.get("schema", os.environ.get(_pg.SCHEMA_ENV, "").strip() or _pg.DEFAULT_SCHEMA))
+    schema = _pg.check_schema(options.get("schema", env_str(_pg.SCHEMA_ENV, _pg.DEFAULT_SCHEMA)))
     retry = float(options.get("retry_timeout", env_float("CREWAI_RUST_DB_RETRY_TIMEOUT", 30.0)))
     if not retry >= 0:
         raise ValueError(f"retry_timeout must be a number of at least 0, got {retry}")

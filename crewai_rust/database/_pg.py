@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from .._env import env_str
 from .._postgres import (
     PostgresError,
     PostgresUnavailableError,
@@ -204,7 +205,7 @@ def current_settings() -> PgSettings:
 
 def configured_url() -> str:
     """The patched URL, else ``CREWAI_RUST_DATABASE_URL``; ValueError when neither is set."""
-    url = _settings.url or os.environ.get(URL_ENV, "").strip()
+    url = _settings.url or env_str(URL_ENV, "")
     if not url:
         raise ValueError(f"no PostgreSQL URL: pass url=... or set {URL_ENV}")
     return url

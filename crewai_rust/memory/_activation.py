@@ -15,13 +15,13 @@ PostgreSQL store; ``CREWAI_RUST_MEMORY_URL`` sends CrewAI's default memory
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import dataclasses
 
+from .._env import env_str
 from .._settings import resolve_settings, setting
 from .._patcher import Patcher
 from .._selection import implementation_name, use_rust
@@ -65,7 +65,7 @@ def _target_for(spec: str) -> Path | str | None:
     from ._storage import default_memory_dir
 
     if spec == "lancedb":
-        url = os.environ.get(URL_ENV, "").strip()
+        url = env_str(URL_ENV)
         return url if url else default_memory_dir()
     if is_postgres_url(spec):
         return spec.strip()

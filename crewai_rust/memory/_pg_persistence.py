@@ -28,7 +28,6 @@ Why this shape:
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import threading
@@ -38,6 +37,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._env import env_str
 from .._postgres import PostgresError, PostgresUnavailableError, open_pool, redact, require_psycopg, scrub, validate_url
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow
 
@@ -134,7 +134,7 @@ def check_namespace(namespace: str) -> str:
 def resolve(url: str, namespace: str | None = None) -> tuple[str, str]:
     """(URL for libpq, namespace): the argument, else ``?namespace=``, else the environment, else the default."""
     url, from_url = split_namespace(validate_url(url))
-    chosen = namespace or from_url or os.environ.get(NAMESPACE_ENV, "").strip() or DEFAULT_NAMESPACE
+    chosen = namespace or from_url or env_str(NAMESPACE_ENV) or DEFAULT_NAMESPACE
     return url, check_namespace(chosen)
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .._env import env_flag, env_int
+from .._env import env_flag, env_int, env_str
 
 logger = logging.getLogger("crewai_rust.memory")
 
@@ -372,7 +372,7 @@ def snapshot_path(store: Any, directory: str | os.PathLike[str] | None) -> Path:
     if directory is None and db_path is not None:
         return Path(db_path).with_name(SQLITE_NAME)
     if directory is None:
-        directory = os.environ.get(SNAPSHOT_DIR_ENV, "").strip() or None
+        directory = env_str(SNAPSHOT_DIR_ENV)
     root = Path(directory) if directory is not None else default_cache_dir()
     key = hashlib.sha256(str(store.location).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return root / f"{key}.snapshot"

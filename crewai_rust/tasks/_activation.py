@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._env import check_options, env_flag, env_float
+from .._env import check_options, env_flag, env_float, env_str
 from .._patcher import Patcher
 from ._config import check_timeout, resolve_max_concurrency
 from ._crew_fanout import (
@@ -139,14 +139,12 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
 
 def process_settings(options: dict[str, Any]) -> dict[str, Any]:
     """``backend``, ``crew_factory``, ``workers`` and ``ray_address``, with their environment fallbacks, checked."""
-    import os
-
     from ._backends import CREW_FACTORY_ENV, resolve_backend, resolve_ray_address
     from ._factory import check_factory_path
 
     backend = resolve_backend(options.get("backend"))
     address = resolve_ray_address(options.get("ray_address"))
-    factory = options.get("crew_factory") or os.environ.get(CREW_FACTORY_ENV, "").strip() or None
+    factory = options.get("crew_factory") or env_str(CREW_FACTORY_ENV)
     if factory is not None:
         check_factory_path(factory)
         if backend == "ray":  # without a factory kickoff_for_each stays on threads and needs no Ray

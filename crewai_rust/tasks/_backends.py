@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-from .._env import env_int
+from .._env import env_int, env_str
 
 BACKENDS = ("threads", "processes", "ray")
 #: Backends whose workers are other processes (the crew is built there from a factory).
@@ -28,7 +28,7 @@ RAY_ADDRESS_ENV = "CREWAI_RUST_TASKS_RAY_ADDRESS"
 def resolve_backend(backend: str | None) -> str:
     """``backend`` when given, else the environment, else ``"threads"``; unknown names are an error."""
     if backend is None:
-        backend = os.environ.get(BACKEND_ENV, "").strip().lower() or "threads"
+        backend = (env_str(BACKEND_ENV) or "threads").lower()
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend
@@ -60,7 +60,7 @@ def current_patch_settings() -> dict[str, dict[str, Any]]:
 def resolve_ray_address(address: str | None) -> str | None:
     """``address`` when given, else ``CREWAI_RUST_TASKS_RAY_ADDRESS``, else None (a local Ray)."""
     if address is None:
-        address = os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+        address = env_str(RAY_ADDRESS_ENV)
     if address is not None and not isinstance(address, str):
         raise TypeError(f"address must be a Ray address string or None, got {type(address).__name__}")
     return address
