@@ -63,22 +63,19 @@ def _detect(module: Any) -> LibrarySharing:
     except AttributeError:
         return LibrarySharing(False, "the compiled module predates the SQLite library check", python_version)
     python_address = python_library_address()
-    facts = {
-        "python_sqlite": python_version,
-        "rust_sqlite": rust_version,
-        "python_address": python_address,
-        "rust_address": rust_address,
-    }
+
+    def answer(shared: bool, reason: str) -> LibrarySharing:
+        return LibrarySharing(shared, reason, python_version, rust_version, python_address, rust_address)
+
     if python_address is None:
-        reason = "Python's _sqlite3 does not export sqlite3_libversion: it carries its own SQLite copy"
-        return LibrarySharing(False, reason, **facts)
+        return answer(False, "Python's _sqlite3 does not export sqlite3_libversion: it carries its own SQLite copy")
     if python_address != rust_address:
-        reason = (
+        return answer(
+            False,
             f"Python's sqlite3 ({python_version}) and the Rust twin ({rust_version}) "
-            "load different SQLite library copies"
+            "load different SQLite library copies",
         )
-        return LibrarySharing(False, reason, **facts)
-    return LibrarySharing(True, f"both twins use one SQLite {rust_version} library instance", **facts)
+    return answer(True, f"both twins use one SQLite {rust_version} library instance")
 
 
 def library_sharing() -> LibrarySharing:

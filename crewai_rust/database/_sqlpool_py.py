@@ -37,7 +37,7 @@ class SqliteConn:
             raise sqlite3.ProgrammingError("Cannot operate on a released connection.")
         return self._conn
 
-    def execute(self, sql: str, params: Any = None) -> tuple[int, int]:
+    def execute(self, sql: str, params: Any = None) -> tuple[int, int | None]:
         try:
             cur = self._c().execute(sql, () if params is None else params)
         except (sqlite3.Warning, sqlite3.InterfaceError, ValueError) as exc:
@@ -171,7 +171,7 @@ class SqlitePool:
             self._idle.put(conn)
 
     # -- the SqlitePool API ------------------------------------------------
-    def execute(self, sql: str, params: Any = None) -> tuple[int, int]:
+    def execute(self, sql: str, params: Any = None) -> tuple[int, int | None]:
         conn = self._take()
         try:
             cur = conn.execute(sql, () if params is None else params)
