@@ -13,7 +13,8 @@ fn slice_of<'a, T: pyo3::buffer::Element>(buf: &'a PyBuffer<T>, what: &str) -> P
     let ptr =
         buf.as_slice_ptr().ok_or_else(|| PyValueError::new_err(format!("{what} must be a C-contiguous buffer")))?;
     // SAFETY: extracting `PyBuffer<T>` checked the element format and alignment, and
-    // `as_slice_ptr` C-contiguity (the slice covers exactly `item_count` elements); `buf` holds the buffer export, and with it a reference to the array, for as long as the
+    // `as_slice_ptr` C-contiguity (the slice covers exactly `item_count` elements); `buf`
+    // holds the buffer export, and with it a reference to the array, for as long as the
     // slice lives (the slice borrows `buf`). Memory held that way is not freed: numpy's
     // `resize` refuses while another reference exists, and a grown index gets a new array.
     // The slice is read with the GIL released, so the contract of `vector_top_k` is that

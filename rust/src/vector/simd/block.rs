@@ -141,6 +141,7 @@ mod x86 {
         unsafe fn load_tail(p: *const Self, n: usize) -> __m512;
     }
 
+    // The contracts of the loads are the trait's (`# Safety` on `Lanes::load` / `load_tail`).
     impl Lanes for f32 {
         #[inline]
         #[target_feature(enable = "avx512f")]
@@ -170,6 +171,8 @@ mod x86 {
         }
     }
 
+    /// # Safety
+    /// AVX-512F. No memory is read: `p` may be any address (a prefetch never faults).
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn prefetch<T>(p: *const T, bytes: usize) {
@@ -183,6 +186,9 @@ mod x86 {
 
     /// One row, exactly `dot_avx512`'s / `dot_f16_avx512`'s accumulation (s0..s3 by 64, s0 by 16,
     /// masked tail into s1, fixed reduction).
+    ///
+    /// # Safety
+    /// AVX-512F; `n` elements readable at `x` and `n` floats at `q`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn one<T: Lanes>(x: *const T, q: *const f32, n: usize) -> f32 {
@@ -209,6 +215,10 @@ mod x86 {
     /// [`one`]'s exact accumulation. With `PF`, prefetches from `next` meanwhile: the following
     /// `R` listed rows (scattered, so the hardware prefetcher cannot guess them), or [`AHEAD`]
     /// bytes further down each stream. Prefetch addresses are never read and need not be valid.
+    ///
+    /// # Safety
+    /// AVX-512F; `n` elements readable at every pointer of `x` and `n` floats at `q` (`next`
+    /// is only prefetched).
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn group<T: Lanes, const R: usize, const PF: bool>(
@@ -268,6 +278,9 @@ mod x86 {
     /// interleaved runs) and left the float32 scan at its floor.
     const AHEAD: usize = 4096;
 
+    /// # Safety
+    /// As [`dots_avx512`]: AVX-512F; `dim` elements readable at `m + row * dim` for every row
+    /// of `rows`, `dim` floats at `q`, `rows.len()` floats writable at `out`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn dots<T: Lanes>(m: *const T, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
