@@ -14,7 +14,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ._vector_py import Shadow, shadow_rows
+from ._rerank import Shadow
+from ._vector_py import shadow_rows
 from ._quarantine import load_stored
 
 V = TypeVar("V")

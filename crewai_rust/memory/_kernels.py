@@ -95,7 +95,7 @@ class KernelSet:
 
             build = module.vector_shadow_rows
 
-            def rust_shadow_rows(block: np.ndarray) -> _vector_py.Shadow:
+            def rust_shadow_rows(block: np.ndarray) -> _rerank.Shadow:
                 halves, inv_scale, norm, err = build(np.ascontiguousarray(block, dtype=np.float32))
                 rows = len(block)
                 return (
@@ -105,7 +105,7 @@ class KernelSet:
                     np.frombuffer(err, dtype="<f4"),
                 )
 
-            self.shadow_rows: Callable[[np.ndarray], _vector_py.Shadow] = rust_shadow_rows
+            self.shadow_rows: Callable[[np.ndarray], _rerank.Shadow] = rust_shadow_rows
             self.single["rust"] = rust
             self.single["rust-f16"] = rust_f16
             self.many["rust"] = rust_many

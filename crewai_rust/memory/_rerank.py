@@ -17,6 +17,10 @@ import numpy as np
 METRIC_L2 = 0
 METRIC_COSINE = 1
 
+#: The float16 shadow both twins build (``_vector_py.shadow_rows``, ``_speedups.vector_shadow_rows``):
+#: (halves float16 [cap, dim], inv_scale, norm, err float32 [cap]).
+Shadow = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 
 def _row_sums(values: np.ndarray) -> np.ndarray:
     """Per-row sums whose rounding depends only on the row's values, never on its position.

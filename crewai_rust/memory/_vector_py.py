@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rerank import METRIC_L2
+from ._rerank import METRIC_L2, Shadow
 
 def rank_scores(dots: np.ndarray, sqnorms: np.ndarray, metric: int) -> np.ndarray:
     """float32 rank scores from dot products and squared row norms.
@@ -84,9 +84,6 @@ def _search(
 
 
 # -- float16 shadow ------------------------------------------------------------------
-#: Shadow = (halves float16 [cap, dim], inv_scale, norm, err float32 [cap]); see shadow_rows.
-Shadow = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
 _U = 2.0**-24  # float32 unit roundoff
 _ETA = 2.0**-149  # twice the largest underflow error of one float32 rounding
 

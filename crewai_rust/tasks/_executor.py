@@ -43,7 +43,7 @@ from ._config import check_timeout, resolve_max_concurrency
 from ._inline import run_inline
 from ._procexec import ProcessBackend
 from . import _fanout_py
-from ._fanout_py import report_unraisable
+from ._unraisable import report_unraisable
 from ._threads import shared_pool
 
 Progress = Callable[[int, int], Any]

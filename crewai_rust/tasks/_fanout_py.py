@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import queue
-import sys
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -21,21 +19,12 @@ from typing import Any
 from . import _exit
 from ._collect import Collector
 from ._threads import shared_pool
+from ._unraisable import report_unraisable
 
 POLL_SECONDS = 0.05
 
 _STARTED = 0
 _RETURNED = 1
-
-
-def report_unraisable(exc: BaseException, obj: object) -> None:
-    """Hand an exception nobody can receive to ``sys.unraisablehook`` (as the rust twin does)."""
-    sys.unraisablehook(
-        types.SimpleNamespace(  # type: ignore[arg-type]
-            exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
-            err_msg="Exception in crewai_rust task job", object=obj,
-        )
-    )
 
 
 class _Batch:

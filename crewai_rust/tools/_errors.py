@@ -6,6 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Why a call is refused, in the order both guards count them (``rust/src/toolguard/window.rs``).
+REASONS = ("recursion", "budget", "repeat", "cycle", "delegation_cycle")
+
 
 @dataclass(frozen=True)
 class Refusal:

@@ -20,11 +20,10 @@ from typing import Any
 
 from .._selection import implementation_name, twin, use_rust as resolve_rust
 from . import _context, _runs
-from ._errors import Refusal, RefusedResult, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
+from ._errors import REASONS, Refusal, RefusedResult, ToolArgumentsError, ToolNotRegisteredError, ToolRefusedError
 from . import _fingerprint, _toolguard_py
 from ._fingerprint import fallback_fingerprint, normalise_args
 from ._spend import SpendGuard
-from ._toolguard_py import REASONS
 
 logger = logging.getLogger("crewai_rust.tools")
 

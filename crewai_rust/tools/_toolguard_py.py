@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
-REASONS = ("recursion", "budget", "repeat", "cycle", "delegation_cycle")
+from ._errors import REASONS
 
 
 class _Run:
