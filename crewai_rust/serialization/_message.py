@@ -15,16 +15,13 @@ from abc import ABCMeta
 from datetime import datetime
 from typing import Any
 
-from .._selection import speedups_module, use_rust as resolve_use_rust
+from .._selection import speedups_module, twin, use_rust as resolve_use_rust
 from . import _message_py
 
 
 def _rust_class() -> Any:
     """The compiled twin's class, registered as a virtual subclass of AgentMessage."""
-    module = speedups_module()
-    if module is None:
-        raise RuntimeError("the compiled module is unavailable")
-    rust_class = module.AgentMessage
+    rust_class = twin(_message_py.AgentMessage, True)
     if rust_class not in _registered:
         AgentMessage.register(rust_class)
         _registered.add(rust_class)
