@@ -13,9 +13,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from ._env import check_options, env_flag, env_float, env_int
+from ._env import check_options, env_choice, env_flag, env_float, env_int, env_str
 
-Kind = Literal["int", "float", "flag", "value"]
+Kind = Literal["int", "float", "flag", "str", "choice", "value"]
 _META_KEY = "crewai_rust_setting"
 T = TypeVar("T")
 
@@ -25,12 +25,16 @@ class _Source:
     env: str | None
     kind: Kind
     minimum: float
+    choices: tuple[str, ...] = ()
 
 
-def setting(default: Any, env: str | None = None, *, kind: Kind = "value", minimum: float = 1) -> Any:
+def setting(
+    default: Any, env: str | None = None, *, kind: Kind = "value", minimum: float = 1, choices: tuple[str, ...] = ()
+) -> Any:
     """A settings field: its default, the environment variable read when the option is absent,
-    and how that variable is parsed (``int``/``float`` at least ``minimum``, ``flag`` 1/0)."""
-    return dataclasses.field(default=default, metadata={_META_KEY: _Source(env, kind, minimum)})
+    and how that variable is parsed (``int``/``float`` at least ``minimum``, ``flag`` 1/0,
+    ``str`` stripped, ``choice`` upper-cased and one of ``choices``)."""
+    return dataclasses.field(default=default, metadata={_META_KEY: _Source(env, kind, minimum, choices)})
 
 
 def _from_env(source: _Source, default: Any) -> Any:
@@ -42,6 +46,10 @@ def _from_env(source: _Source, default: Any) -> Any:
         return env_float(source.env, default, minimum=source.minimum)
     if source.kind == "flag":
         return env_flag(source.env, default)
+    if source.kind == "str":
+        return env_str(source.env, default)
+    if source.kind == "choice":
+        return env_choice(source.env, default, source.choices)
     raise TypeError(f"setting {source.env}: kind 'value' cannot be read from the environment")
 
 

@@ -117,3 +117,21 @@ def test_every_crewai_rust_variable_is_read_through_env() -> None:
         if found:
             bypasses[str(path.relative_to(package))] = found
     assert bypasses == {}
+
+
+def test_a_given_database_option_wins_over_a_malformed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The variables were parsed even when the option was given, so a stray bad value failed the patch.
+    monkeypatch.setenv("CREWAI_RUST_DB_POOL_SIZE", "lots")
+    try:
+        state = crewai_rust.patch("database", database={"pool_size": 2})["components"]["DATABASE"]
+        assert state["enabled"], state["error"]
+        from crewai_rust.database._shared import current_settings
+
+        assert current_settings().pool_size == 2
+    finally:
+        crewai_rust.unpatch()
+    state = crewai_rust.patch("database")["components"]["DATABASE"]
+    try:
+        assert not state["enabled"] and "CREWAI_RUST_DB_POOL_SIZE" in state["error"]
+    finally:
+        crewai_rust.unpatch()

@@ -32,45 +32,58 @@ backend the user set already, CrewAI's lock stays and ``status()`` lists it unde
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._env import check_options, env_choice, env_float, env_int, env_str
 from .._patcher import Patcher
 from .._selection import implementation_name
+from .._settings import resolve_settings, setting
 from . import _pg, _shared
 from ._library import choose_rust, library_sharing
 
 logger = logging.getLogger("crewai_rust")
 
 _SYNC = ("OFF", "NORMAL", "FULL", "EXTRA")
-_KNOWN = {
-    "use_rust", "pool_size", "busy_timeout", "synchronous", "task_outputs", "flows", "locks", "lock_dir",
-    "url", "schema", "retry_timeout",
-}
 
 
-def _settings(options: dict[str, Any]) -> _shared.Settings:
-    check_options("database", options, _KNOWN)
-    pool_size = options.get("pool_size", env_int("CREWAI_RUST_DB_POOL_SIZE", 4))
-    busy_timeout = options.get("busy_timeout", env_float("CREWAI_RUST_DB_BUSY_TIMEOUT", 30.0))
-    synchronous = str(options.get("synchronous", env_choice("CREWAI_RUST_DB_SYNCHRONOUS", "NORMAL", _SYNC))).upper()
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    """What ``patch(database=...)`` configures, environment fallbacks applied (checked by ``_local``, ``_pg_settings``)."""
+
+    use_rust: bool | None = setting(None)
+    pool_size: int = setting(4, "CREWAI_RUST_DB_POOL_SIZE", kind="int")
+    busy_timeout: float = setting(30.0, "CREWAI_RUST_DB_BUSY_TIMEOUT", kind="float", minimum=0)
+    synchronous: str = setting("NORMAL", "CREWAI_RUST_DB_SYNCHRONOUS", kind="choice", choices=_SYNC)
+    task_outputs: bool = setting(True)
+    flows: bool = setting(True)
+    locks: bool = setting(True)
+    lock_dir: str | None = setting(None)
+    url: str | None = setting(None, _pg.URL_ENV, kind="str")
+    schema: str = setting(_pg.DEFAULT_SCHEMA, _pg.SCHEMA_ENV, kind="str")
+    retry_timeout: float = setting(30.0, "CREWAI_RUST_DB_RETRY_TIMEOUT", kind="float", minimum=0)
+
+
+def _local(config: DatabaseSettings) -> _shared.Settings:
+    """The SQLite part's settings, checked."""
+    synchronous = str(config.synchronous).upper()
     if synchronous not in _SYNC:
         raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
-    if int(pool_size) < 1:
-        raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+    if int(config.pool_size) < 1:
+        raise ValueError(f"pool_size must be at least 1, got {config.pool_size}")
     return _shared.Settings(
-        use_rust=None if options.get("use_rust") is None else bool(options["use_rust"]),
-        pool_size=int(pool_size),
-        busy_timeout=float(busy_timeout),
+        use_rust=None if config.use_rust is None else bool(config.use_rust),
+        pool_size=int(config.pool_size),
+        busy_timeout=float(config.busy_timeout),
         synchronous=synchronous,
     )
 
 
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
-    settings = _settings(options)
-    pg = _pg_settings(options, settings.pool_size)  # validated before anything changes
+    config = resolve_settings(DatabaseSettings, "database", options)
+    settings = _local(config)
+    pg = _pg_settings(config, settings.pool_size)  # validated before anything changes
     rust, why = choose_rust(settings.use_rust)
     if settings.use_rust is None and not rust:
         logger.info("crewai_rust DATABASE: %s", why)
@@ -82,7 +95,7 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         )
     _shared.configure(**{**settings.__dict__, "use_rust": rust})
     if pg is not None:
-        _activate_postgres(patcher, options, pg)
+        _activate_postgres(patcher, config, pg)
         _pg.configure(**pg.__dict__)
         return implementation_name(rust)
 
@@ -91,29 +104,28 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     from ._task_outputs import PooledTaskOutputsStorage
 
     _install_parts(
-        patcher, options, PooledTaskOutputsStorage, flow_persistence_factory,
-        lambda: FileLockBackend(options.get("lock_dir")),
+        patcher, config, PooledTaskOutputsStorage, flow_persistence_factory,
+        lambda: FileLockBackend(config.lock_dir),
     )
     return implementation_name(rust)
 
 
-def _pg_settings(options: dict[str, Any], pool_size: int) -> _pg.PgSettings | None:
+def _pg_settings(config: DatabaseSettings, pool_size: int) -> _pg.PgSettings | None:
     """The PostgreSQL settings when a URL is given (validated, nothing opened yet), else None."""
-    url = options.get("url", env_str(_pg.URL_ENV))
-    if url is None:
+    if config.url is None:
         return None
     from .._postgres import require_psycopg, validate_url
 
-    url = validate_url(str(url))
+    url = validate_url(str(config.url))
     require_psycopg()
-    schema = _pg.check_schema(options.get("schema", env_str(_pg.SCHEMA_ENV, _pg.DEFAULT_SCHEMA)))
-    retry = float(options.get("retry_timeout", env_float("CREWAI_RUST_DB_RETRY_TIMEOUT", 30.0)))
+    schema = _pg.check_schema(config.schema)
+    retry = float(config.retry_timeout)
     if not retry >= 0:
         raise ValueError(f"retry_timeout must be a number of at least 0, got {retry}")
     return _pg.PgSettings(url=url, schema=schema, pool_size=pool_size, retry_timeout=retry)
 
 
-def _activate_postgres(patcher: Patcher, options: dict[str, Any], pg: _pg.PgSettings) -> None:
+def _activate_postgres(patcher: Patcher, config: DatabaseSettings, pg: _pg.PgSettings) -> None:
     """The three parts on PostgreSQL. Connecting waits for first use: a kickoff fails clearly then."""
     from ._pg_flow_persistence import flow_persistence_factory
     from ._pg_lock import PostgresLockBackend
@@ -122,22 +134,22 @@ def _activate_postgres(patcher: Patcher, options: dict[str, Any], pg: _pg.PgSett
     assert pg.url is not None  # _pg_settings returns settings only with a URL
     url = pg.url
     _install_parts(
-        patcher, options, PostgresTaskOutputsStorage, flow_persistence_factory,
+        patcher, config, PostgresTaskOutputsStorage, flow_persistence_factory,
         lambda: PostgresLockBackend(
-            url, pg.schema, options.get("lock_dir"), pool_size=max(16, 4 * pg.pool_size), retry_timeout=pg.retry_timeout,
+            url, pg.schema, config.lock_dir, pool_size=max(16, 4 * pg.pool_size), retry_timeout=pg.retry_timeout,
         ),
     )
 
 
 def _install_parts(
     patcher: Patcher,
-    options: dict[str, Any],
+    config: DatabaseSettings,
     task_outputs: type,
     flow_factory: Callable[..., Any],
     lock_backend: Callable[[], Any],
 ) -> None:
     """Put one backend's task-output storage, flow persistence and lock into CrewAI (each part switchable)."""
-    if options.get("task_outputs", True):
+    if config.task_outputs:
         from ._task_outputs import handler_update
 
         # Imported by name into the handler's module: replace that binding too.
@@ -145,14 +157,14 @@ def _install_parts(
             patcher.replace(module, "KickoffTaskOutputsSQLiteStorage", task_outputs)
         patcher.replace("crewai.utilities.task_output_storage_handler:TaskOutputStorageHandler", "update", handler_update)
 
-    if options.get("flows", True):
+    if config.flows:
         patcher.use_setter(
             "crewai.flow.persistence.factory:set_flow_persistence_factory",
             "crewai.flow.persistence.factory:_factory",
             flow_factory,
         )
 
-    if options.get("locks", True):
+    if config.locks:
         from ._lock_choice import crewai_lock_to_keep
 
         keep = crewai_lock_to_keep()
