@@ -198,43 +198,55 @@ class VectorIndex:
         shadow build for the batch instead of one of each per row. The result is the
         row-by-row loop's (ids repeated within ``rows`` go through that loop).
         """
-        if len(rows) < 2 or len({r[1] for r in rows}) != len(rows):
+        count = len(rows)
+        ids = [r[1] for r in rows]
+        if count < 2 or len(set(ids)) != count:
             for row in rows:
                 self.upsert(*row)
             return
         if self.dim is None:
             self.clear(len(rows[0][5]) // 4)
         dim = self.dim or 0
-        flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
-        if len(flat) != len(rows) * dim or any(len(r[5]) != dim * 4 for r in rows):
-            bad = next(r for r in rows if len(r[5]) != dim * 4)
-            raise ValueError(f"stored embedding of {len(bad[5]) // 4} values in a {self.dim}-d index")
+        blobs = [r[5] for r in rows]
+        flat = np.frombuffer(b"".join(blobs), dtype=np.float32)
+        if len(flat) != count * dim or any(len(b) != dim * 4 for b in blobs):
+            bad = next(b for b in blobs if len(b) != dim * 4)
+            raise ValueError(f"stored embedding of {len(bad) // 4} values in a {self.dim}-d index")
         self._selections.clear()
         self._unshare()  # a background snapshot writer may still read the arrays
-        block = flat.reshape(len(rows), dim)
-        positions = np.empty(len(rows), dtype=np.int64)
-        new = [i for i, r in enumerate(rows) if r[1] not in self.row_of]
-        self._grow(self.n + len(new))
-        for i, r in enumerate(rows):
-            at = self.row_of.get(r[1])
-            if at is None:
-                at = self.n
-                self.n += 1
-                self.ids.append(r[1])
-                self.row_of[r[1]] = at
-            positions[i] = at
-        self.matrix[positions] = block
-        self.sqnorms[positions] = np.einsum("ij,ij->i", block, block)
+        block = flat.reshape(count, dim)
+        row_of = self.row_of
+        at: slice | np.ndarray
+        if not any(rid in row_of for rid in ids):  # a save of new records: one block at the end
+            start = self.n
+            self._grow(start + count)
+            at = slice(start, start + count)
+            self.ids.extend(ids)
+            row_of.update(zip(ids, range(start, start + count)))
+            self.n = start + count
+        else:
+            self._grow(self.n + sum(rid not in row_of for rid in ids))
+            at = np.empty(count, dtype=np.int64)
+            for i, rid in enumerate(ids):
+                pos = row_of.get(rid)
+                if pos is None:
+                    pos = row_of[rid] = self.n
+                    self.n += 1
+                    self.ids.append(rid)
+                at[i] = pos
+        self.matrix[at] = block
+        self.sqnorms[at] = np.einsum("ij,ij->i", block, block)
         if self.shadow_enabled:
             halves, inv_scale, norm, err = self.shadow_builder(np.ascontiguousarray(block))
-            self.halves[positions] = halves
-            self.inv_scale[positions] = inv_scale
-            self.shadow_norm[positions] = norm
-            self.shadow_err[positions] = err
-        self.seqs[positions] = [r[0] for r in rows]
-        self.scope_codes[positions] = [self.scopes.code(r[2]) for r in rows]
-        self.category_codes[positions] = [self.categories.code(r[3]) for r in rows]
-        self.metadata_codes[positions] = [self.metadata.code(r[4]) for r in rows]
+            self.halves[at] = halves
+            self.inv_scale[at] = inv_scale
+            self.shadow_norm[at] = norm
+            self.shadow_err[at] = err
+        self.seqs[at] = [r[0] for r in rows]
+        scope, categories, metadata = self.scopes.code, self.categories.code, self.metadata.code
+        self.scope_codes[at] = [scope(r[2]) for r in rows]
+        self.category_codes[at] = [categories(r[3]) for r in rows]
+        self.metadata_codes[at] = [metadata(r[4]) for r in rows]
 
     def remove(self, record_id: str) -> bool:
         """Swap-remove the row of ``record_id``; False when it is not here."""

@@ -42,9 +42,12 @@ def naive_utc(dt: datetime) -> datetime:
     return dt
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(dt: datetime) -> int:
     """Microseconds since the epoch, for exact ordering and ``older_than`` comparisons."""
-    return (naive_utc(dt) - _EPOCH) // timedelta(microseconds=1)
+    return (naive_utc(dt) - _EPOCH) // _MICROSECOND
 
 
 def utc_now_iso() -> str:
@@ -183,18 +186,18 @@ def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
 def _row(record: Any, blob: bytes) -> RecordRow:
     created = record.created_at
     return RecordRow(
-        id=str(record.id),
-        content=record.content,
-        scope=str(record.scope),
-        categories=dumps(list(record.categories)),
-        metadata=dumps(record.metadata),
-        importance=float(record.importance),
-        created_at=created.isoformat(),
-        created_us=to_micros(created),
-        last_accessed=record.last_accessed.isoformat(),
-        source=record.source or "",
-        private=bool(record.private),
-        embedding=blob,
+        str(record.id),
+        record.content,
+        str(record.scope),
+        dumps(list(record.categories)),
+        dumps(record.metadata),
+        float(record.importance),
+        created.isoformat(),
+        to_micros(created),
+        record.last_accessed.isoformat(),
+        record.source or "",
+        bool(record.private),
+        blob,
     )
 
 
