@@ -56,6 +56,10 @@ class VectorIndex:
         self.shadow_builder: Callable[[np.ndarray], Shadow] = shadow_rows
         #: searches served at a size that wants the shadow, before it was built (``_kernels.prepare``)
         self.searches_without_shadow = 0
+        #: the snapshot writer's view of the index (``freeze``): the arrays it reads and how many rows
+        self._frozen_by: Any = None
+        self._frozen_arrays: dict[str, np.ndarray] = {}
+        self._frozen_rows = 0
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
@@ -170,13 +174,13 @@ class VectorIndex:
     def upsert(self, seq: int, record_id: str, scope: str, categories: str, metadata: str, embedding: bytes) -> None:
         """Insert a row, or overwrite the row of an existing id."""
         self._selections.clear()
-        self._unshare()
         vector = np.frombuffer(embedding, dtype=np.float32)
         if self.dim is None:
             self.clear(len(vector))
         if len(vector) != self.dim:
             raise ValueError(f"stored embedding of {len(vector)} values in a {self.dim}-d index")
         row = self.row_of.get(record_id)
+        self._unshare(self.n if row is None else row)
         if row is None:
             self._grow(self.n + 1)
             row = self.n
@@ -213,11 +217,11 @@ class VectorIndex:
             bad = next(b for b in blobs if len(b) != dim * 4)
             raise ValueError(f"stored embedding of {len(bad) // 4} values in a {self.dim}-d index")
         self._selections.clear()
-        self._unshare()  # a background snapshot writer may still read the arrays
         block = flat.reshape(count, dim)
         row_of = self.row_of
         at: slice | np.ndarray
         if not any(rid in row_of for rid in ids):  # a save of new records: one block at the end
+            self._unshare(self.n)  # a background snapshot writer may still read the rows before
             start = self.n
             self._grow(start + count)
             at = slice(start, start + count)
@@ -225,6 +229,7 @@ class VectorIndex:
             row_of.update(zip(ids, range(start, start + count)))
             self.n = start + count
         else:
+            self._unshare(min(row_of.get(rid, self.n) for rid in ids))
             self._grow(self.n + sum(rid not in row_of for rid in ids))
             at = np.empty(count, dtype=np.int64)
             for i, rid in enumerate(ids):
@@ -254,7 +259,7 @@ class VectorIndex:
         if row is None:
             return False
         self._selections.clear()
-        self._unshare()
+        self._unshare(row)
         last = self.n - 1
         if row != last:
             moved = self.ids[last]
@@ -278,31 +283,46 @@ class VectorIndex:
     def freeze(self, stamp: int) -> Any:
         """The rows as they are now, for a background snapshot writer, without copying the matrix.
 
-        The arrays are shared and write-protected until :meth:`thaw`; a write meanwhile
-        copies them first (:meth:`_unshare`), so the writer never sees a later change.
+        The writer gets write-protected views of the first ``n`` rows; until :meth:`thaw` a
+        write to one of those rows copies the arrays first (:meth:`_unshare`), so the writer
+        never sees a later change. Rows appended past them (a save of new records) are
+        written in place: the writer never reads there, and a bulk save no longer copies the
+        whole matrix whenever a snapshot is being written.
         """
         from ._snapshot import Frozen
 
+        n = self.n
+        views = {}
         for name in self._SHARED:
-            getattr(self, name).flags.writeable = False
+            view = getattr(self, name)[:n]
+            view.flags.writeable = False
+            views[name] = view
+        self._frozen_rows = n
+        self._frozen_arrays = {name: getattr(self, name) for name in self._SHARED}
         tables = {"scopes": list(self.scopes.codes), "categories": list(self.categories.codes),
                   "metadata": list(self.metadata.codes)}
-        columns = {name: getattr(self, name) for name in self._SHARED[1:]}
-        return Frozen(stamp, self.n, int(self.dim or 0), self.matrix, columns, list(self.ids), tables)
+        columns = {name: views[name] for name in self._SHARED[1:]}
+        frozen = Frozen(stamp, n, int(self.dim or 0), views["matrix"], columns, list(self.ids), tables)
+        self._frozen_by = frozen
+        return frozen
 
     def thaw(self, frozen: Any) -> None:
-        """The writer is done: arrays still the index's own become writable again."""
-        if frozen.matrix is self.matrix:
-            self.matrix.flags.writeable = True
-        for name, arr in frozen.columns.items():
-            if arr is getattr(self, name):
-                arr.flags.writeable = True
+        """The writer is done with ``frozen``: its rows may be written in place again."""
+        if self._frozen_by is frozen:
+            self._frozen_by = None
+            self._frozen_arrays = {}
+            self._frozen_rows = 0
 
-    def _unshare(self) -> None:
-        """Copy the arrays a snapshot writer still reads before writing to them."""
+    def _unshare(self, lowest: int = 0) -> None:
+        """Copy the arrays a snapshot writer still reads before a write reaching down to row ``lowest``.
+
+        A read-only array (a write-protected mapping) is always copied before a write.
+        """
+        shared = self._frozen_arrays
+        below = lowest < self._frozen_rows
         for name in self._SHARED:
             arr = getattr(self, name)
-            if not arr.flags.writeable:
+            if not arr.flags.writeable or (below and shared.get(name) is arr):
                 setattr(self, name, arr.copy())
 
     def adopt(self, matrix: np.ndarray, n: int, columns: dict[str, np.ndarray], ids: list[str],
