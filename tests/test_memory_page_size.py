@@ -1,4 +1,4 @@
-"""New SQLite memory stores use 32 KiB pages (a 3072-float record fits a page, no overflow chain);
+"""New SQLite memory stores use 16 KiB pages (a 3072-float record fills one page, no overflow chain);
 stores created before keep the page size they were made with, open unchanged, and hold the same rows.
 """
 
@@ -54,22 +54,22 @@ def _tables(path: Path) -> Any:
         conn.close()
 
 
-def test_a_new_store_has_32k_pages_and_a_64mb_writer_autocheckpoint(tmp_path: Path, use_rust: bool) -> None:
+def test_a_new_store_has_16k_pages_and_a_64mb_writer_autocheckpoint(tmp_path: Path, use_rust: bool) -> None:
     store = RustMemoryStorage(tmp_path, use_rust=use_rust)
     try:
         store.save(_records(1))
-        assert store._store.page_size == _persistence.NEW_STORE_PAGE_SIZE == 32_768
+        assert store._store.page_size == _persistence.NEW_STORE_PAGE_SIZE == 16_384
         pages = store._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        assert pages * 32_768 == WRITER_AUTOCHECKPOINT_BYTES
+        assert pages * 16_384 == WRITER_AUTOCHECKPOINT_BYTES
     finally:
         store.close()
-    assert _page_size(tmp_path) == 32_768
+    assert _page_size(tmp_path) == 16_384
 
 
 def test_an_existing_4k_store_keeps_its_pages_and_its_records(tmp_path: Path, use_rust: bool,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as m:
-        m.setattr(_persistence, "NEW_STORE_PAGE_SIZE", 4096)  # a store made before 32 KiB pages
+        m.setattr(_persistence, "NEW_STORE_PAGE_SIZE", 4096)  # a store made before 16 KiB pages
         old = RustMemoryStorage(tmp_path, use_rust=use_rust)
         old.save(_records(2))
         old.close()
@@ -89,7 +89,7 @@ def test_an_existing_4k_store_keeps_its_pages_and_its_records(tmp_path: Path, us
 
 def test_the_page_size_changes_no_stored_row(tmp_path: Path, use_rust: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     dirs = {}
-    for pages in (4096, 32_768):
+    for pages in (4096, 16_384):
         with monkeypatch.context() as m:
             m.setattr(_persistence, "NEW_STORE_PAGE_SIZE", pages)
             dirs[pages] = tmp_path / f"p{pages}"
@@ -100,5 +100,5 @@ def test_the_page_size_changes_no_stored_row(tmp_path: Path, use_rust: bool, mon
                 store.delete(record_ids=["p4-50"])
             finally:
                 store.close()
-    assert _page_size(dirs[4096]) == 4096 and _page_size(dirs[32_768]) == 32_768
-    assert _tables(dirs[4096]) == _tables(dirs[32_768])
+    assert _page_size(dirs[4096]) == 4096 and _page_size(dirs[16_384]) == 16_384
+    assert _tables(dirs[4096]) == _tables(dirs[16_384])
