@@ -235,6 +235,11 @@ __all__ += ["embeddings_f32_bytes_many"]
 def embeddings_f32_bytes_many(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
     """A save batch's embeddings as float32 bytes: ``(blobs, -1, "")``, or ``(blobs before it, i, reason)`` for the first refused one."""
 
+__all__ += ["memory_rows"]
+
+def memory_rows(records: list[Any], blobs: list[Any], dim: int, make: Any) -> list[Any | None]:
+    """Per record ``make(columns)`` (its ``RecordRow``), or None where the Python loop must build or refuse it."""
+
 __all__ += ["vector_top_k_shadow", "vector_top_k_many", "vector_kernel_info", "vector_stream_read"]
 __all__ += ["vector_shadow_rows"]
 

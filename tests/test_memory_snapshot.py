@@ -156,6 +156,36 @@ def test_writes_while_a_snapshot_is_written_never_reach_it(tmp_path: Path, use_r
     again.close()
 
 
+def test_new_records_saved_while_a_snapshot_is_written_go_in_place_and_never_reach_it(
+        tmp_path: Path, use_rust: bool) -> None:
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6)
+    store.save([_record(i) for i in range(20)])
+    index = store._index
+    before = _index_rows(store)
+    with store._lock:
+        frozen = index.freeze(store._seen)
+        matrix = index.matrix
+        store.save([_record(i) for i in range(20, 30)])  # new ids: appended past the frozen rows
+        assert index.matrix is matrix  # not copied
+        store.save([_record(i) for i in range(30, 31)])  # one new record: the row-by-row path
+        assert index.matrix is matrix
+        store.save([_record(3, seed=5), _record(40)])  # an update reaches a frozen row: copied first
+        assert index.matrix is not matrix
+    assert frozen.matrix.base is matrix or frozen.matrix.base is matrix.base
+    assert _snapshot.write_snapshot(store._snapshots.path, frozen, store._snapshots._store_id)
+    index.thaw(frozen)
+    got = _snapshot.read_snapshot(store._snapshots.path, store._snapshots._store_id, DIM, store._store.head())
+    assert got.stamp == frozen.stamp and got.n == 20
+    for row, rid in enumerate(got.ids):
+        assert got.matrix[row].tobytes() == before[rid][4]
+    assert index.n == 32
+    store.close()
+    again = RustMemoryStorage(tmp_path, use_rust=use_rust)
+    assert again.snapshot_stats["restored"] == 1 and again.count() == 32
+    assert_index_is_the_database(again)
+    again.close()
+
+
 def _flip(offset_of: Any) -> Any:
     def damage(path: Path) -> None:
         data = bytearray(path.read_bytes())

@@ -17,8 +17,9 @@ from pathlib import Path
 
 #: Bytes written by saves after which the background checkpoint runs (SQLite's default: 1000 pages).
 CHECKPOINT_BYTES = 4 * 1024 * 1024
-#: The writer connection's own autocheckpoint, in pages: only when the background one falls behind.
-WRITER_AUTOCHECKPOINT_PAGES = 16_384
+#: The writer connection's own autocheckpoint, as WAL bytes (turned into pages of the file's page
+#: size): only when the background one falls behind.
+WRITER_AUTOCHECKPOINT_BYTES = 64 * 1024 * 1024
 
 
 class Checkpointer:

@@ -57,6 +57,10 @@ class VectorIndex:
         self.shadow_builder: Callable[[np.ndarray], Shadow] = shadow_rows
         #: searches served at a size that wants the shadow, before it was built (``_kernels.prepare``)
         self.searches_without_shadow = 0
+        #: the snapshot writer's view of the index (``freeze``): the arrays it reads and how many rows
+        self._frozen_by: Any = None
+        self._frozen_arrays: dict[str, np.ndarray] = {}
+        self._frozen_rows = 0
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
@@ -171,13 +175,13 @@ class VectorIndex:
     def upsert(self, seq: int, record_id: str, scope: str, categories: str, metadata: str, embedding: bytes) -> None:
         """Insert a row, or overwrite the row of an existing id."""
         self._selections.clear()
-        self._unshare()
         vector = np.frombuffer(embedding, dtype=np.float32)
         if self.dim is None:
             self.clear(len(vector))
         if len(vector) != self.dim:
             raise ValueError(f"stored embedding of {len(vector)} values in a {self.dim}-d index")
         row = self.row_of.get(record_id)
+        self._unshare(self.n if row is None else row)
         if row is None:
             self._grow(self.n + 1)
             row = self.n
@@ -199,43 +203,56 @@ class VectorIndex:
         shadow build for the batch instead of one of each per row. The result is the
         row-by-row loop's (ids repeated within ``rows`` go through that loop).
         """
-        if len(rows) < 2 or len({r[1] for r in rows}) != len(rows):
+        count = len(rows)
+        ids = [r[1] for r in rows]
+        if count < 2 or len(set(ids)) != count:
             for row in rows:
                 self.upsert(*row)
             return
         if self.dim is None:
             self.clear(len(rows[0][5]) // 4)
         dim = self.dim or 0
-        flat = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
-        if len(flat) != len(rows) * dim or any(len(r[5]) != dim * 4 for r in rows):
-            bad = next(r for r in rows if len(r[5]) != dim * 4)
-            raise ValueError(f"stored embedding of {len(bad[5]) // 4} values in a {self.dim}-d index")
+        blobs = [r[5] for r in rows]
+        flat = np.frombuffer(b"".join(blobs), dtype=np.float32)
+        if len(flat) != count * dim or any(len(b) != dim * 4 for b in blobs):
+            bad = next(b for b in blobs if len(b) != dim * 4)
+            raise ValueError(f"stored embedding of {len(bad) // 4} values in a {self.dim}-d index")
         self._selections.clear()
-        self._unshare()  # a background snapshot writer may still read the arrays
-        block = flat.reshape(len(rows), dim)
-        positions = np.empty(len(rows), dtype=np.int64)
-        new = [i for i, r in enumerate(rows) if r[1] not in self.row_of]
-        self._grow(self.n + len(new))
-        for i, r in enumerate(rows):
-            at = self.row_of.get(r[1])
-            if at is None:
-                at = self.n
-                self.n += 1
-                self.ids.append(r[1])
-                self.row_of[r[1]] = at
-            positions[i] = at
-        self.matrix[positions] = block
-        self.sqnorms[positions] = np.einsum("ij,ij->i", block, block)
+        block = flat.reshape(count, dim)
+        row_of = self.row_of
+        at: slice | np.ndarray
+        if not any(rid in row_of for rid in ids):  # a save of new records: one block at the end
+            self._unshare(self.n)  # a background snapshot writer may still read the rows before
+            start = self.n
+            self._grow(start + count)
+            at = slice(start, start + count)
+            self.ids.extend(ids)
+            row_of.update(zip(ids, range(start, start + count)))
+            self.n = start + count
+        else:
+            self._unshare(min(row_of.get(rid, self.n) for rid in ids))
+            self._grow(self.n + sum(rid not in row_of for rid in ids))
+            at = np.empty(count, dtype=np.int64)
+            for i, rid in enumerate(ids):
+                pos = row_of.get(rid)
+                if pos is None:
+                    pos = row_of[rid] = self.n
+                    self.n += 1
+                    self.ids.append(rid)
+                at[i] = pos
+        self.matrix[at] = block
+        self.sqnorms[at] = np.einsum("ij,ij->i", block, block)
         if self.shadow_enabled:
             halves, inv_scale, norm, err = self.shadow_builder(np.ascontiguousarray(block))
-            self.halves[positions] = halves
-            self.inv_scale[positions] = inv_scale
-            self.shadow_norm[positions] = norm
-            self.shadow_err[positions] = err
-        self.seqs[positions] = [r[0] for r in rows]
-        self.scope_codes[positions] = [self.scopes.code(r[2]) for r in rows]
-        self.category_codes[positions] = [self.categories.code(r[3]) for r in rows]
-        self.metadata_codes[positions] = [self.metadata.code(r[4]) for r in rows]
+            self.halves[at] = halves
+            self.inv_scale[at] = inv_scale
+            self.shadow_norm[at] = norm
+            self.shadow_err[at] = err
+        self.seqs[at] = [r[0] for r in rows]
+        scope, categories, metadata = self.scopes.code, self.categories.code, self.metadata.code
+        self.scope_codes[at] = [scope(r[2]) for r in rows]
+        self.category_codes[at] = [categories(r[3]) for r in rows]
+        self.metadata_codes[at] = [metadata(r[4]) for r in rows]
 
     def remove(self, record_id: str) -> bool:
         """Swap-remove the row of ``record_id``; False when it is not here."""
@@ -243,7 +260,7 @@ class VectorIndex:
         if row is None:
             return False
         self._selections.clear()
-        self._unshare()
+        self._unshare(row)
         last = self.n - 1
         if row != last:
             moved = self.ids[last]
@@ -267,31 +284,46 @@ class VectorIndex:
     def freeze(self, stamp: int) -> Any:
         """The rows as they are now, for a background snapshot writer, without copying the matrix.
 
-        The arrays are shared and write-protected until :meth:`thaw`; a write meanwhile
-        copies them first (:meth:`_unshare`), so the writer never sees a later change.
+        The writer gets write-protected views of the first ``n`` rows; until :meth:`thaw` a
+        write to one of those rows copies the arrays first (:meth:`_unshare`), so the writer
+        never sees a later change. Rows appended past them (a save of new records) are
+        written in place: the writer never reads there, and a bulk save no longer copies the
+        whole matrix whenever a snapshot is being written.
         """
         from ._snapshot import Frozen
 
+        n = self.n
+        views = {}
         for name in self._SHARED:
-            getattr(self, name).flags.writeable = False
+            view = getattr(self, name)[:n]
+            view.flags.writeable = False
+            views[name] = view
+        self._frozen_rows = n
+        self._frozen_arrays = {name: getattr(self, name) for name in self._SHARED}
         tables = {"scopes": list(self.scopes.codes), "categories": list(self.categories.codes),
                   "metadata": list(self.metadata.codes)}
-        columns = {name: getattr(self, name) for name in self._SHARED[1:]}
-        return Frozen(stamp, self.n, int(self.dim or 0), self.matrix, columns, list(self.ids), tables)
+        columns = {name: views[name] for name in self._SHARED[1:]}
+        frozen = Frozen(stamp, n, int(self.dim or 0), views["matrix"], columns, list(self.ids), tables)
+        self._frozen_by = frozen
+        return frozen
 
     def thaw(self, frozen: Any) -> None:
-        """The writer is done: arrays still the index's own become writable again."""
-        if frozen.matrix is self.matrix:
-            self.matrix.flags.writeable = True
-        for name, arr in frozen.columns.items():
-            if arr is getattr(self, name):
-                arr.flags.writeable = True
+        """The writer is done with ``frozen``: its rows may be written in place again."""
+        if self._frozen_by is frozen:
+            self._frozen_by = None
+            self._frozen_arrays = {}
+            self._frozen_rows = 0
 
-    def _unshare(self) -> None:
-        """Copy the arrays a snapshot writer still reads before writing to them."""
+    def _unshare(self, lowest: int = 0) -> None:
+        """Copy the arrays a snapshot writer still reads before a write reaching down to row ``lowest``.
+
+        A read-only array (a write-protected mapping) is always copied before a write.
+        """
+        shared = self._frozen_arrays
+        below = lowest < self._frozen_rows
         for name in self._SHARED:
             arr = getattr(self, name)
-            if not arr.flags.writeable:
+            if not arr.flags.writeable or (below and shared.get(name) is arr):
                 setattr(self, name, arr.copy())
 
     def adopt(self, matrix: np.ndarray, n: int, columns: dict[str, np.ndarray], ids: list[str],

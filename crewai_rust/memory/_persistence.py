@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
+from ._checkpoint import WRITER_AUTOCHECKPOINT_BYTES, Checkpointer
 from ._quarantine import COPIED, QUARANTINE_SCHEMA
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow, RecordStore
 
@@ -29,6 +29,13 @@ __all__ = ["ChangeSet", "IndexRow", "RecordRow", "RecordStore", "SQLiteRecordSto
 DB_FILENAME = "crewai_rust_memory.sqlite3"
 
 _SCHEMA_VERSION = "1"
+#: Page size of a store created from now on. A record of 3072 floats is 12.3 KB: on 4 KiB pages
+#: it is a leaf cell plus three overflow pages, so a save of 100 wrote over 300 WAL frames (two
+#: write calls each) at COMMIT; on 16 KiB pages each record fills one page, with no overflow.
+#: Measured (thread CPU, interleaved, Intel Xeon): 100 x 3072 -3% to -4% against 4 KiB, one record
+#: +0.03 ms; 32 KiB pages saved 6% on 100 but made a one-record save 40% dearer (0.21 -> 0.29 ms)
+#: and ``touch_records`` (every recall) 30% dearer, as every small write then copies 32 KiB pages.
+NEW_STORE_PAGE_SIZE = 16_384
 _BUSY_TIMEOUT_MS = 5_000
 #: Change-log entries kept behind the head; a reader further behind reloads fully.
 _CHANGES_KEPT = 20_000
@@ -143,9 +150,12 @@ class SQLiteRecordStore:
             # storage) still releases its connection when it is collected.
             weakref.finalize(self, self._conn.close)
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # Takes effect only while the file is still empty: existing stores keep their page size.
+            self._conn.execute(f"PRAGMA page_size={NEW_STORE_PAGE_SIZE}")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
+            self.page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={max(1, WRITER_AUTOCHECKPOINT_BYTES // self.page_size)}")
             with self.write() as cur:
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     cur.execute(statement)
@@ -380,13 +390,7 @@ class SQLiteRecordStore:
                 " created_at=excluded.created_at, created_us=excluded.created_us,"
                 " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
                 " embedding=excluded.embedding",
-                [
-                    (
-                        r.id, r.content, r.scope, r.categories, r.metadata, r.importance, r.created_at,
-                        r.created_us, r.last_accessed, r.source, int(r.private), r.embedding,
-                    )
-                    for r in rows
-                ],
+                rows,  # RecordRow is a tuple in the column order; sqlite3 stores a bool as the integer 0/1
             )
             ids = [r.id for r in rows]
             self._log(cur, ids, "u")
@@ -406,7 +410,7 @@ class SQLiteRecordStore:
         last = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         if last is None:
             return None
-        unique = list({r.id: r for r in rows}.values())
+        unique = list({r.id: r for r in rows}.values()) if len(set(ids)) != len(ids) else rows
         seqs: dict[str, int] = {}
         for chunk in _chunks([r.id for r in unique], 500):
             marks = ",".join("?" * len(chunk))

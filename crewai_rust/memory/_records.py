@@ -42,9 +42,12 @@ def naive_utc(dt: datetime) -> datetime:
     return dt
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(dt: datetime) -> int:
     """Microseconds since the epoch, for exact ordering and ``older_than`` comparisons."""
-    return (naive_utc(dt) - _EPOCH) // timedelta(microseconds=1)
+    return (naive_utc(dt) - _EPOCH) // _MICROSECOND
 
 
 def utc_now_iso() -> str:
@@ -183,37 +186,62 @@ def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
 def _row(record: Any, blob: bytes) -> RecordRow:
     created = record.created_at
     return RecordRow(
-        id=str(record.id),
-        content=record.content,
-        scope=str(record.scope),
-        categories=dumps(list(record.categories)),
-        metadata=dumps(record.metadata),
-        importance=float(record.importance),
-        created_at=created.isoformat(),
-        created_us=to_micros(created),
-        last_accessed=record.last_accessed.isoformat(),
-        source=record.source or "",
-        private=bool(record.private),
-        embedding=blob,
+        str(record.id),
+        record.content,
+        str(record.scope),
+        dumps(list(record.categories)),
+        dumps(record.metadata),
+        float(record.importance),
+        created.isoformat(),
+        to_micros(created),
+        record.last_accessed.isoformat(),
+        record.source or "",
+        bool(record.private),
+        blob,
     )
 
 
-def to_rows(records: list[Any], dim: int, encode_many: BatchEncoder = encode_many_python) -> list[RecordRow]:
+#: ``build(records, blobs, dim)``: per record its ``RecordRow``, or None where the Python loop must
+#: build (or refuse) it; ``blobs[k]`` is record k's float32 bytes, None when it has no embedding.
+RowBuilder = Callable[[list[Any], list[Any], int], list[Any]]
+
+
+def rust_row_builder(module: Any) -> RowBuilder:
+    """Rust twin of the per-record loop (``memory_rows``): the rows of a batch in one call."""
+    fn = module.memory_rows
+    make = RecordRow._make
+
+    def build(records: list[Any], blobs: list[Any], dim: int) -> list[Any]:
+        return fn(records, blobs, dim, make)  # type: ignore[no-any-return]
+
+    return build
+
+
+def to_rows(records: list[Any], dim: int, encode_many: BatchEncoder = encode_many_python,
+            build: RowBuilder | None = None) -> list[RecordRow]:
     """:func:`to_row` for a whole batch, the embeddings encoded in one call; the same first error.
 
     Every embedding is encoded before any row is built; when one is refused, the
     records before it are still checked first, so the error raised is the one the
-    record-by-record loop would raise.
+    record-by-record loop would raise. ``build`` (the Rust twin) makes the rows it can
+    in one call; the loop makes the others, and raises their errors in record order.
     """
     positions = [i for i, r in enumerate(records) if r.embedding]
     blobs, bad, reason = encode_many([records[i].embedding for i in positions])
     stop = len(records) if bad < 0 else positions[bad]
-    given = iter(blobs)
+    given: list[Any] = [None] * stop
+    for i, blob in zip(positions, blobs):
+        if i < stop:
+            given[i] = blob
+    built = build(records[:stop], given, dim) if build is not None else None
     rows = []
-    for record in records[:stop]:
+    for k, record in enumerate(records[:stop]):
+        if built is not None and built[k] is not None:
+            rows.append(built[k])
+            continue
         _check_fields(record)
-        if record.embedding:
-            blob = next(given)
+        blob = given[k]
+        if blob is not None:
             if len(blob) != dim * 4:
                 raise dimension_error(dim, len(blob) // 4)
         else:

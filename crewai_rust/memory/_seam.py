@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 IndexRow = tuple[int, str, str, str, str, bytes]  # seq, id, scope, categories, metadata, embedding
 #: A full stored row: id, content, scope, categories, metadata, importance, created_at,
@@ -23,9 +23,12 @@ FullRow = tuple[Any, ...]
 Keep = Callable[[str, str], bool]
 
 
-@dataclass(frozen=True)
-class RecordRow:
-    """One record as stored: JSON columns still encoded, the embedding as float32 bytes."""
+class RecordRow(NamedTuple):
+    """One record as stored: JSON columns still encoded, the embedding as float32 bytes.
+
+    A named tuple in the order of the ``records`` columns, so a save binds it as it is
+    (a frozen dataclass cost 1.3 µs per row to build and another pass to turn into a tuple).
+    """
 
     id: str
     content: str

@@ -33,12 +33,14 @@ from ._mirror import MemoryStoreClosedError, hint_for
 from ._records import (
     BatchEncoder,
     Encoder,
+    RowBuilder,
     batch_dimension,
     dimension_error,
     encode_many_python,
     encode_python,
     rust_batch_encoder,
     rust_encoder,
+    rust_row_builder,
     to_micros,
     to_rows,
     utc_now_iso,
@@ -118,6 +120,7 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         self._kernels = KernelSet(module, shadow_mode(shadow))
         self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
         self._encode_many: BatchEncoder = rust_batch_encoder(module) if module is not None else encode_many_python
+        self._build_rows: RowBuilder | None = rust_row_builder(module) if module is not None else None
         self.metric = metric
         self._metric_code = _METRICS[metric]
         target: str | Path
@@ -181,7 +184,7 @@ class RustMemoryStorage(IndexSearch, RecordListing):
             if stored is not None and dim is not None and dim != stored:
                 raise dimension_error(stored, dim)
             dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
-            rows = to_rows(records, dim, self._encode_many)
+            rows = to_rows(records, dim, self._encode_many, self._build_rows)
             stored_now = self._store.upsert(rows, dim)
             if stored_now != dim:  # another process fixed a different size meanwhile
                 raise dimension_error(stored_now, dim)

@@ -9,6 +9,7 @@ pub mod embedding;
 pub mod error;
 pub mod fanout;
 pub mod message;
+pub mod record_row;
 pub mod sqlpool;
 pub mod toolguard;
 pub mod vector;

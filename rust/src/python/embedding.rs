@@ -25,6 +25,24 @@ fn reason_of(py: Python<'_>, err: PyErr) -> PyResult<String> {
 /// One embedding's bytes and the verdict on its values.
 type Encoded<'py> = (Bound<'py, PyBytes>, Result<(), Problem>);
 
+/// How far ahead (in list items) the float objects are prefetched. A save batch's floats are
+/// cold (the embedder wrote them long before) and spread over pymalloc pools, across pages the
+/// hardware prefetcher does not follow: 100 x 3072 cold took 1.36 ms without, 1.13 ms with a
+/// distance of 96 (256: the same; 16: 1.26), measured interleaved on the Intel Xeon.
+const PREFETCH_AHEAD: usize = 96;
+
+/// A hint to load `p`'s cache line; it changes no result (and does nothing off x86-64).
+#[inline(always)]
+fn prefetch(p: *const pyo3::ffi::PyObject) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint, never a load: it cannot fault, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The fast path: an exact `list` of exact `float`s read in place into a new `bytes`. `None` when an
 /// item is anything else (an int, a bool, a numpy scalar): the caller takes the general path, which
 /// may run Python code (`__float__`), so it is never run while this loop holds raw item pointers.
@@ -42,6 +60,9 @@ fn from_list<'py>(py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option
         unsafe {
             let float_type = std::ptr::addr_of_mut!(pyo3::ffi::PyFloat_Type);
             for i in 0..n {
+                if i + PREFETCH_AHEAD < n {
+                    prefetch(pyo3::ffi::PyList_GET_ITEM(ptr, (i + PREFETCH_AHEAD) as pyo3::ffi::Py_ssize_t));
+                }
                 let item = pyo3::ffi::PyList_GET_ITEM(ptr, i as pyo3::ffi::Py_ssize_t);
                 if pyo3::ffi::Py_TYPE(item) != float_type {
                     complete = false;

@@ -8,6 +8,7 @@ mod embedding;
 mod errors;
 mod fanout;
 mod message;
+mod record_row;
 mod sqlpool;
 mod toolguard;
 mod vector;
@@ -20,6 +21,7 @@ fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     buildinfo::register(m)?;
     embedding::register(m)?;
     message::register(m)?;
+    record_row::register(m)?;
     sqlpool::register(m)?;
     toolguard::register(m)?;
     fanout::register(m)?;
