@@ -58,6 +58,9 @@ _TRIM_EVERY = 2_000
 #: How long the listener waits for a wake-up before it checks that it should still run.
 _LISTEN_TIMEOUT = 0.5
 
+#: The largest ``toast_tuple_target`` PostgreSQL accepts: a row up to one page stays in the table.
+_TOAST_TUPLE_TARGET = 8160
+
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -260,12 +263,29 @@ class PostgresRecordStore:
                 if storage is not None and storage[0] != "e":
                     # Float32 noise does not compress: skip pglz's attempt on every save (once, on a new table).
                     conn.execute(f"ALTER TABLE {self._s}.records ALTER COLUMN embedding SET STORAGE EXTERNAL")
+                self._keep_rows_inline(conn)
                 row = conn.execute(f"SELECT value FROM {self._s}.meta WHERE key='schema'").fetchone()
             return None if row is None else str(row[0])
 
         version = self._run(create, "creating the memory schema")
         if version != _SCHEMA_VERSION:
             raise PostgresError(f"{self.location} has memory schema version {version!r}; expected {_SCHEMA_VERSION}")
+
+    def _keep_rows_inline(self, conn: Any) -> None:
+        """Store a row up to a page (8160 bytes) in the table itself instead of in TOAST chunks.
+
+        PostgreSQL moves a row past about 2 KB to TOAST: a 1536-dimension embedding
+        (6 KB) became four chunks in the TOAST table plus four entries in its index.
+        With ``toast_tuple_target`` at its maximum such a row is written once, in
+        place; larger rows (3072 dimensions) are still moved out. A storage option,
+        so it applies to rows written from now on and an existing store is migrated in
+        place (under the caller's DDL lock, once: the option is read first).
+        """
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+                               (f"{self._s}.records",)).fetchone()
+        wanted = f"toast_tuple_target={_TOAST_TUPLE_TARGET}"
+        if options is not None and wanted not in (options[0] or []):
+            conn.execute(f"ALTER TABLE {self._s}.records SET (toast_tuple_target = {_TOAST_TUPLE_TARGET})")
 
     def _write(self, body: Callable[[Any], tuple[T, list[str], str]], what: str) -> T:
         """One write transaction: lock the head row, run ``body``, log its ids under the next numbers, notify.
