@@ -86,9 +86,13 @@ def test_dimension_fixed_by_another_process_is_a_clear_error(pg_url: str, opened
         second.search([0.0] * 4)
     # The seam's own check inside the write transaction: a stale view of the dimension is caught there.
     second._store.get_dim = lambda: None  # type: ignore[method-assign]
-    with pytest.raises(EmbeddingDimensionMismatchError):
+    head = second._store.head()
+    with pytest.raises(EmbeddingDimensionMismatchError) as info:
         second.save([rec("c", dim=4)])
-    assert first.count() == 1
+    assert "8-dimensional" in str(info.value)  # the size the server reported
+    assert first.count() == 1 and second._store.head() == head  # rolled back: no log entry either
+    second.save([rec("d", dim=DIM)])  # the connection that saw the failure is still good
+    assert first.count() == 2
 
 
 def test_every_write_is_seen_by_the_next_read_of_another_store(pg_url: str, opened: Any) -> None:

@@ -34,11 +34,12 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._postgres import PostgresError, PostgresUnavailableError, open_pool, redact, require_psycopg, scrub, validate_url
+from ._records import RowStream
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow
 
 logger = logging.getLogger("crewai_rust.memory")
@@ -51,6 +52,8 @@ NAMESPACE_ENV = "CREWAI_RUST_MEMORY_NAMESPACE"
 NAMESPACE_PARAM = "namespace"
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,46}$")
 _SCHEMA_VERSION = "1"
+#: Text of the error a save's dimension check raises when the store holds another size.
+_DIM_MARKER = "crewai_rust: the store holds dimension "
 #: How long a write or read keeps retrying through a dropped connection or a restart.
 RETRY_SECONDS = 60.0
 _CHANGES_KEPT = 20_000
@@ -99,6 +102,15 @@ CREATE TABLE IF NOT EXISTS {s}.quarantine (
 )
 """
 
+_UPSERT_SQL = (
+    "INSERT INTO {s}.records(id, content, scope, categories, metadata, importance, created_at, created_us,"
+    " last_accessed, source, private, embedding) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
+    " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
+    " created_at=excluded.created_at, created_us=excluded.created_us,"
+    " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
+    " embedding=excluded.embedding RETURNING id, seq"
+)
 _COPIED = ("id, content, scope, categories, metadata, importance, created_at, created_us, "
            "last_accessed, source, private, embedding")
 _FULL = "id, content, scope, categories, metadata, importance, created_at, last_accessed, source, private, embedding, seq"
@@ -439,57 +451,86 @@ class PostgresRecordStore:
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
         quarantined: Sequence[tuple[RecordRow, str]] = (),
     ) -> int:
-        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension.
-
-        Two round trips whatever the batch size: every statement of the transaction is
-        sent as one pipeline (lock and advance the head row, check the dimension, the
-        rows, the log and the wake-up), then COMMIT once the dimension was read back as
-        ours; on a mismatch the transaction rolls back and nothing was written.
-        """
+        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension."""
         unique = list({r.id: r for r in rows}.values())
-        n = len(unique)
+        return self._upsert([r.id for r in unique], lambda: iter([unique]), lambda: unique, dim, meta, quarantined)
+
+    def upsert_stream(self, stream: RowStream, dim: int) -> int:
+        """:meth:`upsert` of a save whose rows are encoded while the first ones are already being inserted.
+
+        A record that fails to encode raises from inside the transaction, which rolls
+        back: nothing of the batch is written, as with :meth:`upsert`.
+        """
+        return self._upsert(stream.ids, stream.chunks, stream.unique, dim, None, ())
+
+    def _upsert(
+        self, ids: list[str], chunks: Callable[[], Iterator[list[RecordRow]]], unique: Callable[[], list[RecordRow]],
+        dim: int, meta: dict[str, str] | None, quarantined: Sequence[tuple[RecordRow, str]],
+    ) -> int:
+        """One round trip whatever the batch size: every statement of the transaction and
+        its COMMIT go as one pipeline (lock and advance the head row, check the dimension,
+        the rows chunk by chunk, the log and the wake-up, COMMIT). The dimension check
+        fails the statement when the store holds another size, so the server skips the
+        rest and COMMIT, and the transaction is rolled back: nothing was written.
+        """
+        n = len(ids)
         got: dict[str, Any] = {}
         self._span = None
 
         def run(conn: Any) -> int:
             got.clear()
-            with conn.pipeline(), conn.transaction():
-                stored, head, seqs = self._send_upsert(conn, unique, dim, meta, quarantined)
-                if stored != dim:
-                    raise _DimensionTaken(stored)
-                got["head"], got["seqs"] = head, seqs
+            try:
+                with conn.pipeline():
+                    with conn.transaction():
+                        results = self._send_upsert(conn, ids, chunks(), dim, meta, quarantined)
+                    # COMMIT is queued behind the statements: the pipeline's one sync sends it.
+            except self._psycopg.errors.InvalidTextRepresentation as exc:
+                _rollback(conn)
+                stored = _taken_dimension(exc)
+                if stored is None:
+                    raise
+                raise _DimensionTaken(stored) from None
+            except BaseException:
+                _rollback(conn)
+                raise
+            got["head"], got["seqs"] = results()
             return dim
 
         try:
-            result = self._run(run, f"saving {len(rows)} records")
+            result = self._run(run, f"saving {n} records")
         except _DimensionTaken as taken:
             return taken.stored
-        if unique:
+        if n:
             head, seqs = got["head"], got["seqs"]
             base = head - n
-            written = [(seqs[r.id], r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique]
+            written = [(seqs[r.id], r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique()]
             for offset, index_row in enumerate(written, start=1):  # log numbers base+1.. in this order
                 self._own[index_row[1]] = (base + offset, index_row)
             self._span = (base, head, written)
         return result
 
     def _send_upsert(
-        self, conn: Any, unique: list[RecordRow], dim: int, meta: dict[str, str] | None,
+        self, conn: Any, ids: list[str], chunks: Iterator[list[RecordRow]], dim: int, meta: dict[str, str] | None,
         quarantined: Sequence[tuple[RecordRow, str]],
-    ) -> tuple[int, int, dict[str, int]]:
-        """The statements of one save, pipelined inside the caller's transaction: (stored dim, new head, seqs).
+    ) -> Callable[[], tuple[int, dict[str, int]]]:
+        """Queue the statements of one save inside the caller's transaction; returns the reader of
+        (new head, id -> seq) for after the pipeline's sync.
 
-        Reading the dimension back is the pipeline's one sync; COMMIT is the caller's.
+        ``ids``: the distinct ids, in log order; ``chunks``: the rows (an id may repeat:
+        its later row replaces the earlier in the same transaction). COMMIT is the caller's.
         """
         s = self._s
-        n = len(unique)
+        n = len(ids)
         # Locks the head row (writers of the store queue here) and reserves numbers head-n+1..head.
         head_cur = conn.execute(f"UPDATE {s}.head SET num = num + %s RETURNING num", (n,))
         # The stored size, fixed to ours when there is none (one row whichever case).
-        dim_cur = conn.execute(
+        # A store of another size fails the statement (a cast of the marker text: SQL has no raise),
+        # so the server skips everything after it, COMMIT included.
+        conn.execute(
             f"WITH fixed AS (INSERT INTO {s}.meta(key, value) VALUES ('dim', %s) ON CONFLICT DO NOTHING"
-            f" RETURNING value) SELECT value FROM fixed UNION ALL SELECT value FROM {s}.meta WHERE key = 'dim'",
-            (str(dim),),
+            f" RETURNING value), stored AS (SELECT value FROM fixed UNION ALL SELECT value FROM {s}.meta"
+            f" WHERE key = 'dim') SELECT CASE WHEN value = %s THEN value ELSE (%s || value)::int::text END FROM stored",
+            (str(dim), str(dim), _DIM_MARKER),
         )
         cur = conn.cursor()
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -504,38 +545,38 @@ class PostgresRecordStore:
                 f"INSERT INTO {s}.meta(key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value),
             )
-        rows_cur = conn.cursor()
-        if unique:
+        rows_curs = []
+        if n:
             # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
-            # builds no arrays of large values.
-            rows_cur.executemany(
-                f"INSERT INTO {s}.records({_COPIED}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
-                " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
-                " created_at=excluded.created_at, created_us=excluded.created_us,"
-                " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
-                " embedding=excluded.embedding RETURNING id, seq",
-                [_params(r) for r in unique], returning=True,
-            )
+            # builds no arrays of large values. Chunk by chunk: the server inserts one while
+            # the next is encoded.
+            for chunk in chunks:
+                rows_cur = conn.cursor()
+                rows_cur.executemany(_UPSERT_SQL.format(s=s), [_params(r) for r in chunk], returning=True)
+                rows_curs.append(rows_cur)
             self._maybe_trim_pipelined(cur, n)
             # Log and wake-up in one statement, numbered from the head this transaction moved.
             cur.execute(
                 f"WITH h AS (SELECT num FROM {s}.head), logged AS (INSERT INTO {s}.changes(num, record_id, op)"
                 " SELECT h.num - %s + t.ord, t.id, 'u' FROM h, unnest(%s::text[]) WITH ORDINALITY AS t(id, ord))"
                 " SELECT pg_notify(%s, h.num::text) FROM h",
-                (n, [r.id for r in unique], self.channel),
+                (n, ids, self.channel),
             )
-        stored = int(dim_cur.fetchone()[0])  # the sync: everything above has run
-        head = int(head_cur.fetchone()[0])
-        seqs: dict[str, int] = {}
-        if unique and stored == dim:
-            while True:
-                returned = rows_cur.fetchone()
-                if returned is not None:
-                    seqs[returned[0]] = int(returned[1])
-                if not rows_cur.nextset():
-                    break
-        return stored, head, seqs
+
+        def results() -> tuple[int, dict[str, int]]:
+            """(new head, id -> seq), read once the pipeline has synced."""
+            head = int(head_cur.fetchone()[0])
+            seqs: dict[str, int] = {}
+            for rows_cur in rows_curs:
+                while True:
+                    returned = rows_cur.fetchone()
+                    if returned is not None:
+                        seqs[returned[0]] = int(returned[1])
+                    if not rows_cur.nextset():
+                        break
+            return head, seqs
+
+        return results
 
     def _maybe_trim_pipelined(self, cur: Any, added: int) -> None:
         """:meth:`_maybe_trim` with the head read on the server (the write is pipelined)."""
@@ -722,6 +763,21 @@ class PostgresRecordStore:
         if self._watcher is not None:
             self._watcher.stop()
         self._finalizer()
+
+
+def _rollback(conn: Any) -> None:
+    """Leave a failed pipeline's transaction (the pool would otherwise roll it back with a warning)."""
+    try:
+        if conn.info.transaction_status != 0:  # not IDLE
+            conn.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection: the pool discards it
+        pass
+
+
+def _taken_dimension(exc: BaseException) -> int | None:
+    """The stored dimension named by the save's failed check, or None for any other bad input."""
+    found = re.search(re.escape(_DIM_MARKER) + r"(\d+)", str(exc))
+    return None if found is None else int(found.group(1))
 
 
 def _params(r: RecordRow) -> tuple[Any, ...]:
