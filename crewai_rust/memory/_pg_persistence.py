@@ -446,6 +446,10 @@ class PostgresRecordStore:
             (key, value),
         ), "writing store settings")
 
+    def delete_meta(self, key: str) -> None:
+        self._run(lambda conn: conn.execute(f"DELETE FROM {self._s}.meta WHERE key = %s", (key,)),
+                  "writing store settings")
+
     # -- writes --------------------------------------------------------------------------
     def upsert(
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
