@@ -34,7 +34,6 @@ from crewai_rust.memory._records import (  # noqa: E402
     rust_batch_encoder,
     rust_encoder,
     to_row,
-    RowStream,
     to_rows,
 )
 
@@ -139,27 +138,6 @@ def test_to_rows_is_the_record_by_record_loop_with_the_same_first_error(speedups
     loop = _outcome(lambda: [to_row(r, 4, encode_python) for r in records])
     assert _outcome(lambda: to_rows(records, 4, encode_many_python)) == loop
     assert _outcome(lambda: to_rows(records, 4, rust_batch_encoder(speedups))) == loop
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=record_batches(), chunk=st.integers(1, 4), repeat=st.booleans())
-def test_a_row_stream_encodes_chunk_by_chunk_with_the_same_rows_and_first_error(
-    speedups: Any, records: list[Any], chunk: int, repeat: bool,
-) -> None:
-    """What the PostgreSQL store sends while it encodes: the batch's rows and first error, chunks replayable."""
-    if repeat and records:  # an id saved twice in one batch: the later record wins, logged once
-        records = [*records, _record(0, [1.0, 2.0, 3.0, 4.0])]
-    loop = _outcome(lambda: [to_row(r, 4, encode_python) for r in records])
-    for encoder in (encode_many_python, rust_batch_encoder(speedups)):
-        stream = RowStream(records, 4, encoder, chunk=chunk)
-        assert stream.ids == list(dict.fromkeys(r.id for r in records))
-        first = _outcome(lambda s=stream: [row for part in s.chunks() for row in part])
-        assert first == loop
-        if not isinstance(loop, tuple):  # replayed for a retried transaction: the same chunks again
-            assert _outcome(lambda s=stream: [row for part in s.chunks() for row in part]) == loop
-            assert _outcome(stream.rows) == loop
-            last = {row.id: row for row in to_rows(records, 4, encode_many_python)}
-            assert stream.unique() == [last[rid] for rid in stream.ids]
 
 
 def _index_state(index: VectorIndex) -> Any:

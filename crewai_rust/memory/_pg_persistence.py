@@ -34,12 +34,11 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._postgres import PostgresError, PostgresUnavailableError, open_pool, redact, require_psycopg, scrub, validate_url
-from ._records import RowStream
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow
 
 logger = logging.getLogger("crewai_rust.memory")
@@ -455,29 +454,16 @@ class PostgresRecordStore:
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
         quarantined: Sequence[tuple[RecordRow, str]] = (),
     ) -> int:
-        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension."""
-        unique = list({r.id: r for r in rows}.values())
-        return self._upsert([r.id for r in unique], lambda: iter([unique]), lambda: unique, dim, meta, quarantined)
+        """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension.
 
-    def upsert_stream(self, stream: RowStream, dim: int) -> int:
-        """:meth:`upsert` of a save whose rows are encoded while the first ones are already being inserted.
-
-        A record that fails to encode raises from inside the transaction, which rolls
-        back: nothing of the batch is written, as with :meth:`upsert`.
-        """
-        return self._upsert(stream.ids, stream.chunks, stream.unique, dim, None, ())
-
-    def _upsert(
-        self, ids: list[str], chunks: Callable[[], Iterator[list[RecordRow]]], unique: Callable[[], list[RecordRow]],
-        dim: int, meta: dict[str, str] | None, quarantined: Sequence[tuple[RecordRow, str]],
-    ) -> int:
-        """One round trip whatever the batch size: every statement of the transaction and
+        One round trip whatever the batch size: every statement of the transaction and
         its COMMIT go as one pipeline (lock and advance the head row, check the dimension,
-        the rows chunk by chunk, the log and the wake-up, COMMIT). The dimension check
-        fails the statement when the store holds another size, so the server skips the
-        rest and COMMIT, and the transaction is rolled back: nothing was written.
+        the rows, the log and the wake-up, COMMIT). The dimension check fails its
+        statement when the store holds another size, so the server skips the rest and
+        COMMIT, and the transaction is rolled back: nothing was written.
         """
-        n = len(ids)
+        unique = list({r.id: r for r in rows}.values())
+        n = len(unique)
         got: dict[str, Any] = {}
         self._span = None
 
@@ -486,7 +472,7 @@ class PostgresRecordStore:
             try:
                 with conn.pipeline():
                     with conn.transaction():
-                        results = self._send_upsert(conn, ids, chunks(), dim, meta, quarantined)
+                        results = self._send_upsert(conn, unique, dim, meta, quarantined)
                     # COMMIT is queued behind the statements: the pipeline's one sync sends it.
             except self._psycopg.errors.InvalidTextRepresentation as exc:
                 _rollback(conn)
@@ -501,30 +487,27 @@ class PostgresRecordStore:
             return dim
 
         try:
-            result = self._run(run, f"saving {n} records")
+            result = self._run(run, f"saving {len(rows)} records")
         except _DimensionTaken as taken:
             return taken.stored
-        if n:
+        if unique:
             head, seqs = got["head"], got["seqs"]
             base = head - n
-            written = [(seqs[r.id], r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique()]
+            written = [(seqs[r.id], r.id, r.scope, r.categories, r.metadata, r.embedding) for r in unique]
             for offset, index_row in enumerate(written, start=1):  # log numbers base+1.. in this order
                 self._own[index_row[1]] = (base + offset, index_row)
             self._span = (base, head, written)
         return result
 
     def _send_upsert(
-        self, conn: Any, ids: list[str], chunks: Iterator[list[RecordRow]], dim: int, meta: dict[str, str] | None,
+        self, conn: Any, unique: list[RecordRow], dim: int, meta: dict[str, str] | None,
         quarantined: Sequence[tuple[RecordRow, str]],
     ) -> Callable[[], tuple[int, dict[str, int]]]:
         """Queue the statements of one save inside the caller's transaction; returns the reader of
-        (new head, id -> seq) for after the pipeline's sync.
-
-        ``ids``: the distinct ids, in log order; ``chunks``: the rows (an id may repeat:
-        its later row replaces the earlier in the same transaction). COMMIT is the caller's.
+        (new head, id -> seq) for after the pipeline's sync. COMMIT is the caller's.
         """
         s = self._s
-        n = len(ids)
+        n = len(unique)
         # Locks the head row (writers of the store queue here) and reserves numbers head-n+1..head.
         head_cur = conn.execute(f"UPDATE {s}.head SET num = num + %s RETURNING num", (n,))
         # The stored size, fixed to ours when there is none (one row whichever case).
@@ -549,35 +532,30 @@ class PostgresRecordStore:
                 f"INSERT INTO {s}.meta(key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value),
             )
-        rows_curs = []
+        rows_cur = conn.cursor()
         if n:
             # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
-            # builds no arrays of large values. Chunk by chunk: the server inserts one while
-            # the next is encoded.
-            for chunk in chunks:
-                rows_cur = conn.cursor()
-                rows_cur.executemany(_UPSERT_SQL.format(s=s), [_params(r) for r in chunk], returning=True)
-                rows_curs.append(rows_cur)
+            # builds no arrays of large values.
+            rows_cur.executemany(_UPSERT_SQL.format(s=s), [_params(r) for r in unique], returning=True)
             self._maybe_trim_pipelined(cur, n)
             # Log and wake-up in one statement, numbered from the head this transaction moved.
             cur.execute(
                 f"WITH h AS (SELECT num FROM {s}.head), logged AS (INSERT INTO {s}.changes(num, record_id, op)"
                 " SELECT h.num - %s + t.ord, t.id, 'u' FROM h, unnest(%s::text[]) WITH ORDINALITY AS t(id, ord))"
                 " SELECT pg_notify(%s, h.num::text) FROM h",
-                (n, ids, self.channel),
+                (n, [r.id for r in unique], self.channel),
             )
 
         def results() -> tuple[int, dict[str, int]]:
             """(new head, id -> seq), read once the pipeline has synced."""
             head = int(head_cur.fetchone()[0])
             seqs: dict[str, int] = {}
-            for rows_cur in rows_curs:
-                while True:
-                    returned = rows_cur.fetchone()
-                    if returned is not None:
-                        seqs[returned[0]] = int(returned[1])
-                    if not rows_cur.nextset():
-                        break
+            while n:
+                returned = rows_cur.fetchone()
+                if returned is not None:
+                    seqs[returned[0]] = int(returned[1])
+                if not rows_cur.nextset():
+                    break
             return head, seqs
 
         return results

@@ -7,7 +7,7 @@ leaves the store exactly as it was.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -224,54 +224,6 @@ def to_rows(records: list[Any], dim: int, encode_many: BatchEncoder = encode_man
         _check_fields(record)
         raise ValueError(f"embedding of record {record.id!r} {reason}")
     return rows
-
-
-class RowStream:
-    """The rows of one save, encoded a chunk at a time as a writer sends them.
-
-    Why: on PostgreSQL the server inserts the first rows while the client encodes
-    the next (the two work on separate cores) instead of waiting for the whole
-    batch. Chunks are encoded in record order with :func:`to_rows`, so the first
-    error raised is the one the record-by-record loop would raise; it is raised
-    from inside the writer's transaction, which then rolls back, so nothing of the
-    batch is stored either way. Encoded chunks are kept: a retried transaction
-    sends them again and encodes only the rest.
-    """
-
-    def __init__(self, records: list[Any], dim: int, encode_many: BatchEncoder, chunk: int = 20) -> None:
-        self._records = records
-        self._dim = dim
-        self._encode_many = encode_many
-        self._chunk = max(1, chunk)
-        self._done: list[list[RecordRow]] = []
-        self._encoded = 0
-        #: the batch's distinct ids, in the order of their first record (the order they are logged in)
-        self.ids: list[str] = list(dict.fromkeys(str(r.id) for r in records))
-
-    def chunks(self) -> Iterator[list[RecordRow]]:
-        """Every chunk from the first: those encoded already, then the rest as they are encoded."""
-        i = 0
-        while True:
-            if i < len(self._done):
-                yield self._done[i]
-                i += 1
-                continue
-            if self._encoded >= len(self._records):
-                return
-            part = self._records[self._encoded : self._encoded + self._chunk]
-            self._done.append(to_rows(part, self._dim, self._encode_many))
-            self._encoded += len(part)
-
-    def rows(self) -> list[RecordRow]:
-        """All rows in record order (repeated ids included), encoding what is left."""
-        for _ in self.chunks():
-            pass
-        return [row for chunk in self._done for row in chunk]
-
-    def unique(self) -> list[RecordRow]:
-        """One row per id, the last record's, in the order of :attr:`ids` (what the store holds after the save)."""
-        last = {row.id: row for row in self.rows()}
-        return [last[rid] for rid in self.ids]
 
 
 def _parse_dt(value: str) -> datetime:

@@ -59,9 +59,6 @@ class RecordStore(Protocol):
     reader that applied everything up to ``n`` needs only ``changes_since(n)``;
     right after its own ``upsert``, ``changes_since(n, after_own_write=True)`` may hand
     back the rows just written without reading them (the next call reads the rest).
-
-    A backend may also offer ``upsert_stream(stream, dim)`` (a ``_records.RowStream``: rows encoded
-    chunk by chunk as they are sent); ``RustMemoryStorage.save`` uses it when present.
     """
 
     #: where the records live, for messages (a file path, or a URL without its secret)

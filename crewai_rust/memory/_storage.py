@@ -34,7 +34,6 @@ from ._records import (
     encode_many_python,
     encode_python,
     dimension_error,
-    RowStream,
     from_row,
     memory_types,
     rust_batch_encoder,
@@ -353,17 +352,10 @@ class RustMemoryStorage:
             if stored is not None and dim is not None and dim != stored:
                 raise dimension_error(stored, dim)
             dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
-            streamed = getattr(self._store, "upsert_stream", None)
-            if streamed is not None:  # the server inserts the first rows while the rest are encoded
-                stream = RowStream(records, dim, self._encode_many)
-                stored_now = streamed(stream, dim)
-            else:
-                rows = to_rows(records, dim, self._encode_many)
-                stored_now = self._store.upsert(rows, dim)
+            rows = to_rows(records, dim, self._encode_many)
+            stored_now = self._store.upsert(rows, dim)
             if stored_now != dim:  # another process fixed a different size meanwhile
                 raise dimension_error(stored_now, dim)
-            if streamed is not None:
-                rows = stream.rows()
             self._sync({r.id: r.embedding for r in rows})
 
     def update(self, record: Any) -> None:
