@@ -86,9 +86,13 @@ def test_dimension_fixed_by_another_process_is_a_clear_error(pg_url: str, opened
         second.search([0.0] * 4)
     # The seam's own check inside the write transaction: a stale view of the dimension is caught there.
     second._store.get_dim = lambda: None  # type: ignore[method-assign]
-    with pytest.raises(EmbeddingDimensionMismatchError):
+    head = second._store.head()
+    with pytest.raises(EmbeddingDimensionMismatchError) as info:
         second.save([rec("c", dim=4)])
-    assert first.count() == 1
+    assert "8-dimensional" in str(info.value)  # the size the server reported
+    assert first.count() == 1 and second._store.head() == head  # rolled back: no log entry either
+    second.save([rec("d", dim=DIM)])  # the connection that saw the failure is still good
+    assert first.count() == 2
 
 
 def test_every_write_is_seen_by_the_next_read_of_another_store(pg_url: str, opened: Any) -> None:
@@ -273,3 +277,45 @@ def test_a_reader_behind_the_trimmed_log_reloads(pg_url: str, opened: Any, monke
     hits = reader.search(rec("r5").embedding, limit=100)
     assert reloads == [1]
     assert sorted(r.id for r, _ in hits) == sorted(f"r{i}" for i in range(2, 30))
+
+
+def _toast_bytes(url: str, namespace: str) -> tuple[int, list[str]]:
+    """(bytes in the records table's TOAST relation, the table's storage options)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        size, options = conn.execute(
+            "SELECT pg_relation_size(reltoastrelid), reloptions FROM pg_class WHERE oid = %s::regclass",
+            (f"{namespace}.records",),
+        ).fetchone()
+    return int(size), list(options or [])
+
+
+def test_a_1536_embedding_is_stored_in_the_row_and_an_existing_store_is_migrated(
+    pg_url: str, opened: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg
+
+    store = opened(url=pg_url, namespace="inline", snapshot=False)
+    store.save([rec(f"new{i}", dim=1536) for i in range(5)])
+    size, options = _toast_bytes(pg_url, "inline")
+    assert size == 0 and "toast_tuple_target=8160" in options  # no TOAST chunks for a 6 KB embedding
+    store.close()
+    # A store as the schema before this option made it: rows past 2 KB went to TOAST.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE inline.records RESET (toast_tuple_target)")
+    with monkeypatch.context() as patched:
+        patched.setattr(PostgresRecordStore, "_keep_rows_inline", lambda self, conn: None)
+        legacy = opened(url=pg_url, namespace="inline", snapshot=False)
+        legacy.save([rec(f"old{i}", dim=1536) for i in range(5)])
+        legacy.close()
+    toasted, options = _toast_bytes(pg_url, "inline")
+    assert toasted > 0 and not options
+    migrated = opened(url=pg_url, namespace="inline", snapshot=False)
+    assert "toast_tuple_target=8160" in _toast_bytes(pg_url, "inline")[1]  # set in place when opened
+    migrated.save([rec(f"later{i}", dim=1536) for i in range(5)])
+    assert _toast_bytes(pg_url, "inline")[0] == toasted  # the new rows went into the table itself
+    for rid in ("new0", "old4", "later2"):  # every row reads back exactly, wherever it is stored
+        got = migrated.get_record(rid)
+        assert got is not None and got.embedding == pytest.approx(rec(rid, dim=1536).embedding, abs=1e-6)
+        assert migrated.search(rec(rid, dim=1536).embedding, limit=1)[0][0].id == rid

@@ -142,7 +142,7 @@ def test_writes_while_a_snapshot_is_written_never_reach_it(tmp_path: Path, use_r
         # the index writes while the (would-be background) writer still holds the frozen arrays
         store.save([_record(i, seed=5) for i in range(5)])
         store.delete(record_ids=["rec-19"])
-    assert _snapshot.write_snapshot(store._snapshots.path, frozen, store._snapshots._store_id)
+    assert store._snapshots._write_with_token(frozen, None)  # the file and its database token
     index.thaw(frozen)
     got = _snapshot.read_snapshot(store._snapshots.path, store._snapshots._store_id, DIM, store._store.head())
     assert got.stamp == frozen.stamp and got.n == 20
@@ -274,6 +274,41 @@ def test_a_snapshot_newer_than_a_restored_database_is_ignored(tmp_path: Path, us
     assert "past the store's change head" in again.snapshot_stats["rejected"][0]
     assert again.count() == 10
     assert_index_is_the_database(again)
+    again.close()
+
+
+def test_a_database_restored_from_a_backup_and_written_past_the_stamp_is_detected(tmp_path: Path,
+                                                                                  use_rust: bool) -> None:
+    """The head is past the stamp again, but the log entries up to it are not the ones the snapshot saw."""
+    path = tmp_path / "store"
+    db = path / "crewai_rust_memory.sqlite3"
+    store = RustMemoryStorage(path, use_rust=use_rust, snapshot_after=10**6)
+    store.save([_record(i) for i in range(10)])
+    store.close()
+    backup = tmp_path / "backup.sqlite3"
+    shutil.copyfile(db, backup)
+    lost = RustMemoryStorage(path, use_rust=use_rust, snapshot_after=10**6)
+    lost.save([_record(i) for i in range(10, 20)])  # lost by the restore below
+    lost.delete(record_ids=["rec-0"])
+    assert lost.save_snapshot()
+    stamp = lost.snapshot_stats["last_stamp"]
+    lost.close()
+    shutil.copyfile(backup, db)
+    for suffix in ("-wal", "-shm"):
+        (path / f"crewai_rust_memory.sqlite3{suffix}").unlink(missing_ok=True)
+    writer = RustMemoryStorage(path, use_rust=use_rust, snapshot=False)  # leaves the snapshot file alone
+    writer.save([_record(i, seed=3) for i in range(100, 115)])
+    assert writer._store.head() > stamp  # written past the stamp: the head check alone cannot tell
+    writer.close()
+
+    again = RustMemoryStorage(path, use_rust=use_rust)
+    stats = again.snapshot_stats
+    assert stats["restored"] == 0 and stats["full_loads"] == 1, stats
+    assert "does not hold its token" in stats["rejected"][0]
+    assert again.count() == 25 and again.get_record("rec-15") is None and again.get_record("rec-0") is not None
+    assert_index_is_the_database(again)
+    assert {r.id for r, _ in again.search(_record(15).embedding, limit=50)} == {
+        *(f"rec-{i}" for i in range(10)), *(f"rec-{i}" for i in range(100, 115))}
     again.close()
 
 
@@ -412,6 +447,57 @@ def test_postgres_store_reopens_from_its_cached_snapshot(pg_url: str, pg_server:
     tenant.save([_record(1)])
     assert tenant.save_snapshot() and Path(tenant.snapshot_stats["path"]) != path
     tenant.close()
+
+
+def _pg_tables(url: str, namespace: str, to: str) -> None:
+    """Copy the store's tables (and its row sequence) from ``namespace`` to ``to``: a backup, or its restore."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{to}"')
+        for table in ("meta", "head", "records", "changes", "quarantine"):
+            if conn.execute("SELECT to_regclass(%s)", (f"{to}.{table}",)).fetchone()[0] is None:
+                conn.execute(f'CREATE TABLE "{to}".{table} AS SELECT * FROM "{namespace}".{table}')
+            else:
+                conn.execute(f'DELETE FROM "{to}".{table}')
+                conn.execute(f'INSERT INTO "{to}".{table} SELECT * FROM "{namespace}".{table}')
+        seq = conn.execute(f'SELECT last_value FROM "{namespace}".record_seq').fetchone()[0]
+        conn.execute(f'CREATE SEQUENCE IF NOT EXISTS "{to}".record_seq')
+        conn.execute("SELECT setval(%s, %s)", (f"{to}.record_seq", seq))
+
+
+def test_postgres_restored_backup_written_past_the_stamp_is_detected(pg_url: str, tmp_path: Path,
+                                                                      use_rust: bool) -> None:
+    first = RustMemoryStorage(url=pg_url, namespace="snap_r", use_rust=use_rust, snapshot_dir=tmp_path,
+                              snapshot_after=10**6)
+    first.save([_record(i) for i in range(10)])
+    first.close()
+    _pg_tables(pg_url, "snap_r", "snap_r_backup")
+    lost = RustMemoryStorage(url=pg_url, namespace="snap_r", use_rust=use_rust, snapshot_dir=tmp_path,
+                             snapshot_after=10**6)
+    lost.save([_record(i) for i in range(10, 20)])  # lost by the restore below
+    lost.delete(record_ids=["rec-0"])
+    assert lost.save_snapshot()
+    stamp = lost.snapshot_stats["last_stamp"]
+    lost.close()
+    _pg_tables(pg_url, "snap_r_backup", "snap_r")  # the restore
+    writer = RustMemoryStorage(url=pg_url, namespace="snap_r", use_rust=use_rust, snapshot=False)
+    writer.save([_record(i, seed=3) for i in range(100, 115)])
+    assert writer._store.head() > stamp
+    writer.close()
+
+    again = RustMemoryStorage(url=pg_url, namespace="snap_r", use_rust=use_rust, snapshot_dir=tmp_path)
+    stats = again.snapshot_stats
+    assert stats["restored"] == 0 and stats["full_loads"] == 1, stats
+    assert "does not hold its token" in stats["rejected"][0]
+    assert again.count() == 25 and again.get_record("rec-15") is None and again.get_record("rec-0") is not None
+    assert_index_is_the_database(again)
+    assert again._snapshots.wait(30) and again.snapshot_stats["written"] == 1  # rebuilt at once
+    again.close()
+    third = RustMemoryStorage(url=pg_url, namespace="snap_r", use_rust=use_rust, snapshot_dir=tmp_path)
+    assert third.snapshot_stats["restored"] == 1 and third.snapshot_stats["restored_rows"] == 25
+    assert_index_is_the_database(third)
+    third.close()
 
 
 def test_postgres_damaged_snapshot_is_rebuilt(pg_url: str, tmp_path: Path, use_rust: bool) -> None:

@@ -123,7 +123,7 @@ def test_exit_during_a_background_write_neither_hangs_nor_corrupts(tmp_path: Pat
     assert done.stdout.strip() == "leaving"
     store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6)
     stats = store.snapshot_stats
-    assert not stats["rejected"]  # either no file (the write was cut short) or a whole one
+    assert not stats["rejected"], stats  # either no file (the write was cut short) or a whole one
     assert store.count() == 3000
     assert_index_is_the_database(store)
     store.close()

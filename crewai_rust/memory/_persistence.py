@@ -357,6 +357,10 @@ class SQLiteRecordStore:
         with self.write() as cur:
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
+    def delete_meta(self, key: str) -> None:
+        with self.write() as cur:
+            cur.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     def upsert(
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
         quarantined: Sequence[tuple[RecordRow, str]] = (),

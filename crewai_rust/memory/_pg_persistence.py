@@ -51,12 +51,17 @@ NAMESPACE_ENV = "CREWAI_RUST_MEMORY_NAMESPACE"
 NAMESPACE_PARAM = "namespace"
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,46}$")
 _SCHEMA_VERSION = "1"
+#: Text of the error a save's dimension check raises when the store holds another size.
+_DIM_MARKER = "crewai_rust: the store holds dimension "
 #: How long a write or read keeps retrying through a dropped connection or a restart.
 RETRY_SECONDS = 60.0
 _CHANGES_KEPT = 20_000
 _TRIM_EVERY = 2_000
 #: How long the listener waits for a wake-up before it checks that it should still run.
 _LISTEN_TIMEOUT = 0.5
+
+#: The largest ``toast_tuple_target`` PostgreSQL accepts: a row up to one page stays in the table.
+_TOAST_TUPLE_TARGET = 8160
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -96,6 +101,15 @@ CREATE TABLE IF NOT EXISTS {s}.quarantine (
 )
 """
 
+_UPSERT_SQL = (
+    "INSERT INTO {s}.records(id, content, scope, categories, metadata, importance, created_at, created_us,"
+    " last_accessed, source, private, embedding) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
+    " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
+    " created_at=excluded.created_at, created_us=excluded.created_us,"
+    " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
+    " embedding=excluded.embedding RETURNING id, seq"
+)
 _COPIED = ("id, content, scope, categories, metadata, importance, created_at, created_us, "
            "last_accessed, source, private, embedding")
 _FULL = "id, content, scope, categories, metadata, importance, created_at, last_accessed, source, private, embedding, seq"
@@ -260,12 +274,29 @@ class PostgresRecordStore:
                 if storage is not None and storage[0] != "e":
                     # Float32 noise does not compress: skip pglz's attempt on every save (once, on a new table).
                     conn.execute(f"ALTER TABLE {self._s}.records ALTER COLUMN embedding SET STORAGE EXTERNAL")
+                self._keep_rows_inline(conn)
                 row = conn.execute(f"SELECT value FROM {self._s}.meta WHERE key='schema'").fetchone()
             return None if row is None else str(row[0])
 
         version = self._run(create, "creating the memory schema")
         if version != _SCHEMA_VERSION:
             raise PostgresError(f"{self.location} has memory schema version {version!r}; expected {_SCHEMA_VERSION}")
+
+    def _keep_rows_inline(self, conn: Any) -> None:
+        """Store a row up to a page (8160 bytes) in the table itself instead of in TOAST chunks.
+
+        PostgreSQL moves a row past about 2 KB to TOAST: a 1536-dimension embedding
+        (6 KB) became four chunks in the TOAST table plus four entries in its index.
+        With ``toast_tuple_target`` at its maximum such a row is written once, in
+        place; larger rows (3072 dimensions) are still moved out. A storage option,
+        so it applies to rows written from now on and an existing store is migrated in
+        place (under the caller's DDL lock, once: the option is read first).
+        """
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+                               (f"{self._s}.records",)).fetchone()
+        wanted = f"toast_tuple_target={_TOAST_TUPLE_TARGET}"
+        if options is not None and wanted not in (options[0] or []):
+            conn.execute(f"ALTER TABLE {self._s}.records SET (toast_tuple_target = {_TOAST_TUPLE_TARGET})")
 
     def _write(self, body: Callable[[Any], tuple[T, list[str], str]], what: str) -> T:
         """One write transaction: lock the head row, run ``body``, log its ids under the next numbers, notify.
@@ -414,6 +445,10 @@ class PostgresRecordStore:
             (key, value),
         ), "writing store settings")
 
+    def delete_meta(self, key: str) -> None:
+        self._run(lambda conn: conn.execute(f"DELETE FROM {self._s}.meta WHERE key = %s", (key,)),
+                  "writing store settings")
+
     # -- writes --------------------------------------------------------------------------
     def upsert(
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
@@ -421,10 +456,11 @@ class PostgresRecordStore:
     ) -> int:
         """Insert or replace by id (with ``meta`` and ``quarantined`` in the same commit); returns the store's dimension.
 
-        Two round trips whatever the batch size: every statement of the transaction is
-        sent as one pipeline (lock and advance the head row, check the dimension, the
-        rows, the log and the wake-up), then COMMIT once the dimension was read back as
-        ours; on a mismatch the transaction rolls back and nothing was written.
+        One round trip whatever the batch size: every statement of the transaction and
+        its COMMIT go as one pipeline (lock and advance the head row, check the dimension,
+        the rows, the log and the wake-up, COMMIT). The dimension check fails its
+        statement when the store holds another size, so the server skips the rest and
+        COMMIT, and the transaction is rolled back: nothing was written.
         """
         unique = list({r.id: r for r in rows}.values())
         n = len(unique)
@@ -433,11 +469,21 @@ class PostgresRecordStore:
 
         def run(conn: Any) -> int:
             got.clear()
-            with conn.pipeline(), conn.transaction():
-                stored, head, seqs = self._send_upsert(conn, unique, dim, meta, quarantined)
-                if stored != dim:
-                    raise _DimensionTaken(stored)
-                got["head"], got["seqs"] = head, seqs
+            try:
+                with conn.pipeline():
+                    with conn.transaction():
+                        results = self._send_upsert(conn, unique, dim, meta, quarantined)
+                    # COMMIT is queued behind the statements: the pipeline's one sync sends it.
+            except self._psycopg.errors.InvalidTextRepresentation as exc:
+                _rollback(conn)
+                stored = _taken_dimension(exc)
+                if stored is None:
+                    raise
+                raise _DimensionTaken(stored) from None
+            except BaseException:
+                _rollback(conn)
+                raise
+            got["head"], got["seqs"] = results()
             return dim
 
         try:
@@ -456,20 +502,22 @@ class PostgresRecordStore:
     def _send_upsert(
         self, conn: Any, unique: list[RecordRow], dim: int, meta: dict[str, str] | None,
         quarantined: Sequence[tuple[RecordRow, str]],
-    ) -> tuple[int, int, dict[str, int]]:
-        """The statements of one save, pipelined inside the caller's transaction: (stored dim, new head, seqs).
-
-        Reading the dimension back is the pipeline's one sync; COMMIT is the caller's.
+    ) -> Callable[[], tuple[int, dict[str, int]]]:
+        """Queue the statements of one save inside the caller's transaction; returns the reader of
+        (new head, id -> seq) for after the pipeline's sync. COMMIT is the caller's.
         """
         s = self._s
         n = len(unique)
         # Locks the head row (writers of the store queue here) and reserves numbers head-n+1..head.
         head_cur = conn.execute(f"UPDATE {s}.head SET num = num + %s RETURNING num", (n,))
         # The stored size, fixed to ours when there is none (one row whichever case).
-        dim_cur = conn.execute(
+        # A store of another size fails the statement (a cast of the marker text: SQL has no raise),
+        # so the server skips everything after it, COMMIT included.
+        conn.execute(
             f"WITH fixed AS (INSERT INTO {s}.meta(key, value) VALUES ('dim', %s) ON CONFLICT DO NOTHING"
-            f" RETURNING value) SELECT value FROM fixed UNION ALL SELECT value FROM {s}.meta WHERE key = 'dim'",
-            (str(dim),),
+            f" RETURNING value), stored AS (SELECT value FROM fixed UNION ALL SELECT value FROM {s}.meta"
+            f" WHERE key = 'dim') SELECT CASE WHEN value = %s THEN value ELSE (%s || value)::int::text END FROM stored",
+            (str(dim), str(dim), _DIM_MARKER),
         )
         cur = conn.cursor()
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -485,18 +533,10 @@ class PostgresRecordStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value),
             )
         rows_cur = conn.cursor()
-        if unique:
+        if n:
             # executemany (pipelined) beats one INSERT over unnest(bytea[]) here by 3x: the server
             # builds no arrays of large values.
-            rows_cur.executemany(
-                f"INSERT INTO {s}.records({_COPIED}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (id) DO UPDATE SET content=excluded.content, scope=excluded.scope,"
-                " categories=excluded.categories, metadata=excluded.metadata, importance=excluded.importance,"
-                " created_at=excluded.created_at, created_us=excluded.created_us,"
-                " last_accessed=excluded.last_accessed, source=excluded.source, private=excluded.private,"
-                " embedding=excluded.embedding RETURNING id, seq",
-                [_params(r) for r in unique], returning=True,
-            )
+            rows_cur.executemany(_UPSERT_SQL.format(s=s), [_params(r) for r in unique], returning=True)
             self._maybe_trim_pipelined(cur, n)
             # Log and wake-up in one statement, numbered from the head this transaction moved.
             cur.execute(
@@ -505,17 +545,20 @@ class PostgresRecordStore:
                 " SELECT pg_notify(%s, h.num::text) FROM h",
                 (n, [r.id for r in unique], self.channel),
             )
-        stored = int(dim_cur.fetchone()[0])  # the sync: everything above has run
-        head = int(head_cur.fetchone()[0])
-        seqs: dict[str, int] = {}
-        if unique and stored == dim:
-            while True:
+
+        def results() -> tuple[int, dict[str, int]]:
+            """(new head, id -> seq), read once the pipeline has synced."""
+            head = int(head_cur.fetchone()[0])
+            seqs: dict[str, int] = {}
+            while n:
                 returned = rows_cur.fetchone()
                 if returned is not None:
                     seqs[returned[0]] = int(returned[1])
                 if not rows_cur.nextset():
                     break
-        return stored, head, seqs
+            return head, seqs
+
+        return results
 
     def _maybe_trim_pipelined(self, cur: Any, added: int) -> None:
         """:meth:`_maybe_trim` with the head read on the server (the write is pipelined)."""
@@ -702,6 +745,21 @@ class PostgresRecordStore:
         if self._watcher is not None:
             self._watcher.stop()
         self._finalizer()
+
+
+def _rollback(conn: Any) -> None:
+    """Leave a failed pipeline's transaction (the pool would otherwise roll it back with a warning)."""
+    try:
+        if conn.info.transaction_status != 0:  # not IDLE
+            conn.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection: the pool discards it
+        pass
+
+
+def _taken_dimension(exc: BaseException) -> int | None:
+    """The stored dimension named by the save's failed check, or None for any other bad input."""
+    found = re.search(re.escape(_DIM_MARKER) + r"(\d+)", str(exc))
+    return None if found is None else int(found.group(1))
 
 
 def _params(r: RecordRow) -> tuple[Any, ...]:

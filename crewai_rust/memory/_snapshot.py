@@ -20,7 +20,14 @@ Why it is safe:
   pass, about as fast as reading the data); the header names the store (a random id
   kept in the store's ``meta``) and its dimension. A damaged, truncated or foreign
   file, one stamped past the database's head (a restored backup), or a log trimmed
-  past the stamp, means the store loads from the database and a new snapshot is written.
+  past the stamp, means the store loads from the database and a new snapshot is written;
+* a database restored from a backup and then written past the stamp has a change head
+  beyond it and log entries at the old numbers, but not the same ones. So before the
+  file is written, its random *token* goes into the store's ``meta`` with the stamp,
+  in a commit after every change up to the stamp. A backup that holds the token holds
+  all those changes, so replaying from the stamp is exact; one taken before lacks the
+  token and the file is refused. The file that a new one replaces has its token
+  removed from ``meta`` (a killed writer can leave one orphan row, never a wrong answer).
 
 Only this process's writer touches the file, through rename: a mapped file is
 never truncated or rewritten in place.
@@ -38,6 +45,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,8 @@ DEFAULT_AFTER = 1000
 SQLITE_NAME = "crewai_rust_memory.snapshot"
 #: The store's ``meta`` key holding the random id a snapshot must name.
 STORE_ID_KEY = "snapshot_store_id"
+#: ``meta`` key prefix of a snapshot's token (value: its stamp); see the module docstring.
+TOKEN_KEY_PREFIX = "snapshot_token:"
 
 MAGIC = b"CRWRSNAP"
 VERSION = 1
@@ -168,7 +178,8 @@ def _prefix(header: dict[str, Any]) -> bytes:
     return _PREFIX.pack(MAGIC, VERSION, len(text), hashlib.blake2b(text, digest_size=32).digest()) + text
 
 
-def write_snapshot(path: Path, frozen: Frozen, store_id: str, cancel: threading.Event | None = None) -> bool:
+def write_snapshot(path: Path, frozen: Frozen, store_id: str, cancel: threading.Event | None = None,
+                   token: str | None = None) -> bool:
     """Write ``frozen`` to ``path`` atomically (temp file, fsync, rename, fsync of the directory).
 
     Returns False when cancelled (nothing is left behind). Spare rows (an eighth)
@@ -184,6 +195,8 @@ def write_snapshot(path: Path, frozen: Frozen, store_id: str, cancel: threading.
         "format": VERSION, "store": store_id, "stamp": int(frozen.stamp), "n": n, "dim": dim,
         "matrix_bytes": mbytes, "digest": _digest(sums), "written_at": time.time(), **fields,
     }
+    if token is not None:
+        header["token"] = token
     prefix = _prefix(header)
     data_offset = _round_up(len(prefix), BLOCK)
     header_pad = b"\0" * (data_offset - len(prefix))
@@ -292,8 +305,13 @@ def read_header(path: Path) -> dict[str, Any] | None:
     return header if isinstance(header, dict) else None
 
 
-def read_snapshot(path: Path, store_id: str, dim: int | None, head: int) -> Restored:
+def read_snapshot(path: Path, store_id: str, dim: int | None, head: int,
+                  recorded: Callable[[str], str | None] | None = None) -> Restored:
     """Map and check the snapshot at ``path`` for a store with this id, dimension and change head.
+
+    ``recorded(token)``: the stamp the database holds for a snapshot token (None when it
+    holds none); when given, a file whose token the database does not hold with its stamp
+    is refused (a restored backup older than the file, or a file without a token).
 
     Raises FileNotFoundError when there is none and :class:`SnapshotRejected` when it cannot serve.
     """
@@ -330,6 +348,14 @@ def read_snapshot(path: Path, store_id: str, dim: int | None, head: int) -> Rest
         raise SnapshotRejected(f"dimension {sdim}, the store holds {dim}")
     if stamp > head:
         raise SnapshotRejected(f"stamped {stamp}, past the store's change head {head} (a restored backup?)")
+    if recorded is not None:
+        token = header.get("token")
+        if not isinstance(token, str):
+            raise SnapshotRejected("written without a database token (an earlier version)")
+        if recorded(token) != str(stamp):
+            raise SnapshotRejected(
+                f"stamped {stamp} but the database does not hold its token (restored from a backup older than the file?)"
+            )
     if n < 0 or sdim <= 0 or mbytes != n * sdim * 4 or matrix_offset % BLOCK:
         raise SnapshotRejected("inconsistent header")
     checked_end = matrix_offset + _round_up(mbytes, BLOCK)
@@ -417,6 +443,7 @@ class SnapshotKeeper:
         self.stats = SnapshotStats()
         self.pending = 0  # changes the file on disk does not hold
         self._store_id = store_id(store)
+        self._store = store
         self._lock = lock
         self._cancel = threading.Event()
         self._writer: threading.Thread | None = None
@@ -429,7 +456,8 @@ class SnapshotKeeper:
         """Put the snapshot's rows into ``index``; its stamp, or None (the reason is in ``stats.rejected``)."""
         self.last_rejected = False
         try:
-            got = read_snapshot(self.path, self._store_id, store.get_dim(), store.head())
+            got = read_snapshot(self.path, self._store_id, store.get_dim(), store.head(),
+                                lambda token: store.get_meta(TOKEN_KEY_PREFIX + token))
         except FileNotFoundError:
             return None
         except (SnapshotRejected, OSError, ValueError, KeyError, TypeError) as exc:
@@ -507,14 +535,12 @@ class SnapshotKeeper:
         frozen, counted, force = job
         ok = False
         try:
-            current = None if force else read_header(self.path)
+            previous = read_header(self.path)
+            current = None if force else previous
             if current is not None and current.get("store") == self._store_id and int(current.get("stamp", -1)) >= frozen.stamp:
                 ok = True  # another process wrote this far already
             else:
-                ok = write_snapshot(self.path, frozen, self._store_id, self._cancel)
-                if ok:
-                    self.stats.written += 1
-                    self.stats.last_stamp = frozen.stamp
+                ok = self._write_with_token(frozen, previous)
         except Exception as exc:  # noqa: BLE001 - a snapshot is an optimisation: never fail the store for it
             self.stats.write_errors += 1
             logger.warning("crewai_rust memory: could not write the snapshot %s: %s", self.path, exc)
@@ -525,6 +551,25 @@ class SnapshotKeeper:
                 self.pending = max(0, self.pending - counted)
                 self._idle.set()
         return ok
+
+    def _write_with_token(self, frozen: Frozen, previous: dict[str, Any] | None) -> bool:
+        """Record a new token with the stamp in the database, write the file naming it, drop the replaced file's token."""
+        token = uuid.uuid4().hex
+        key = TOKEN_KEY_PREFIX + token
+        # Committed after every change up to the stamp (the index applied them): see the module docstring.
+        self._store.set_meta(key, str(frozen.stamp))
+        ok = False
+        try:
+            ok = write_snapshot(self.path, frozen, self._store_id, self._cancel, token=token)
+        finally:
+            if not ok and (read_header(self.path) or {}).get("token") != token:
+                self._store.delete_meta(key)  # no file names it (an error after the rename keeps it)
+        self.stats.written += 1
+        self.stats.last_stamp = frozen.stamp
+        old = None if previous is None or previous.get("store") != self._store_id else previous.get("token")
+        if isinstance(old, str) and old != token:
+            self._store.delete_meta(TOKEN_KEY_PREFIX + old)
+        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until no write runs (tests, ``save_snapshot``); False on timeout."""
