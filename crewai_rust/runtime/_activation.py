@@ -7,10 +7,10 @@ from typing import Any
 
 from .._patcher import Patcher
 from . import _config, _events, _listeners, _state, _tool_schema
-from ._signature import FlowInspect
 from ._file_store import make_run_sync
 from ._loop import FlowAsyncio, Predicate, make_inline, make_skip
 from ._loop import _never as _loop_never
+from ._signature import FlowInspect
 
 FLOW_MODULE = "crewai.flow.runtime"
 FILE_STORE = "crewai.utilities.file_store"
