@@ -392,6 +392,47 @@ def test_a_failing_handler_is_reported_and_the_rest_still_run(capsys: pytest.Cap
         crewai_event_bus.off(RuntimeFailingProbeEvent, fine)
 
 
+def test_shutting_the_bus_pool_down_waits_for_handlers_on_the_consumer() -> None:
+    """CrewAI's own test helper waits for sync handlers with ``_sync_executor.shutdown(wait=True)``."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    from crewai_rust.runtime import _events
+
+    class RuntimeShutdownProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_shutdown_probe"
+
+    seen: list[str] = []
+
+    def slow(source: object, event: BaseEvent) -> None:
+        time.sleep(0.3)
+        seen.append(threading.current_thread().name)
+
+    def wait_like_crewai_tests() -> None:  # tests/utils.py:wait_for_event_handlers, its sync half
+        crewai_event_bus._sync_executor.shutdown(wait=True)
+        crewai_event_bus._sync_executor = ThreadPoolExecutor(max_workers=10, thread_name_prefix="CrewAISyncHandler")
+
+    crewai_event_bus.on(RuntimeShutdownProbeEvent)(slow)
+    try:
+        crewai_rust.patch("runtime")
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())
+        wait_like_crewai_tests()
+        assert seen == ["crewai-rust-events"]
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())  # on the pool the helper put in
+        wait_like_crewai_tests()
+        assert seen == ["crewai-rust-events"] * 2
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())
+        crewai_rust.unpatch()
+        assert seen == ["crewai-rust-events"] * 3
+        assert type(crewai_event_bus._sync_executor) is not _events.SyncExecutor
+    finally:
+        crewai_event_bus.off(RuntimeShutdownProbeEvent, slow)
+
+
 def test_unpatch_delivers_queued_events_and_stops_the_consumer() -> None:
     import threading
 

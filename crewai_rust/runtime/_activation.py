@@ -185,6 +185,12 @@ def deactivate() -> None:
     consumer, _consumer = _consumer, None
     if consumer is not None:
         consumer.stop()  # queued events are still delivered
+        try:
+            from crewai.events.event_bus import crewai_event_bus
+        except ImportError:
+            pass
+        else:
+            _events.unwrap_executor(crewai_event_bus)
     _state.clear()
     _listeners.clear()
     _tool_schema.clear()
