@@ -111,6 +111,15 @@ def _fanout_crew() -> Any:
     return build_fanout_crew(ScriptedLLM(respond, latency=LATENCY))
 
 
+def _fanout_samples(variant: str, quick: bool) -> int:
+    """Runs per variant: stock (sequential, ~50 s) once, no-runtime (~6 s) 2-3 times, runtime 3-5 times."""
+    if variant == "stock":
+        return 1
+    if variant == "runtime":
+        return 3 if quick else 5
+    return 2 if quick else 3
+
+
 def _fanout_rows(quick: bool) -> list[dict[str, Any]]:
     inputs = [{"topic": f"topic {i}"} for i in range(FANOUT_INPUTS)]
     case = f"kickoff_for_each {FANOUT_INPUTS} x {int(LATENCY * 1000)}ms, memory, c={CONCURRENCY}"
@@ -133,7 +142,7 @@ def _fanout_rows(quick: bool) -> list[dict[str, Any]]:
         crew.kickoff(inputs={"topic": "warm-up"})
         _drain(crew)
         samples = []
-        for _ in range(1 if variant == "stock" else (2 if quick else 3)):
+        for _ in range(_fanout_samples(variant, quick)):
             start = time.perf_counter()
             crew.kickoff_for_each(inputs)
             _drain(crew)

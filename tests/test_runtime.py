@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from pathlib import Path
 
@@ -52,18 +53,19 @@ def test_status_reports_every_runtime_target() -> None:
     for target in ("Flow._create_initial_state", "_build_definition_state_model", "crewai.flow.runtime:asyncio", "Flow._find_triggered_methods",
                    "file_store:_run_sync", "Memory._submit_save", "Memory.drain_writes",
                    "structured_tool:format_description_for_llm", "base_tool:format_description_for_llm",
-                   "CrewAIEventsBus.emit", "Flow._copy_and_serialize_state", "agent_utils:generate_model_description"):
+                   "CrewAIEventsBus.emit", "Flow._copy_and_serialize_state", "agent_utils:generate_model_description",
+                   "flow_wrappers:inspect"):
         assert any(target in p for p in state["patched"]), (target, state["patched"])
 
 
 def _runtime_targets() -> tuple[object, ...]:
     from crewai.events.event_bus import CrewAIEventsBus
-    from crewai.flow import runtime
+    from crewai.flow import flow_wrappers, runtime
     from crewai.memory.unified_memory import Memory
     from crewai.tools import base_tool, structured_tool
     from crewai.utilities import agent_utils, file_store
 
-    return (base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio,
+    return (flow_wrappers.inspect, base_tool.format_description_for_llm, structured_tool.format_description_for_llm, runtime.asyncio,
             runtime._build_definition_state_model, vars(runtime.Flow)["_create_initial_state"],
             vars(runtime.Flow)["_find_triggered_methods"], vars(runtime.Flow)["_copy_and_serialize_state"],
             file_store._run_sync, vars(Memory)["_submit_save"], vars(Memory)["drain_writes"], vars(Memory)["close"],
@@ -118,6 +120,47 @@ def test_fast_paths_ran_in_a_crew() -> None:
     assert _state.cached_classes() >= 1
     first, second = scenarios.RouterFlow(), scenarios.RouterFlow()
     assert type(first.state) is type(second.state)
+
+
+def test_flow_method_signatures_are_computed_once_and_match_stock() -> None:
+    from crewai.flow import flow_wrappers
+
+    def bound_facts(flow: object) -> list[tuple[str, str, bool]]:
+        names = ("begin", "decide", "high_path", "low_path", "either", "side", "both")
+        methods = [getattr(flow, n) for n in names]
+        return [(m.__name__, str(m.__signature__), inspect.iscoroutinefunction(m)) for m in methods]
+
+    stock = bound_facts(scenarios.RouterFlow())
+    crewai_rust.patch("runtime")
+    fast = flow_wrappers.inspect
+    assert fast is not inspect
+    before = fast.computed
+    first = bound_facts(scenarios.RouterFlow())
+    after_first = fast.computed
+    again = [bound_facts(scenarios.RouterFlow()) for _ in range(3)]
+    assert first == stock and all(a == stock for a in again)
+    assert after_first - before <= 7  # at most once per method function
+    assert fast.computed == after_first  # later instances reuse every signature
+    run_router = scenarios.run_router_flow()  # the flow still runs with kept signatures
+    crewai_rust.unpatch()
+    assert scenarios.run_router_flow() == run_router
+
+
+def test_kept_signature_follows_a_changed_function() -> None:
+    from crewai_rust.runtime._signature import FlowInspect
+
+    def step(self, value=1):  # type: ignore[no-untyped-def]
+        return value
+
+    fast = FlowInspect()
+    assert fast.signature(step) == inspect.signature(step)
+    step.__defaults__ = (2,)
+    assert str(fast.signature(step)) == str(inspect.signature(step)) == "(self, value=2)"
+    step.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+    assert str(fast.signature(step)) == "()"
+    assert fast.signature(len) == inspect.signature(len)  # not a plain function: inspect's own answer
+    assert fast.iscoroutinefunction(step) is False
+    assert fast.computed == 3
 
 
 def test_state_class_matches_stock_shape() -> None:
@@ -347,6 +390,47 @@ def test_a_failing_handler_is_reported_and_the_rest_still_run(capsys: pytest.Cap
     finally:
         crewai_event_bus.off(RuntimeFailingProbeEvent, broken)
         crewai_event_bus.off(RuntimeFailingProbeEvent, fine)
+
+
+def test_shutting_the_bus_pool_down_waits_for_handlers_on_the_consumer() -> None:
+    """CrewAI's own test helper waits for sync handlers with ``_sync_executor.shutdown(wait=True)``."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crewai.events.base_events import BaseEvent
+    from crewai.events.event_bus import crewai_event_bus
+
+    from crewai_rust.runtime import _events
+
+    class RuntimeShutdownProbeEvent(BaseEvent):
+        type: str = "crewai_rust_runtime_shutdown_probe"
+
+    seen: list[str] = []
+
+    def slow(source: object, event: BaseEvent) -> None:
+        time.sleep(0.3)
+        seen.append(threading.current_thread().name)
+
+    def wait_like_crewai_tests() -> None:  # tests/utils.py:wait_for_event_handlers, its sync half
+        crewai_event_bus._sync_executor.shutdown(wait=True)
+        crewai_event_bus._sync_executor = ThreadPoolExecutor(max_workers=10, thread_name_prefix="CrewAISyncHandler")
+
+    crewai_event_bus.on(RuntimeShutdownProbeEvent)(slow)
+    try:
+        crewai_rust.patch("runtime")
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())
+        wait_like_crewai_tests()
+        assert seen == ["crewai-rust-events"]
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())  # on the pool the helper put in
+        wait_like_crewai_tests()
+        assert seen == ["crewai-rust-events"] * 2
+        crewai_event_bus.emit(None, RuntimeShutdownProbeEvent())
+        crewai_rust.unpatch()
+        assert seen == ["crewai-rust-events"] * 3
+        assert type(crewai_event_bus._sync_executor) is not _events.SyncExecutor
+    finally:
+        crewai_event_bus.off(RuntimeShutdownProbeEvent, slow)
 
 
 def test_unpatch_delivers_queued_events_and_stops_the_consumer() -> None:

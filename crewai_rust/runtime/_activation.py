@@ -1,7 +1,8 @@
-"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, event bus, file store, tool text, memory saves."""
+"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, method signatures, event bus, file store, tool text, memory saves."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .._patcher import Patcher
@@ -9,11 +10,13 @@ from . import _config, _events, _listeners, _state, _tool_schema
 from ._file_store import make_run_sync
 from ._loop import FlowAsyncio, Predicate, make_inline, make_skip
 from ._loop import _never as _loop_never
+from ._signature import FlowInspect
 
 FLOW_MODULE = "crewai.flow.runtime"
 FILE_STORE = "crewai.utilities.file_store"
 EVENT_BUS = "crewai.events.event_bus"
 AGENT_UTILS = "crewai.utilities.agent_utils"
+FLOW_WRAPPERS = "crewai.flow.flow_wrappers"
 
 _consumer: _events.Consumer | None = None
 
@@ -74,6 +77,16 @@ def _patch_listener_index(patcher: Patcher) -> None:
     original = vars(flow_cls)["_find_triggered_methods"]
     patcher.replace(f"{FLOW_MODULE}:Flow", "_find_triggered_methods",
                     _listeners.make_find_triggered_methods(flow_cls, original))
+
+
+def _patch_signatures(patcher: Patcher) -> None:
+    module = patcher.resolve(FLOW_WRAPPERS)
+    if module is None:
+        return
+    if getattr(module, "inspect", None) is not inspect or not hasattr(module, "FlowMethod"):
+        patcher.report_missing(f"{FLOW_WRAPPERS}:inspect", "FlowMethod does not reach the inspect module here")
+        return
+    patcher.replace(FLOW_WRAPPERS, "inspect", FlowInspect())
 
 
 def _patch_file_store(patcher: Patcher) -> None:
@@ -150,6 +163,8 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         _patch_loop(patcher, settings.inline_steps)
     if settings.listener_index:
         _patch_listener_index(patcher)
+    if settings.signatures:
+        _patch_signatures(patcher)
     if settings.state_dump:
         _patch_state_dump(patcher)
     if settings.event_bus:
@@ -170,6 +185,12 @@ def deactivate() -> None:
     consumer, _consumer = _consumer, None
     if consumer is not None:
         consumer.stop()  # queued events are still delivered
+        try:
+            from crewai.events.event_bus import crewai_event_bus
+        except ImportError:
+            pass
+        else:
+            _events.unwrap_executor(crewai_event_bus)
     _state.clear()
     _listeners.clear()
     _tool_schema.clear()

@@ -8,6 +8,8 @@ Environment variables (read when ``patch()`` runs), each a 1/0 switch, all on by
 - ``CREWAI_RUST_RUNTIME_INLINE_STEPS``: the agent executor's routing steps (counters, no LLM/tool
   call) run on the loop instead of a worker thread (with ``loop_reuse``)
 - ``CREWAI_RUST_RUNTIME_LISTENER_INDEX``: listener lookup after each step from a per-definition index
+- ``CREWAI_RUST_RUNTIME_SIGNATURES``: a flow method's signature computed once per method function,
+  not each time a Flow instance binds it
 - ``CREWAI_RUST_RUNTIME_FILE_STORE``: no event loop for the file store's no-op coroutines
 - ``CREWAI_RUST_RUNTIME_TOOL_SCHEMA``: a tool's prompt text (argument schema) built once per tool,
   and a model's function-calling schema once per model class
@@ -37,6 +39,7 @@ class RuntimeSettings:
     loop_reuse: bool = setting(True, "CREWAI_RUST_RUNTIME_LOOP_REUSE", kind="flag")
     inline_steps: bool = setting(True, "CREWAI_RUST_RUNTIME_INLINE_STEPS", kind="flag")
     listener_index: bool = setting(True, "CREWAI_RUST_RUNTIME_LISTENER_INDEX", kind="flag")
+    signatures: bool = setting(True, "CREWAI_RUST_RUNTIME_SIGNATURES", kind="flag")
     file_store: bool = setting(True, "CREWAI_RUST_RUNTIME_FILE_STORE", kind="flag")
     tool_schema: bool = setting(True, "CREWAI_RUST_RUNTIME_TOOL_SCHEMA", kind="flag")
     memory_pool: bool = setting(True, "CREWAI_RUST_RUNTIME_MEMORY_POOL", kind="flag")

@@ -33,6 +33,10 @@ STOP_WAIT_S = 30.0
 _consumers: weakref.WeakSet[Consumer] = weakref.WeakSet()
 
 
+def _noop() -> None:
+    return None
+
+
 def _reset_after_fork() -> None:
     for consumer in list(_consumers):
         consumer._after_fork()
@@ -95,6 +99,12 @@ class Consumer:
             self.delivered += 1  # counted before the future wakes its waiters
             future.set_result(result)
 
+    def wait_idle(self) -> None:
+        """Block until every call submitted before this one ran (not from the consumer itself)."""
+        if self.closed or self._thread is None or threading.get_ident() == self.ident:
+            return
+        self.submit(_noop).exception()
+
     def stop(self) -> None:
         """Stop taking events, run what is queued, then end the thread."""
         self.closed = True
@@ -108,6 +118,32 @@ class Consumer:
             item = self._queue.get()
             if item is not None:
                 self._deliver(*item)
+
+
+class SyncExecutor:
+    """The bus's ``_sync_executor`` as RUNTIME leaves it: CrewAI's pool, whose ``shutdown(wait=True)``
+    also waits for the handlers queued on the consumer.
+
+    Code that waits for sync handlers by shutting the bus's pool down (CrewAI's
+    own test helper ``wait_for_event_handlers`` does) would otherwise return
+    before the consumer ran them. Everything else is the pool's own: jobs
+    submitted to it still run on it.
+    """
+
+    def __init__(self, inner: Any, consumer: Consumer) -> None:
+        self.inner = inner
+        self._consumer = consumer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self.inner.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if wait:
+            self._consumer.wait_idle()
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def _legacy_trace_code() -> Any:
@@ -156,11 +192,18 @@ def make_emit(bus_cls: Any, original: Callable[..., Any], consumer: Consumer) ->
             )
         if not fast or consumer.closed or event_type is LLMStreamChunkEvent or threading.get_ident() == consumer.ident:
             return original(self, source, event)
+        self._ensure_executor_initialized()
+        executor = self._sync_executor
+        if type(executor) is not SyncExecutor:
+            if getattr(executor, "_shutdown", False):
+                return original(self, source, event)  # a pool that was shut down: what stock does then
+            self._sync_executor = SyncExecutor(executor, consumer)
+        elif getattr(executor.inner, "_shutdown", False):
+            return original(self, source, event)
         self._prepare_event(source, event)
         ordered, legacy = _plan(event_type, handlers)  # type: ignore[arg-type]
         if True in legacy and get_execution_uuid() is not None:
             ordered = tuple(h for h, idle in zip(ordered, legacy) if not idle)
-        self._ensure_executor_initialized()
         self._has_pending_events = True
         if not ordered:
             done: Future[None] = Future()
@@ -174,4 +217,11 @@ def make_emit(bus_cls: Any, original: Callable[..., Any], consumer: Consumer) ->
     return emit
 
 
-__all__ = ["Consumer", "make_emit"]
+def unwrap_executor(bus: Any) -> None:
+    """Give the bus its own pool back (``unpatch()``)."""
+    executor = getattr(bus, "_sync_executor", None)
+    if type(executor) is SyncExecutor:
+        bus._sync_executor = executor.inner
+
+
+__all__ = ["Consumer", "SyncExecutor", "make_emit", "unwrap_executor"]
