@@ -202,20 +202,21 @@ def _save_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
 def _encode_rows(dim: int) -> list[dict[str, Any]]:
     """Validating and encoding embeddings as float32 bytes: one list, and a save batch of 100 in one call."""
     from crewai_rust._selection import speedups_module
-    from crewai_rust.memory._records import encode_many_python, encode_python, rust_batch_encoder, rust_encoder
+    from crewai_rust.memory._records import batch_encoder, encoder
 
     values = np.random.default_rng(5).normal(size=dim).tolist()
     batch = [np.random.default_rng(k).normal(size=dim).tolist() for k in range(100)]
+    encode_python, encode_many_python = encoder(False), batch_encoder(False)
     out = [measure("encode", f"1 embedding x {dim}", "python", lambda: encode_python(values, "e"),
                    repeat=7, number=200),
            measure("encode", f"100 embeddings x {dim}, one call", "python", lambda: encode_many_python(batch),
                    repeat=7, number=10)]
     module = speedups_module()
     if module is not None:
-        encode = rust_encoder(module)
+        encode = encoder(True)
         out.append(measure("encode", f"1 embedding x {dim}", "rust", lambda: encode(values, "e"),
                            repeat=7, number=200))
-        many = rust_batch_encoder(module)
+        many = batch_encoder(True)
         out.append(measure("encode", f"100 embeddings x {dim}, one call", "rust", lambda: many(batch),
                            repeat=7, number=10))
     return out

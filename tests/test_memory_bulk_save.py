@@ -8,7 +8,6 @@ Stock CrewAI (LanceDB) behaves the same way: the whole batch is refused (a Value
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +28,8 @@ from crewai.memory.types import MemoryRecord  # noqa: E402
 from crewai_rust.memory import RustMemoryStorage  # noqa: E402
 from crewai_rust.memory._index import VectorIndex  # noqa: E402
 from crewai_rust.memory._records import (  # noqa: E402
-    encode_many_python,
-    encode_python,
-    rust_batch_encoder,
-    rust_encoder,
+    batch_encoder,
+    encoder,
     to_row,
     to_rows,
 )
@@ -67,7 +64,7 @@ def _per_record(vectors: list[list[Any]]) -> tuple[list[bytes], int, str]:
     blobs = []
     for i, values in enumerate(vectors):
         try:
-            blobs.append(encode_python(values, "x"))
+            blobs.append(encoder(False)(values, "x"))
         except ValueError as exc:
             return blobs, i, str(exc)[2:]
     return blobs, -1, ""
@@ -78,17 +75,17 @@ def _per_record(vectors: list[list[Any]]) -> tuple[list[bytes], int, str]:
 def test_batch_encoder_twins_agree_with_each_other_and_with_one_at_a_time(speedups: Any,
                                                                          vectors: list[list[Any]]) -> None:
     want = _per_record(vectors)
-    assert encode_many_python(vectors) == want
-    assert rust_batch_encoder(speedups)(vectors) == want
+    assert batch_encoder(False)(vectors) == want
+    assert batch_encoder(True)(vectors) == want
     if want[1] < 0:  # the single-vector Rust encoder writes the same bytes
-        single = rust_encoder(speedups)
+        single = encoder(True)
         assert want[0] == [single(v, "x") for v in vectors]
 
 
 def test_batch_encoder_takes_tuples_arrays_and_reports_non_numbers(speedups: Any) -> None:
     vectors: list[Any] = [(1.0, 2.0), np.array([3.0, 4.0]), [5, True]]
     expected = [np.asarray(v, dtype=np.float32).tobytes() for v in vectors]
-    for encode in (encode_many_python, rust_batch_encoder(speedups)):
+    for encode in (batch_encoder(False), batch_encoder(True)):
         assert encode(vectors) == (expected, -1, "")
         blobs, bad, reason = encode([[1.0, 2.0], "ab", [float("nan"), 1.0]])
         assert (blobs, bad) == ([np.float32([1.0, 2.0]).tobytes()], 1)
@@ -135,9 +132,9 @@ def _outcome(fn: Any) -> Any:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=record_batches())
 def test_to_rows_is_the_record_by_record_loop_with_the_same_first_error(speedups: Any, records: list[Any]) -> None:
-    loop = _outcome(lambda: [to_row(r, 4, encode_python) for r in records])
-    assert _outcome(lambda: to_rows(records, 4, encode_many_python)) == loop
-    assert _outcome(lambda: to_rows(records, 4, rust_batch_encoder(speedups))) == loop
+    loop = _outcome(lambda: [to_row(r, 4, encoder(False)) for r in records])
+    assert _outcome(lambda: to_rows(records, 4, batch_encoder(False))) == loop
+    assert _outcome(lambda: to_rows(records, 4, batch_encoder(True))) == loop
 
 
 def _index_state(index: VectorIndex) -> Any:
@@ -236,9 +233,9 @@ def test_the_store_encodes_a_batch_with_one_call_of_its_twin(tmp_path: Path, use
         if use_rust:
             from crewai_rust import _speedups
 
-            assert inspect.getclosurevars(store._encode_many).nonlocals["fn"] is _speedups.embeddings_f32_bytes_many
+            assert store._encode_many is _speedups.embeddings_f32_bytes_many
         else:
-            assert store._encode_many is encode_many_python
+            assert store._encode_many is batch_encoder(False)
         calls: list[int] = []
         real = store._encode_many
 

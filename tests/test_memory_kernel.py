@@ -128,11 +128,11 @@ values = st.lists(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(vals=values)
 def test_embedding_encoder_twins_agree(speedups: Any, vals: list[Any]) -> None:
-    from crewai_rust.memory._records import encode_python, rust_encoder
+    from crewai_rust.memory._records import encoder
 
-    encode_rust = rust_encoder(speedups)
+    encode_rust = encoder(True)
     try:
-        want: Any = encode_python(vals, "emb")
+        want: Any = encoder(False)(vals, "emb")
     except ValueError as exc:
         want = str(exc)
     try:
@@ -144,14 +144,9 @@ def test_embedding_encoder_twins_agree(speedups: Any, vals: list[Any]) -> None:
 
 @pytest.mark.parametrize("bad", ["abc", [1.0, "x"], [[1.0, 2.0]], [1.0, None]])
 def test_embedding_encoders_reject_non_numbers_with_value_error(use_rust: bool, bad: Any) -> None:
-    from crewai_rust.memory._records import encode_python, rust_encoder
+    from crewai_rust.memory._records import encoder
 
-    if use_rust:
-        from crewai_rust import _speedups
-
-        encode = rust_encoder(_speedups)
-    else:
-        encode = encode_python
+    encode = encoder(use_rust)
     with pytest.raises(ValueError, match="^emb "):
         encode(bad, "emb")
 

@@ -28,8 +28,7 @@ from crewai_rust.memory import RustMemoryStorage  # noqa: E402
 from crewai_rust.memory._records import (  # noqa: E402
     _check_fields,
     _row,
-    encode_many_python,
-    rust_batch_encoder,
+    batch_encoder,
     rust_row_builder,
     to_rows,
 )
@@ -92,7 +91,7 @@ def _outcome(fn: Any) -> Any:
 @given(batch=records())
 def test_the_builder_gives_the_twins_row_or_leaves_the_record_to_it(speedups: Any, batch: list[Any]) -> None:
     build = rust_row_builder(speedups)
-    for encode in (encode_many_python, rust_batch_encoder(speedups)):
+    for encode in (batch_encoder(False), batch_encoder(True)):
         assert _outcome(lambda: to_rows(batch, DIM, encode, build)) == _outcome(lambda: to_rows(batch, DIM, encode))
     blobs = [bytes(range(DIM * 4)) if r.embedding else None for r in batch]
     for record, blob, row in zip(batch, blobs, build(batch, blobs, DIM)):

@@ -15,10 +15,10 @@ import numpy as np
 from ..serialization import dumps
 from ._seam import RecordRow
 from ._quarantine import load_stored
+from ._embedding_py import embedding_f32_bytes, embeddings_f32_bytes_many
+from .._selection import twin
 
 _EPOCH = datetime(1970, 1, 1)
-_F32_MAX = float(np.finfo(np.float32).max)
-_F32_MAX_AS_F32 = np.float32(_F32_MAX)
 
 
 def memory_types() -> Any:
@@ -54,45 +54,20 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
 
 
-def vector_f32(values: Any, what: str) -> np.ndarray:
-    """A float32 copy of ``values``; NaN, infinities and float32 overflow raise ValueError."""
-    vec, reason = _f32_or_reason(values)
-    if vec is None:
-        raise ValueError(f"{what} {reason}")
-    return vec
-
-
-def _f32_or_reason(values: Any) -> tuple[np.ndarray | None, str]:
-    """(float32 copy, "") or (None, why it is refused): the rules both twins share."""
-    try:
-        vec = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        return None, f"must be a list of numbers: {exc}"
-    if vec.ndim != 1:
-        return None, f"must be one-dimensional, got shape {vec.shape}"
-    if not np.isfinite(vec).all():
-        return None, "contains NaN or infinite values"
-    if len(vec) and np.abs(vec).max() > _F32_MAX:
-        return None, "has values beyond the float32 range"
-    return vec.astype(np.float32), ""
-
-
 Encoder = Callable[[Any, str], bytes]
 
-
-def encode_python(values: Any, what: str) -> bytes:
-    """numpy twin: validated float32 bytes of an embedding."""
-    return vector_f32(values, what).tobytes()
+#: ``encode_many(embeddings) -> (blobs, -1, "")`` or ``(blobs before it, index of the first refused, reason)``.
+BatchEncoder = Callable[[list[Any]], tuple[list[bytes], int, str]]
 
 
-def rust_encoder(module: Any) -> Encoder:
-    """Rust twin (``embedding_f32_bytes``), with the same ValueError messages as the numpy twin."""
-    encode_fn = module.embedding_f32_bytes
+def encoder(rust: bool) -> Encoder:
+    """The chosen twin of ``embedding_f32_bytes``, raising the ValueError messages both twins share."""
+    encode_fn = twin(embedding_f32_bytes, rust)
 
     def encode(values: Any, what: str) -> bytes:
         try:
             return encode_fn(values)
-        except TypeError as exc:
+        except TypeError as exc:  # the compiled twin refuses non-numbers while extracting them
             raise ValueError(f"{what} must be a list of numbers: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{what} {exc}") from None
@@ -100,48 +75,12 @@ def rust_encoder(module: Any) -> Encoder:
     return encode
 
 
-#: ``encode_many(embeddings) -> (blobs, -1, "")`` or ``(blobs before it, index of the first refused, reason)``.
-BatchEncoder = Callable[[list[Any]], tuple[list[bytes], int, str]]
+def batch_encoder(rust: bool) -> BatchEncoder:
+    """The chosen twin of ``embeddings_f32_bytes_many`` (one call for a save batch)."""
+    return twin(embeddings_f32_bytes_many, rust)
 
 
-def encode_many_python(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
-    """numpy twin of ``embeddings_f32_bytes_many``: a save batch encoded with one conversion.
-
-    The fast path converts the whole batch to float32 at once; it is exact only when
-    nothing is refused (no value is non-finite, none lies at the float32 limit, where a
-    larger float64 may have rounded down). Otherwise each vector is checked in order
-    with :func:`vector_f32`'s rules, so the first refused record and its reason are the
-    Rust twin's.
-    """
-    if not embeddings:
-        return [], -1, ""
-    block = None
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # refused below, by the exact path
-            block = np.array(embeddings, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    if block is not None and block.ndim == 2 and len(block) == len(embeddings):
-        if np.isfinite(block).all() and not (np.abs(block) == _F32_MAX_AS_F32).any():
-            return [row.tobytes() for row in block], -1, ""
-    blobs: list[bytes] = []
-    for i, values in enumerate(embeddings):
-        vec, reason = _f32_or_reason(values)
-        if vec is None:
-            return blobs, i, reason
-        blobs.append(vec.tobytes())
-    return blobs, -1, ""
-
-
-def rust_batch_encoder(module: Any) -> BatchEncoder:
-    """Rust twin: ``embeddings_f32_bytes_many`` (one call for the batch)."""
-    fn = module.embeddings_f32_bytes_many
-
-    def encode_many(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
-        blobs, bad, reason = fn(embeddings)
-        return list(blobs), int(bad), str(reason)
-
-    return encode_many
+PYTHON_ENCODER = encoder(False)
 
 
 def batch_dimension(records: list[Any]) -> int | None:
@@ -171,7 +110,7 @@ def _check_fields(record: Any) -> None:
         raise ValueError(f"memory record {record.id!r} has categories that are not a list of strings; nothing was saved")
 
 
-def to_row(record: Any, dim: int, encode: Encoder = encode_python) -> RecordRow:
+def to_row(record: Any, dim: int, encode: Encoder = PYTHON_ENCODER) -> RecordRow:
     """Validate one record and encode it; records without an embedding get zeros, as in LanceDB."""
     _check_fields(record)
     if record.embedding:
@@ -217,7 +156,7 @@ def rust_row_builder(module: Any) -> RowBuilder:
     return build
 
 
-def to_rows(records: list[Any], dim: int, encode_many: BatchEncoder = encode_many_python,
+def to_rows(records: list[Any], dim: int, encode_many: BatchEncoder = embeddings_f32_bytes_many,
             build: RowBuilder | None = None) -> list[RecordRow]:
     """:func:`to_row` for a whole batch, the embeddings encoded in one call; the same first error.
 

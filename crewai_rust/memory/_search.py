@@ -15,7 +15,8 @@ import numpy as np
 from ._filters import normalised
 from ._kernels import KernelSet, exact_top, exact_top_many
 from ._mirror import IndexMirror
-from ._records import dimension_error, from_row, vector_f32
+from ._embedding_rules import vector_f32
+from ._records import dimension_error, from_row
 
 
 class IndexSearch(IndexMirror):

@@ -33,13 +33,11 @@ from ._mirror import MemoryStoreClosedError, hint_for
 from ._records import (
     BatchEncoder,
     Encoder,
+    batch_encoder,
     RowBuilder,
     batch_dimension,
     dimension_error,
-    encode_many_python,
-    encode_python,
-    rust_batch_encoder,
-    rust_encoder,
+    encoder,
     rust_row_builder,
     to_micros,
     to_rows,
@@ -118,8 +116,8 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         self.implementation = implementation_name(self._rust)
         module = speedups_module() if self._rust else None
         self._kernels = KernelSet(module, shadow_mode(shadow))
-        self._encode: Encoder = rust_encoder(module) if module is not None else encode_python
-        self._encode_many: BatchEncoder = rust_batch_encoder(module) if module is not None else encode_many_python
+        self._encode: Encoder = encoder(self._rust)
+        self._encode_many: BatchEncoder = batch_encoder(self._rust)
         self._build_rows: RowBuilder | None = rust_row_builder(module) if module is not None else None
         self.metric = metric
         self._metric_code = _METRICS[metric]
