@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -82,8 +83,17 @@ def warn_listeners_once() -> None:
         "crewai_rust: kickoffs now run in worker processes; event listeners registered in this process "
         "(crewai_event_bus handlers, custom BaseEventListener classes) do not see the events of those runs",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=_first_caller_outside_package(),
     )
+
+
+def _first_caller_outside_package() -> int:
+    """The ``stacklevel`` of the first frame outside crewai_rust: the warning names the user's line."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1  # the caller of warnings.warn
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _context() -> Any:
