@@ -36,6 +36,9 @@ from typing import Any
 
 logger = logging.getLogger("crewai_rust")
 
+#: Imported once by the forkserver. Python's forkserver (3.10-3.13) ignores the driver's run-time
+#: ``sys.path`` changes, so crewai_rust is preloaded only when importable without them (installed,
+#: ``PYTHONPATH``, the current directory); otherwise each worker imports it (~35 ms) after the fork.
 PRELOAD = ["crewai", "crewai_rust.tasks._worker", "crewai_rust.tasks._usage"]
 START_TIMEOUT = 120.0
 
