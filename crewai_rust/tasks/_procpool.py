@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import warnings
 import weakref
 from collections import deque
@@ -93,7 +94,8 @@ def warn_listeners_once() -> None:
 def _first_caller_outside_package() -> int:
     """The ``stacklevel`` of the first frame outside crewai_rust: the warning names the user's line."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 1  # the caller of warnings.warn
+    frame: types.FrameType | None = sys._getframe(1)  # the caller of warnings.warn
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
