@@ -5,14 +5,21 @@ call (releasing the GIL like a network wait), at concurrency C (16 and 32):
 
 * ``stock``: stock ``kickoff_for_each`` (sequential, so one measurement per N x L:
   the ``c=32`` case repeats the ``c=16`` figure, marked ``same_as``);
-* ``threads``: patched ``kickoff_for_each`` (TASKS and DATABASE, thread backend);
+* ``threads``: patched ``kickoff_for_each`` (every component, as ``import crewai_rust.shim``
+  patches; RUNTIME halves the CPU of a kickoff), thread backend;
 * ``proc-1w`` / ``proc-2w`` / ``proc-4w``: ``kickoff_many(..., backend="processes")``
-  on a warm pool of 1, 2 or 4 worker processes (same patch in each worker);
+  on a warm pool of 1, 2 or 4 worker processes (each worker applies the same patch);
 * ``ray-2a``: ``kickoff_many(..., backend="ray")`` on 2 warm threaded actors of a local Ray;
-* ``ideal``: N / C x the wall time of one kickoff;
-* ``gil-1p`` / ``gil-2p``: N x the CPU time of one kickoff, over 1 and over
+* ``ideal``: N / C x the wall time of one patched kickoff;
+* ``gil-1p`` / ``gil-2p``: N x the CPU time of one patched kickoff (alone), over 1 and over
   min(2, CPUs) processes: the python parts of kickoffs in one process share
   one GIL, so one process cannot beat ``gil-1p`` and two cannot beat ``gil-2p``.
+
+No backend can beat ``ideal`` or ``gil-2p``, so the most any of them can gain over
+threads in a case is ``threads / max(ideal, gil-2p)`` (``bound_vs_threads`` on the
+threads row, printed at the end with ``threads / ideal``). Every crew row carries the
+1-minute load average when it was measured (``load_1m``): other jobs on the machine
+take CPU from the backends that need both cores most.
 
 ``pool`` rows: seconds until a 2-worker pool is ready, cold (first pool of the
 process: starts the forkserver, which imports CrewAI) and warm (forkserver up);
@@ -64,7 +71,25 @@ def crew_20ms() -> Any:
 def _patch(concurrency: int = CONCURRENCY) -> None:
     import crewai_rust
 
-    crewai_rust.patch(["tasks", "database"], tasks={"max_concurrency": concurrency})
+    crewai_rust.patch(tasks={"max_concurrency": concurrency})
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _one_kickoff(latency: float) -> tuple[float, float]:
+    """Wall and CPU seconds of one kickoff (medians), on a crew of its own."""
+    # A crew kicked off directly keeps that kickoff's interpolated task texts, and stock's
+    # kickoff_for_each copies them (its later outputs ignore the new inputs): probe on another crew.
+    probe = _crew(latency)
+    one = _median(time_calls(lambda: probe.kickoff(inputs={"topic": "warm-up"}), repeat=5))
+    cpu = []
+    for _ in range(5):
+        start = time.process_time()
+        probe.kickoff(inputs={"topic": "cpu"})
+        cpu.append(time.process_time() - start)
+    return one, _median(cpu)
 
 
 def _pool_rows() -> list[dict[str, Any]]:
@@ -108,17 +133,13 @@ def _crew_rows(quick: bool) -> list[dict[str, Any]]:
     sizes = [64] if quick else [64, 256]
     remote = [("processes", w, f"proc-{w}w") for w in (1, 2, 4)] + [("ray", 2, "ray-2a")]
     for name, latency in LATENCIES.items():
-        # A crew kicked off directly keeps that kickoff's interpolated task texts, and stock's
-        # kickoff_for_each copies them (its later outputs ignore the new inputs): probe on another crew.
-        probe = _crew(latency)
-        one = _median(time_calls(lambda: probe.kickoff(inputs={"topic": "warm-up"}), repeat=5))
-        cpu = []
-        for _ in range(5):
-            start = time.process_time()
-            probe.kickoff(inputs={"topic": "cpu"})
-            cpu.append(time.process_time() - start)
+        _, stock_cpu = _one_kickoff(latency)
+        _patch()
+        try:
+            one, cpu_per_run = _one_kickoff(latency)
+        finally:
+            crewai_rust.unpatch()
         crew = _crew(latency)
-        cpu_per_run = _median(cpu)
         for n in sizes:
             inputs = [{"topic": f"topic {i}"} for i in range(n)]
             repeat = 1 if n > 64 else 2
@@ -133,21 +154,28 @@ def _crew_rows(quick: bool) -> list[dict[str, Any]]:
                     rows.append({**stock_row, "case": case, "same_as": stock_row["case"]})
                 ideal = n / c * one
                 rows.append(row("crew", case, "ideal", [ideal]))
-                rows.append(row("crew", case, "gil-1p", [n * cpu_per_run], cpu_per_run_s=cpu_per_run))
+                rows.append(row("crew", case, "gil-1p", [n * cpu_per_run], cpu_per_run_s=cpu_per_run,
+                                stock_cpu_per_run_s=stock_cpu))
                 rows.append(row("crew", case, "gil-2p", [n * cpu_per_run / cores]))
                 _patch(c)
                 try:
                     _check("threads", expected, [o.raw for o in crew.kickoff_for_each(inputs)])
-                    rows.append(measure("crew", case, "threads", lambda: crew.kickoff_for_each(inputs),
-                                        repeat=repeat, warmup=0))
+                    load = _load()
+                    r = measure("crew", case, "threads", lambda: crew.kickoff_for_each(inputs), repeat=repeat,
+                                warmup=0, extra={"load_1m": load})
+                    reachable = max(ideal, n * cpu_per_run / cores)
+                    r["vs_ideal"] = round(r["median_s"] / ideal, 3)
+                    r["bound_vs_threads"] = round(r["median_s"] / reachable, 3)
+                    rows.append(r)
                     for backend, workers, label in remote:
                         def fan_out(backend: str = backend, workers: int = workers, c: int = c) -> Any:
                             return kickoff_many(f"bench_fanout:crew_{name}", inputs, backend=backend,
                                                 workers=workers, max_concurrency=c)
 
                         _check(label, expected, [o.raw for o in fan_out()])  # also warms the pool
-                        r = measure("crew", case, label, fan_out, repeat=repeat, warmup=0)
-                        r["of_reachable"] = round(max(ideal, n * cpu_per_run / cores) / r["median_s"], 3)
+                        load = _load()
+                        r = measure("crew", case, label, fan_out, repeat=repeat, warmup=0, extra={"load_1m": load})
+                        r["of_reachable"] = round(reachable / r["median_s"], 3)
                         rows.append(r)
                 finally:
                     crewai_rust.unpatch()  # also stops this patch's pools
@@ -227,10 +255,19 @@ def run(quick: bool) -> list[dict[str, Any]]:
 _last_rows: list[dict[str, Any]] = []
 
 if __name__ == "__main__":
+    import subprocess
+
+    model = [line for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+             if line.startswith("Model name")]
+    print(*model, f"cores {os.cpu_count()}, load average at start {os.getloadavg()}", flush=True)
     main(run)
+    print(f"load average at end {os.getloadavg()}")
     for r in _last_rows:
+        if "bound_vs_threads" in r:
+            print(f"{r['case']:<24} threads = {r['vs_ideal']:.2f}x ideal; no backend can beat threads by more than"
+                  f" {r['bound_vs_threads']:.2f}x here (threads / max(ideal, gil-2p)); load {r['load_1m']}")
         if "vs_threads" in r:
             print(f"{r['case']:<24} {r['impl']:<8} {r['vs_threads']:.2f}x threads,"
-                  f" {r['of_reachable'] * 100:5.1f}% of max(ideal, gil-floor / cores)")
+                  f" {r['of_reachable'] * 100:5.1f}% of max(ideal, gil-floor / cores), load {r['load_1m']}")
         if "vs_kickoff_many" in r:
             print(f"{r['case']:<24} run-many takes {r['vs_kickoff_many']:.3f}x the time of kickoff_many")

@@ -67,6 +67,26 @@ def pid_crew() -> Any:
     return _crew(ScriptedLLM(_pid_answer))
 
 
+def _settings_answer(messages: list[dict[str, Any]], tools: Any) -> str:
+    # What the worker process that answers has patched: components, RUNTIME's options, and
+    # whether RUNTIME's event-bus and Flow-state patches are in CrewAI's classes there.
+    import crewai_rust
+    from crewai.events.event_bus import CrewAIEventsBus
+    from crewai.flow.runtime import Flow
+
+    from crewai_rust._registry import component_options
+
+    enabled = ",".join(sorted(n for n, s in crewai_rust.status()["components"].items() if s["enabled"]))
+    ours = {name: fn.__module__.startswith("crewai_rust")
+            for name, fn in (("emit", CrewAIEventsBus.emit), ("state", Flow._create_initial_state))}
+    return f"pid={os.getpid()} enabled={enabled} runtime={sorted(component_options('RUNTIME').items())} ours={ours}"
+
+
+def settings_crew() -> Any:
+    """Answers say which crewai_rust settings the process that ran them has applied."""
+    return _crew(ScriptedLLM(_settings_answer))
+
+
 class MemoryLLM(ScriptedLLM):
     """Memory extraction keeps the task's result line (the kit's default keeps the prompt's last line)."""
 

@@ -39,6 +39,30 @@ def gone(pid: int) -> bool:
         return True
 
 
+def session_pids(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (a script started with ``start_new_session``: its pool's
+    workers, the forkserver and multiprocessing's resource tracker are all in it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def wait_session_gone(sid: int, seconds: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while session_pids(sid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return session_pids(sid)
+
+
 def wait_gone(pids: list[int], seconds: float = 15.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -188,8 +212,9 @@ def test_first_process_run_warns_about_event_listeners(monkeypatch: pytest.Monke
     from crewai_rust.tasks import _procpool
 
     monkeypatch.setattr(_procpool, "_warned", False)
-    with pytest.warns(RuntimeWarning, match="event listeners registered in this process"):
+    with pytest.warns(RuntimeWarning, match="event listeners registered in this process") as caught:
         kickoff_many("_fanout_crews:research_crew", INPUTS[:1], backend="processes", workers=1, max_concurrency=1)
+    assert [w.filename for w in caught] == [__file__]  # it names the caller's line, not crewai_rust's
     import warnings
 
     with warnings.catch_warnings():
@@ -231,6 +256,24 @@ def test_memory_saved_by_one_worker_is_recalled_by_another(tmp_path: Path, monke
     reader = [t.raw for t in second[0].tasks_output]
     assert reader[0].split()[0] != saver, "both inputs ran in the same worker process"
     assert "recalled=True" in reader[0], reader
+
+
+def test_workers_apply_the_drivers_patch_settings_runtime_included() -> None:
+    # RUNTIME halves the CPU of a kickoff: a worker without it would be the slow path.
+    crewai_rust.patch(["tasks", "runtime"], runtime={"event_bus": False, "save_workers": 3})
+    results = kickoff_many("_fanout_crews:settings_crew", INPUTS[:4], backend="processes", workers=2,
+                           max_concurrency=4)
+    answers = {r.raw.split(" ", 1)[1] for r in results}
+    assert answers == {"enabled=RUNTIME,TASKS runtime=[('event_bus', False), ('save_workers', 3)] "
+                       "ours={'emit': False, 'state': True}"}, answers
+    assert len({r.raw.split()[0] for r in results}) == 2  # both workers answered
+    # A changed patch() gets workers with the new settings.
+    crewai_rust.unpatch()
+    crewai_rust.patch(["tasks", "runtime", "database"])
+    results = kickoff_many("_fanout_crews:settings_crew", INPUTS[:4], backend="processes", workers=2,
+                           max_concurrency=4)
+    assert {r.raw.split(" ", 1)[1] for r in results} == {
+        "enabled=DATABASE,RUNTIME,TASKS runtime=[] ours={'emit': True, 'state': True}"}
 
 
 SCRIPT_PRELUDE = f"""
@@ -283,14 +326,18 @@ def test_ctrl_c_stops_the_workers(tmp_path: Path) -> None:
     assert "interrupted" in out, err
     assert proc.returncode == 0, err
     assert wait_gone(pids) == []
+    assert wait_session_gone(proc.pid) == []  # the forkserver and resource tracker too
 
 
 def test_a_killed_driver_leaves_no_workers(tmp_path: Path) -> None:
     proc = run_script(tmp_path, PRINT_PIDS_THEN.format(action="pass"))
     pids = read_pids(proc)
+    helpers = [p for p in session_pids(proc.pid) if p != proc.pid and p not in pids]
+    assert len(helpers) >= 1, helpers  # the forkserver (and the resource tracker)
     proc.kill()
     proc.communicate(timeout=60)
     assert wait_gone(pids) == []
+    assert wait_session_gone(proc.pid) == [], "a process of the killed driver's pool outlived it"
 
 
 def test_script_without_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
@@ -327,3 +374,39 @@ def test_run_many_writes_one_line_per_input_and_resumes(tmp_path: Path) -> None:
     for index, line in by_index.items():
         assert line["output"] == want[index][-1]
         assert line["error"] is None and line["usage"]["total_tokens"] > 0 and line["seconds"] > 0
+
+
+def test_run_many_ctrl_c_keeps_finished_lines_and_resume_runs_only_the_rest(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = [{"topic": "fine 0"}, {"topic": "slow 1"}, {"topic": "fine 2"}, {"topic": "slow 3"}]
+    source = tmp_path / "inputs.jsonl"
+    source.write_text("".join(json.dumps(x) + "\n" for x in inputs), encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+    command = [sys.executable, "-m", "crewai_rust", "run-many", "_fanout_crews:research_crew", str(source),
+               "--out", str(out), "--backend", "processes", "--workers", "2", "--max-concurrency", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "PYTHONWARNINGS": "ignore",
+           "FANOUT_TEST_SLOW": "120"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text(encoding="utf-8").count("\n") >= 2:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # both slow inputs are now running in the workers
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    assert wait_session_gone(proc.pid) == []
+    first = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["index"] for r in first) == [0, 2], first
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**env, "FANOUT_TEST_SLOW": "0"})
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert records[:2] == first  # finished work kept as it was
+    assert sorted(r["index"] for r in records) == [0, 1, 2, 3]  # each input once
+    monkeypatch.setenv("FANOUT_TEST_SLOW", "0")
+    want = stock(inputs)[0]
+    assert all(r["output"] == want[r["index"]][-1] and r["error"] is None for r in records)

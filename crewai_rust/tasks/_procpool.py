@@ -24,8 +24,10 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
+import types
 import warnings
 import weakref
 from collections import deque
@@ -35,6 +37,9 @@ from typing import Any
 
 logger = logging.getLogger("crewai_rust")
 
+#: Imported once by the forkserver. Python's forkserver (3.10-3.13) ignores the driver's run-time
+#: ``sys.path`` changes, so crewai_rust is preloaded only when importable without them (installed,
+#: ``PYTHONPATH``, the current directory); otherwise each worker imports it (~35 ms) after the fork.
 PRELOAD = ["crewai", "crewai_rust.tasks._worker", "crewai_rust.tasks._usage"]
 START_TIMEOUT = 120.0
 
@@ -82,8 +87,18 @@ def warn_listeners_once() -> None:
         "crewai_rust: kickoffs now run in worker processes; event listeners registered in this process "
         "(crewai_event_bus handlers, custom BaseEventListener classes) do not see the events of those runs",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=_first_caller_outside_package(),
     )
+
+
+def _first_caller_outside_package() -> int:
+    """The ``stacklevel`` of the first frame outside crewai_rust: the warning names the user's line."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame: types.FrameType | None = sys._getframe(1)  # the caller of warnings.warn
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _context() -> Any:
