@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::message::calendar::days_from_civil;
+
 /// A JSON string literal of `s`, as orjson writes it.
 pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
@@ -59,17 +61,6 @@ impl NaiveDateTime {
             days * 86_400 + i64::from(self.hour) * 3_600 + i64::from(self.minute) * 60 + i64::from(self.second);
         seconds * 1_000_000 + i64::from(self.microsecond)
     }
-}
-
-/// Days from 1970-01-01 to the given date (H. Hinnant's algorithm, any year).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// True when `s` holds a letter or digit, so Python's `s.strip()` is certainly not empty.

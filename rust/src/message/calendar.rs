@@ -16,7 +16,8 @@ pub enum IsoError {
     Invalid,
 }
 
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+/// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's algorithm, any year).
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
