@@ -140,11 +140,9 @@ def test_a_crew_saves_its_extracted_memories_through_the_bulk_path(tmp_path: Pat
     monkeypatch.setattr(store, "_encode", None)  # the one-at-a-time encoder must not run
     monkeypatch.setattr(store._store, "upsert", upsert_spy)
     if use_rust:
-        import inspect
-
         from crewai_rust import _speedups
 
-        assert inspect.getclosurevars(real_encode).nonlocals["fn"] is _speedups.embeddings_f32_bytes_many
+        assert real_encode is _speedups.embeddings_f32_bytes_many
     crew.kickoff()
     crew._memory.drain_writes()
     assert 6 in written, written  # the six extracted memories in one transaction

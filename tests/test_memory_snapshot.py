@@ -172,7 +172,7 @@ def test_new_records_saved_while_a_snapshot_is_written_go_in_place_and_never_rea
         store.save([_record(3, seed=5), _record(40)])  # an update reaches a frozen row: copied first
         assert index.matrix is not matrix
     assert frozen.matrix.base is matrix or frozen.matrix.base is matrix.base
-    assert _snapshot.write_snapshot(store._snapshots.path, frozen, store._snapshots._store_id)
+    assert store._snapshots._write_with_token(frozen, None)  # the file and its database token
     index.thaw(frozen)
     got = _snapshot.read_snapshot(store._snapshots.path, store._snapshots._store_id, DIM, store._store.head())
     assert got.stamp == frozen.stamp and got.n == 20
