@@ -147,8 +147,8 @@ class SQLiteRecordStore:
                 str(self.path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             # A store dropped without close() (CrewAI does not always close its
-            # storage) still releases its connection when it is collected.
-            weakref.finalize(self, self._conn.close)
+            # storage) still releases its connection when it is collected, or at exit.
+            weakref.finalize(self, _close_when_idle, self._lock, self._conn)
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             # Takes effect only while the file is still empty: existing stores keep their page size.
             self._conn.execute(f"PRAGMA page_size={NEW_STORE_PAGE_SIZE}")
@@ -625,6 +625,13 @@ class SQLiteRecordStore:
             checkpointer.close()
         with self._lock:
             self._close_quietly()
+
+
+def _close_when_idle(lock: threading.RLock, conn: sqlite3.Connection) -> None:
+    """Close ``conn`` once no statement runs on it: sqlite3 crashes when a connection is closed
+    under another thread's statement (a background snapshot writer recording its token at exit)."""
+    with lock:
+        conn.close()
 
 
 def scope_clause(prefix: str | None) -> tuple[str, list[Any]]:

@@ -564,6 +564,8 @@ class SnapshotKeeper:
         finally:
             if not ok and (read_header(self.path) or {}).get("token") != token:
                 self._store.delete_meta(key)  # no file names it (an error after the rename keeps it)
+        if not ok:
+            return False  # cancelled: nothing was written
         self.stats.written += 1
         self.stats.last_stamp = frozen.stamp
         old = None if previous is None or previous.get("store") != self._store_id else previous.get("token")
