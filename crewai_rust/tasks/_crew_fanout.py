@@ -61,15 +61,27 @@ def make_kickoff_for_each(original: Callable[..., Any], settings: FanoutSettings
             run, range(len(inputs)), timeout=settings.timeout, return_exceptions=settings.return_exceptions
         )
         if settings.return_exceptions:
-            _log_failures(results)
             usage = [u if not isinstance(r, BaseException) else None for u, r in zip(usage, results)]
-        self.usage_metrics = total_usage(usage, before, settings.usage_mode)
-        self._task_output_handler.reset()
-        return results
+        return finish_for_each(self, results, usage, before, settings)
 
-    kickoff_for_each.__wrapped__ = original  # type: ignore[attr-defined]
-    kickoff_for_each.__doc__ = original.__doc__
-    return kickoff_for_each
+    return wrapping(original, kickoff_for_each)
+
+
+def finish_for_each(crew: Any, results: list[Any], usage: list[Any], before: Any, settings: FanoutSettings) -> list[Any]:
+    """What stock's sequential loop leaves behind, whichever backend ran the inputs: failures logged,
+    ``usage_metrics`` summed as stock sums it, the task-output log reset."""
+    if settings.return_exceptions:
+        _log_failures(results)
+    crew.usage_metrics = total_usage(usage, before, settings.usage_mode)
+    crew._task_output_handler.reset()
+    return results
+
+
+def wrapping(original: Callable[..., Any], patched: Callable[..., Any]) -> Callable[..., Any]:
+    """``patched`` as it stands in for ``original``: its docstring, and ``__wrapped__`` for introspection."""
+    patched.__wrapped__ = original  # type: ignore[attr-defined]
+    patched.__doc__ = original.__doc__
+    return patched
 
 
 def _bounded(kickoff_fn: Callable[[Any, dict[str, Any]], Any], limit: int) -> Callable[[Any, dict[str, Any]], Any]:

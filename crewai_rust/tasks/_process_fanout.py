@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._crew_fanout import FanoutSettings, _log_failures
+from ._crew_fanout import FanoutSettings, finish_for_each, wrapping
 from ._kickoff_many import merge_positional, positional_baseline, run_on_processes
-from ._usage import total_usage
 
 
 def make_process_kickoff_for_each(
@@ -34,13 +33,7 @@ def make_process_kickoff_for_each(
             max_concurrency=settings.executor.max_concurrency, timeout=settings.timeout,
             return_exceptions=settings.return_exceptions, backend=backend, address=address,
         )
-        if settings.return_exceptions:
-            _log_failures(results)
         merge_positional(self, usage)
-        self.usage_metrics = total_usage(usage, before, settings.usage_mode)
-        self._task_output_handler.reset()
-        return results
+        return finish_for_each(self, results, usage, before, settings)
 
-    kickoff_for_each.__wrapped__ = original  # type: ignore[attr-defined]
-    kickoff_for_each.__doc__ = original.__doc__
-    return kickoff_for_each
+    return wrapping(original, kickoff_for_each)
