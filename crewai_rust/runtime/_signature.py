@@ -18,6 +18,7 @@ import inspect
 import threading
 import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
@@ -41,10 +42,9 @@ class FlowInspect(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("inspect", inspect.__doc__)
         self._lock = threading.Lock()
-        self._signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], inspect.Signature]] = (
-            weakref.WeakKeyDictionary())
-        self._coroutine: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], bool]] = weakref.WeakKeyDictionary()
-        #: how many answers came from ``inspect`` itself (for tests)
+        self._signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+        self._coroutine: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+        #: how many signatures came from ``inspect`` itself (for tests)
         self.computed = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -53,29 +53,31 @@ class FlowInspect(types.ModuleType):
     def signature(self, obj: Any, *args: Any, **kwargs: Any) -> inspect.Signature:
         if args or kwargs or type(obj) is not types.FunctionType:
             return inspect.signature(obj, *args, **kwargs)
-        print_ = _fingerprint(obj)
-        with self._lock:
-            kept = self._signatures.get(obj)
-        if kept is not None and _same(kept[0], print_):
-            return kept[1]
-        sig = inspect.signature(obj)
-        with self._lock:
-            self._signatures[obj] = (print_, sig)
-            self.computed += 1
-        return sig
+        return self._kept(self._signatures, obj, self._asked_signature)
 
     def iscoroutinefunction(self, obj: Any) -> bool:
         if type(obj) is not types.FunctionType:
             return inspect.iscoroutinefunction(obj)
-        print_ = _fingerprint(obj)
+        return self._kept(self._coroutine, obj, inspect.iscoroutinefunction)
+
+    def _kept(self, table: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]],
+              func: types.FunctionType, ask: Callable[[Any], Any]) -> Any:
+        """``ask(func)``, answered from ``table`` while ``func`` still looks as it did when it was asked."""
+        print_ = _fingerprint(func)
         with self._lock:
-            kept = self._coroutine.get(obj)
+            kept = table.get(func)
         if kept is not None and _same(kept[0], print_):
             return kept[1]
-        answer = inspect.iscoroutinefunction(obj)
+        answer = ask(func)
         with self._lock:
-            self._coroutine[obj] = (print_, answer)
+            table[func] = (print_, answer)
         return answer
+
+    def _asked_signature(self, func: types.FunctionType) -> inspect.Signature:
+        signature = inspect.signature(func)
+        with self._lock:
+            self.computed += 1
+        return signature
 
 
 __all__ = ["FlowInspect"]
