@@ -253,7 +253,9 @@ def _open_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
             if lance is not None:
                 lance.save(batch)
         first.close()
-        writer = RustMemoryStorage(base / "ours", use_rust=False)
+        # the file holds the float16 shadow where the compiled twin keeps one (format 2)
+        compiled = speedups_enabled()
+        writer = RustMemoryStorage(base / "ours", use_rust=compiled, shadow=True if compiled else None)
         assert writer.save_snapshot()
         writer.close()
         case = f"existing {n // 1000}k x {dim}"
@@ -265,13 +267,16 @@ def _open_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
                                lambda b=base: LanceDBStorage(path=b / "lance").search(query, limit=10), repeat=3))
         impls = [("python", False)] + ([("rust", True)] if speedups_enabled() else [])
         for impl, flag in impls:
-            for label, snap in (("", False), ("+snap", True)):
-                def opened(b: Path = base, f: bool = flag, s: bool = snap) -> Any:
-                    return RustMemoryStorage(b / "ours", use_rust=f, snapshot=s, snapshot_after=10**9)
+            # "+snap+f16": shadow=True, so the first search is the low-precision scan of the restored shadow
+            variants = [("", False, None), ("+snap", True, None)] + ([("+snap+f16", True, True)] if flag else [])
+            for label, snap, shadow in variants:
+                def opened(b: Path = base, f: bool = flag, s: bool = snap, sh: bool | None = shadow) -> Any:
+                    return RustMemoryStorage(b / "ours", use_rust=f, snapshot=s, snapshot_after=10**9, shadow=sh)
 
                 r = measure("open", case, impl + label, lambda o=opened: o().close(), repeat=3)
                 probe = opened()
                 r["snapshot_restored"] = probe.snapshot_stats.get("restored", 0)
+                r["shadow_restored"] = bool(probe.snapshot_stats.get("restored_shadow", False))
                 probe.close()
                 out.append(r)
 

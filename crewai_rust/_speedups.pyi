@@ -286,3 +286,9 @@ def vector_stream_read(matrix: _Buffer, n: int, threads: int = 1) -> float:
 def vector_shadow_rows(block: _Buffer) -> tuple[bytes, bytes, bytes, bytes]:
     """The float16 shadow of 2-D float32 rows as ``_vector_py.shadow_rows`` builds it:
     (halves as uint16 bytes, inv_scale, norm, err as float32 bytes), little-endian."""
+
+__all__ += ["snapshot_block_sums"]
+
+def snapshot_block_sums(words: _Buffer, block: int, threads: int = 1) -> bytes:
+    """Wrapping uint64 sum of each ``block``-word block of 1-D uint64 ``words`` (a short last block
+    allowed) on ``threads`` threads, as little-endian uint64 bytes: twin of ``_snapshot.block_sums``."""

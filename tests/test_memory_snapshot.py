@@ -62,6 +62,23 @@ def assert_index_is_the_database(store: RustMemoryStorage) -> None:
         assert (seq, scope, cats, meta, blob) == (int(dseq), dscope, dcats, dmeta, bytes(demb)), rid
         vector = np.frombuffer(blob, dtype=np.float32)
         assert sqnorm == pytest.approx(float(np.dot(vector, vector)), rel=1e-6)
+    assert_shadow_is_the_matrix(store)
+
+
+def assert_shadow_is_the_matrix(store: RustMemoryStorage) -> None:
+    """A kept float16 shadow is the one built from the float32 rows now (never a stale or zeroed row)."""
+    from crewai_rust.memory import _vector_py
+
+    idx = store._index
+    if not idx.shadow_enabled:
+        return
+    n = idx.n
+    want = _vector_py.shadow_rows(idx.matrix[:n])
+    got = [a[:n] for a in idx.shadow()]
+    assert np.array_equal(got[0].view(np.uint16), want[0].view(np.uint16))
+    assert np.array_equal(got[1], want[1])
+    for a, b in zip(got[2:], want[2:]):  # the twins round the bound sums up alike, to an ulp or two
+        assert (np.abs(a.view(np.int32).astype(np.int64) - b.view(np.int32).astype(np.int64)) <= 2).all()
 
 
 def _answers(store: RustMemoryStorage, seed: int = 7) -> list[Any]:
@@ -196,11 +213,30 @@ def _flip(offset_of: Any) -> Any:
     return damage
 
 
+def _data_offset(path: Path) -> int:
+    header = _snapshot.read_header(path)
+    assert header is not None
+    text = len(_snapshot._prefix(header)) - _snapshot._PREFIX.size
+    return -(-(_snapshot._PREFIX.size + text) // _snapshot.BLOCK) * _snapshot.BLOCK
+
+
 def _matrix_byte(path: Path, size: int) -> int:
     header = _snapshot.read_header(path)
     assert header is not None
-    start = size - (header["n"] // 8 + 64) * header["dim"] * 4  # inside the matrix, before the spare rows
-    return max(start - 100, 0)
+    return _data_offset(path) + header["matrix_offset"] + header["matrix_bytes"] - 100  # the last row
+
+
+def _halves_byte(path: Path, size: int) -> int:
+    header = _snapshot.read_header(path)
+    assert header is not None
+    return _data_offset(path) + header["halves_offset"] + header["n"] * header["dim"] - 7  # mid-shadow
+
+
+def _shadow_column_byte(path: Path, size: int) -> int:
+    header = _snapshot.read_header(path)
+    assert header is not None
+    start, nbytes = header["sections"]["shadow_err"]
+    return _data_offset(path) + start + nbytes // 2
 
 
 def _truncate(keep: Any) -> Any:
@@ -621,3 +657,173 @@ def test_a_snapshot_of_one_twin_serves_the_other(tmp_path: Path, speedups: Any) 
         assert_index_is_the_database(store)
         assert _answers(store) == _reference(tmp_path, flag)
         store.close()
+
+
+# -- the float16 shadow in the snapshot (format 2) -----------------------------------------------
+def _written_with_shadow(path: Path, use_rust: bool, count: int = 40) -> RustMemoryStorage:
+    store = RustMemoryStorage(path, use_rust=use_rust, shadow=True, snapshot_after=10**6)
+    store.save([_record(i) for i in range(count)])
+    store.search(_record(0).embedding, limit=3)  # "on" builds the shadow at the first search
+    assert store._index.shadow() is not None
+    assert store.save_snapshot()
+    return store
+
+
+def test_the_shadow_is_restored_from_the_snapshot_not_rebuilt(tmp_path: Path, use_rust: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from crewai_rust.memory import _index, _vector_py
+
+    first = _written_with_shadow(tmp_path, use_rust)
+    expected = _answers(first)
+    first.close()
+    assert _snapshot.read_header(tmp_path / _snapshot.SQLITE_NAME)["halves_offset"] > 0
+
+    def no_build(block: np.ndarray) -> Any:
+        raise AssertionError("the shadow was rebuilt")
+
+    monkeypatch.setattr(_vector_py, "shadow_rows", no_build)
+    monkeypatch.setattr(_index, "shadow_rows", no_build)
+    again = RustMemoryStorage(tmp_path, use_rust=use_rust, shadow=True)
+    again._index.shadow_builder = no_build
+    stats = again.snapshot_stats
+    assert (stats["restored"], stats["restored_shadow"], stats["full_loads"]) == (1, True, 0)
+    halves = again._index.halves
+    assert not halves.flags.owndata and len(halves) > 40  # a view of the mapped file, spare rows included
+    got = _answers(again)
+    assert again._kernels.last in ("rust-f16", "numpy-f16")  # the first search scanned the restored shadow
+    monkeypatch.undo()
+    assert got == expected == _reference(tmp_path, use_rust)
+    assert_index_is_the_database(again)
+    again.close()
+
+    off = RustMemoryStorage(tmp_path, use_rust=use_rust, shadow=False)  # a store without the shadow ignores it
+    assert off.snapshot_stats["restored"] == 1 and not off.snapshot_stats["restored_shadow"]
+    assert off._index.shadow() is None
+    assert _answers(off) == expected
+    off.close()
+
+
+def test_a_restored_shadow_follows_the_log_tail_and_later_writes(tmp_path: Path, use_rust: bool) -> None:
+    first = _written_with_shadow(tmp_path, use_rust)
+    first.close()
+    other = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    other.save([_record(i, seed=1, scope="/moved") for i in range(0, 10)])
+    other.delete(record_ids=[f"rec-{i}" for i in range(10, 15)])
+    other.save([_record(i, seed=2) for i in range(40, 140)])  # grows past the file's spare rows
+    other.close()
+    again = RustMemoryStorage(tmp_path, use_rust=use_rust, shadow=True, snapshot_after=10**6)
+    assert again.snapshot_stats["restored_shadow"] and again.snapshot_stats["replayed"] > 0
+    assert_index_is_the_database(again)
+    again.save([_record(i, seed=3) for i in range(5, 25)])
+    again.delete(record_ids=["rec-30", "rec-41"])
+    assert_index_is_the_database(again)
+    assert _answers(again) == _reference(tmp_path, use_rust)
+    again.close()
+
+
+def test_a_reload_of_an_index_keeping_its_shadow_rebuilds_it(tmp_path: Path, use_rust: bool) -> None:
+    """A stale change log makes a store reload from the snapshot while its index keeps a shadow."""
+    writer = RustMemoryStorage(tmp_path, use_rust=use_rust, shadow=False, snapshot_after=10**6)
+    writer.save([_record(i) for i in range(40)])
+    assert writer.save_snapshot()  # by a store without the shadow: the file holds none
+    writer.close()
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust, shadow=True, snapshot_after=10**6)
+    assert not store.snapshot_stats["restored_shadow"]
+    store.search(_record(0).embedding, limit=3)
+    assert store._index.shadow() is not None
+    with store._lock:
+        store._reload()
+    assert store.snapshot_stats["restored"] == 2 and not store.snapshot_stats["restored_shadow"]
+    assert store._index.shadow() is not None
+    assert_index_is_the_database(store)
+    assert _answers(store) == _reference(tmp_path, use_rust)
+    store.close()
+
+
+def _old_format(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:12] = (1).to_bytes(4, "little")  # what a format-1 writer put there
+    path.write_bytes(bytes(data))
+
+
+SHADOW_DAMAGE = {
+    "format 1 (before the shadow)": _old_format,
+    "halves bit flip": _flip(_halves_byte),
+    "shadow column bit flip": _flip(_shadow_column_byte),
+    "matrix bit flip": _flip(_matrix_byte),
+    "truncated inside the halves": _truncate(lambda size: size - size // 6),
+    "spare rows cut off": _truncate(lambda size: size - 4096),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SHADOW_DAMAGE))
+def test_an_old_or_damaged_snapshot_with_a_shadow_is_refused_once_and_rebuilt(tmp_path: Path, use_rust: bool,
+                                                                             kind: str) -> None:
+    path = tmp_path / "store"
+    first = _written_with_shadow(path, use_rust)
+    first.save([_record(i, seed=3) for i in range(30, 45)])
+    first.close()
+    SHADOW_DAMAGE[kind](path / _snapshot.SQLITE_NAME)
+
+    again = RustMemoryStorage(path, use_rust=use_rust, shadow=True, snapshot_after=10**6)
+    stats = again.snapshot_stats
+    assert stats["restored"] == 0 and stats["full_loads"] == 1 and len(stats["rejected"]) == 1, stats
+    if kind.startswith("format"):
+        assert stats["rejected"] == [f"format 1, expected {_snapshot.VERSION}"]
+    assert again.count() == 45
+    assert_index_is_the_database(again)
+    assert _answers(again) == _reference(path, use_rust)
+    again._snapshots.wait()  # rewritten at once, with the shadow the search built
+    assert again.snapshot_stats["written"] == 1
+    again.close()
+
+    third = RustMemoryStorage(path, use_rust=use_rust, shadow=True)
+    stats = third.snapshot_stats
+    assert (stats["restored"], stats["restored_rows"], stats["rejected"]) == (1, 45, [])
+    assert stats["restored_shadow"]
+    assert_index_is_the_database(third)
+    third.close()
+
+
+_WORDS = st.lists(st.integers(0, 2**64 - 1), max_size=600)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=_WORDS, block=st.sampled_from([1, 3, 8, 32, 33, 64, 4096]), threads=st.integers(1, 3))
+def test_compiled_block_sums_are_the_numpy_twins(speedups: Any, words: list[int], block: int, threads: int) -> None:
+    """The Rust file check sums each block exactly as ``_snapshot.block_sums`` (wrapping uint64)."""
+    array = np.array(words, dtype=np.uint64)
+    got = np.frombuffer(speedups.snapshot_block_sums(array, block, threads), dtype="<u8")
+    padded = np.zeros(-(-len(words) // block) * block, dtype=np.uint64)
+    padded[: len(words)] = array
+    want = padded.reshape(-1, block).sum(axis=1, dtype=np.uint64) if len(words) else np.zeros(0, np.uint64)
+    assert got.tolist() == want.tolist()
+    if block == _snapshot._WORDS and len(words) == block:
+        assert got.tolist() == _snapshot.block_sums(array).tolist()
+
+
+def test_compiled_block_sums_reject_bad_input(speedups: Any) -> None:
+    with pytest.raises(ValueError):
+        speedups.snapshot_block_sums(np.zeros((2, 4), dtype=np.uint64), 4)
+    with pytest.raises(ValueError):
+        speedups.snapshot_block_sums(np.zeros(8, dtype=np.uint64), 0)
+    with pytest.raises((ValueError, TypeError, BufferError)):
+        speedups.snapshot_block_sums(np.zeros(8, dtype=np.float64), 4)
+
+
+def test_both_twins_check_a_snapshot_alike(tmp_path: Path, speedups: Any) -> None:
+    """The Rust twin checks the file with the compiled sums, the Python twin with numpy's, to the same verdict."""
+    first = _written_with_shadow(tmp_path, use_rust=True, count=3000)
+    first.close()
+    path = tmp_path / _snapshot.SQLITE_NAME
+    store = RustMemoryStorage(tmp_path, use_rust=True, shadow=True)
+    assert store._snapshots._sums is not None and store.snapshot_stats["restored_shadow"]
+    store.close()
+    sid = store._snapshots._store_id
+    for sums in (None, _snapshot.compiled_block_sums(speedups)):
+        got = _snapshot.read_snapshot(path, sid, DIM, 10**9, shadow=True, sums=sums)
+        assert got.n == 3000 and got.shadow is not None
+    _flip(_halves_byte)(path)
+    for sums in (None, _snapshot.compiled_block_sums(speedups)):
+        with pytest.raises(_snapshot.SnapshotRejected, match="shadow checksum"):
+            _snapshot.read_snapshot(path, sid, DIM, 10**9, shadow=True, sums=sums)

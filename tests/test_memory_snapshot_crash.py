@@ -1,7 +1,8 @@
 """The vector snapshot under SIGKILL and interpreter exit, in real processes.
 
 A writer process updates, deletes and inserts records while snapshots are written
-(in the background after every change, and synchronously); it is killed at random
+(in the background after every change, and synchronously; every other writer keeps the
+float16 shadow, so its files hold one too); it is killed at random
 moments, many times. After each kill the store reopens with nothing lost and no
 stale vector: every row of the index is the database's current row.
 """
@@ -36,10 +37,10 @@ WRITER = textwrap.dedent(
     from crewai.memory.types import MemoryRecord
     from crewai_rust.memory import RustMemoryStorage
 
-    path, impl, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, impl, seed, shadow = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "shadow"
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
-    store = RustMemoryStorage(path, use_rust=(impl == "rust"), snapshot_after=1)
+    store = RustMemoryStorage(path, use_rust=(impl == "rust"), snapshot_after=1, shadow=shadow or None)
     print("ready", flush=True)
     step = 0
     while True:
@@ -80,9 +81,11 @@ _env = child_env
 def test_sigkill_while_snapshots_are_written_loses_nothing(tmp_path: Path, use_rust: bool) -> None:
     impl = "rust" if use_rust else "python"
     pick = random.Random(1234)
-    restored = 0
+    restored = restored_shadow = 0
     for round_no in range(16):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), impl, str(round_no)],
+        shadow = round_no % 2 == 1
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), impl, str(round_no),
+                                 "shadow" if shadow else "plain"],
                                 stdout=subprocess.PIPE, env=_env(), text=True)
         assert proc.stdout is not None
         try:
@@ -100,14 +103,16 @@ def test_sigkill_while_snapshots_are_written_loses_nothing(tmp_path: Path, use_r
             proc.wait()
         assert steps == 0, f"writer {round_no} stopped early"
 
-        store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6)
+        store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6, shadow=shadow or None)
         stats = store.snapshot_stats
         assert stats["restored"] + stats["full_loads"] == 1
         assert not stats["rejected"], stats  # a killed writer never leaves a damaged file in place
         restored += stats["restored"]
+        restored_shadow += stats["restored_shadow"]
         assert_index_is_the_database(store)
         store.close()
     assert restored >= 8  # the snapshot path did run after most kills (a kill before the first write cannot)
+    assert restored_shadow >= 3  # and with the shadow after several of the shadow writers' kills
     # the next writer sweeps the killed writers' temp files
     store = RustMemoryStorage(tmp_path, use_rust=use_rust)
     assert store.save_snapshot()

@@ -76,7 +76,7 @@ class VectorIndex:
         self.metadata_codes = np.zeros(cap, dtype=np.int32)
         self._clear_shadow(cap)
         self.ids: list[str] = []
-        self.row_of: dict[str, int] = {}
+        self._row_of: dict[str, int] | None = {}
         self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
         self.scopes: _Interner[str] = _Interner(_identity)
         self.categories: _Interner[list[str]] = _Interner(lambda s: list(load_stored(s)))
@@ -84,6 +84,19 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        """id -> row; after :meth:`adopt` built on first use (hashing 100k ids is 10 ms of an open
+        that a search never needs: it goes from rows to ids)."""
+        row_of = self._row_of
+        if row_of is None:
+            row_of = self._row_of = dict(zip(self.ids, range(self.n)))
+        return row_of
+
+    @row_of.setter
+    def row_of(self, value: dict[str, int]) -> None:
+        self._row_of = value
 
     # -- float16 shadow ------------------------------------------------------------
     _SHADOW_COLUMNS = ("inv_scale", "shadow_norm", "shadow_err")
@@ -294,16 +307,20 @@ class VectorIndex:
 
         n = self.n
         views = {}
-        for name in self._SHARED:
+        names = self._shared_names()
+        for name in names:
             view = getattr(self, name)[:n]
             view.flags.writeable = False
             views[name] = view
         self._frozen_rows = n
-        self._frozen_arrays = {name: getattr(self, name) for name in self._SHARED}
+        self._frozen_arrays = {name: getattr(self, name) for name in names}
         tables = {"scopes": list(self.scopes.codes), "categories": list(self.categories.codes),
                   "metadata": list(self.metadata.codes)}
         columns = {name: views[name] for name in self._SHARED[1:]}
-        frozen = Frozen(stamp, n, int(self.dim or 0), views["matrix"], columns, list(self.ids), tables)
+        shadow = None
+        if self.shadow_enabled:
+            shadow = (views["halves"], *(views[name] for name in self._SHADOW_COLUMNS))
+        frozen = Frozen(stamp, n, int(self.dim or 0), views["matrix"], columns, list(self.ids), tables, shadow)
         self._frozen_by = frozen
         return frozen
 
@@ -321,17 +338,30 @@ class VectorIndex:
         """
         shared = self._frozen_arrays
         below = lowest < self._frozen_rows
-        for name in self._SHARED:
+        for name in self._shared_names():
             arr = getattr(self, name)
             if not arr.flags.writeable or (below and shared.get(name) is arr):
                 setattr(self, name, arr.copy())
 
+    def _shared_names(self) -> tuple[str, ...]:
+        """The arrays a snapshot writer reads: the float32 side, and the shadow's when it is kept."""
+        if self.shadow_enabled:
+            return self._SHARED + ("halves",) + self._SHADOW_COLUMNS
+        return self._SHARED
+
     def adopt(self, matrix: np.ndarray, n: int, columns: dict[str, np.ndarray], ids: list[str],
-              tables: dict[str, list[str]]) -> None:
-        """Take over a snapshot's rows; ``matrix`` (a private mapping of the file) may hold spare rows past ``n``."""
+              tables: dict[str, list[str]], shadow: Shadow | None = None) -> None:
+        """Take over a snapshot's rows; ``matrix`` (a private mapping of the file) may hold spare rows past ``n``.
+
+        ``shadow``: the file's float16 shadow (halves mapped like the matrix, ``cap`` rows; the
+        bound columns ``n`` rows): the index keeps it from now on, without building it.
+        """
         cap, dim = matrix.shape
         if len(ids) != n or cap < n:
             raise ValueError("rows and ids disagree")
+        if shadow is not None and (shadow[0].shape != matrix.shape or any(len(c) != n for c in shadow[1:])):
+            raise ValueError("shadow and rows disagree")
+        self.shadow_enabled = self.shadow_enabled or shadow is not None
         self.clear(dim)
         self.matrix = matrix
         for name in self._SHARED[1:]:
@@ -342,6 +372,17 @@ class VectorIndex:
             self.matrix = np.zeros((_MIN_CAPACITY, dim), dtype=np.float32)
             self.matrix[:n] = matrix[:n]
         self._clear_shadow(len(self.seqs))
+        if shadow is not None:
+            halves = shadow[0]
+            if cap < _MIN_CAPACITY:
+                self.halves[:n] = halves[:n]
+            else:
+                self.halves = halves
+            for name, values in zip(self._SHADOW_COLUMNS, shadow[1:]):
+                getattr(self, name)[:n] = values
+        elif self.shadow_enabled:  # kept, but the file holds none: built from the rows
+            for start in range(0, n, 4096):
+                self._shadow_set(start, self.matrix[start : min(start + 4096, n)])
         interners: tuple[tuple[_Interner[Any], str, str], ...] = (
             (self.scopes, "scopes", "scope_codes"), (self.categories, "categories", "category_codes"),
             (self.metadata, "metadata", "metadata_codes"))
@@ -353,9 +394,8 @@ class VectorIndex:
             interner.codes = dict(zip(keys, range(len(keys))))
             interner.values = [interner._parse(k) for k in keys]
         self.ids = list(ids)
-        self.row_of = dict(zip(self.ids, range(n)))
-        if len(self.row_of) != n:
-            raise ValueError("duplicate ids")
+        # built when first needed; the file's ids are checked (its digest) and were the keys of a row map
+        self._row_of = None
         self.n = n
 
     # -- filters -----------------------------------------------------------------

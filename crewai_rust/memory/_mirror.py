@@ -33,6 +33,7 @@ class IndexMirror:
     _closed: bool
     _seen: int
     _snapshots: SnapshotKeeper | None
+    _kernels: Any  # ``_kernels.KernelSet``: whether the index keeps the float16 shadow
 
     @property
     def location(self) -> str:
@@ -56,7 +57,8 @@ class IndexMirror:
         """Rebuild the index: from the vector snapshot plus the log after its stamp, else from the database."""
         keeper = self._snapshots
         if keeper is not None:
-            stamp = keeper.restore(self._index, self._store)
+            # the file's float16 shadow is taken where this store keeps one (it costs nothing then)
+            stamp = keeper.restore(self._index, self._store, self._kernels.wants_shadow)
             if stamp is not None:
                 self._set_seen(stamp)
                 keeper.replayed(self._sync(after_restore=True))

@@ -45,7 +45,7 @@ from ._records import (
 )
 from ._search import IndexSearch
 from ._seam import RecordStore, is_url, open_record_store
-from ._snapshot import SnapshotKeeper, SnapshotSettings, describe
+from ._snapshot import SnapshotKeeper, SnapshotSettings, compiled_block_sums, describe
 
 logger = logging.getLogger("crewai_rust.memory")
 
@@ -136,12 +136,15 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         self._shared = False  # set by the activation factory: Memory.close() must not close it
         self._store: RecordStore = open_record_store(target, namespace)
         self._index = VectorIndex()
+        self._index.shadow_builder = self._kernels.shadow_rows  # a shadow restored from a snapshot grows with it
         self._seen = 0
         self._snapshots: SnapshotKeeper | None = None
         try:
             settings = SnapshotSettings.resolve(snapshot, snapshot_dir, snapshot_after)
             if settings.enabled:
-                self._snapshots = SnapshotKeeper(self._store, settings, self._lock)
+                self._snapshots = SnapshotKeeper(
+                    self._store, settings, self._lock, self._kernels.wants_shadow, self._kernels.shadow_rows,
+                    None if module is None else compiled_block_sums(module))
             if import_lancedb and self.path is not None:
                 from ._lancedb_import import import_if_present
 

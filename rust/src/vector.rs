@@ -15,6 +15,7 @@ use std::collections::BinaryHeap;
 use crate::error::{Error, Result};
 
 pub mod batch;
+pub mod blocksum;
 pub mod pool;
 pub mod shadow;
 pub mod simd;

@@ -208,6 +208,34 @@ fn vector_stream_read(py: Python<'_>, matrix: PyBuffer<f32>, n: usize, threads: 
     })
 }
 
+/// Wrapping uint64 sum of each `block`-word block of `words` (1-D, a whole number of blocks or a
+/// short last one) on `threads` threads, as little-endian uint64 bytes: the snapshot check,
+/// twin of `_snapshot.block_sums`.
+#[pyfunction]
+#[pyo3(signature = (words, block, threads=1))]
+fn snapshot_block_sums<'py>(
+    py: Python<'py>,
+    words: PyBuffer<u64>,
+    block: usize,
+    threads: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    if words.dimensions() != 1 || block == 0 {
+        return Err(PyValueError::new_err("words must be one-dimensional and block positive"));
+    }
+    let data = slice_of(&words, "words")?;
+    let sums = super::errors::no_panic(|| {
+        Ok(py.detach(|| {
+            crate::vector::blocksum::block_sums(data, block, threads.clamp(1, crate::vector::pool::capacity()))
+        }))
+    })?;
+    PyBytes::new_with(py, sums.len() * 8, |buf| {
+        for (dst, v) in buf.chunks_exact_mut(8).zip(&sums) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    })
+}
+
 /// The SIMD tier the kernels run on, and the thread throughput measured so far in this process.
 #[pyfunction]
 fn vector_kernel_info() -> (String, Vec<(usize, f64, f64)>) {
@@ -235,6 +263,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vector_threads, m)?)?;
     m.add_function(wrap_pyfunction!(vector_stream_read, m)?)?;
     m.add_function(wrap_pyfunction!(vector_shadow_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot_block_sums, m)?)?;
     m.add_function(wrap_pyfunction!(embedding_f32_bytes, m)?)?;
     Ok(())
 }
