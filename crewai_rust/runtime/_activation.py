@@ -1,13 +1,15 @@
-"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, method signatures, event bus, file store, tool text, memory saves."""
+"""``patch()`` for RUNTIME: Flow state classes, event loop, listener lookup, method signatures, event bus, file store, tool text, memory saves, private attributes, heap freeze."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
 from .._patcher import Patcher
-from . import _config, _events, _listeners, _state, _tool_schema
+from . import _config, _events, _listeners, _private, _state, _tool_schema
 from ._file_store import make_run_sync
+from ._gc import HeapFreeze
 from ._loop import FlowAsyncio, Predicate, make_inline, make_skip
 from ._loop import _never as _loop_never
 from ._signature import FlowInspect
@@ -19,6 +21,10 @@ AGENT_UTILS = "crewai.utilities.agent_utils"
 FLOW_WRAPPERS = "crewai.flow.flow_wrappers"
 
 _consumer: _events.Consumer | None = None
+
+#: CrewAI's Flow base and the Flows CrewAI itself runs per kickoff (agent executor, memory recall/encoding).
+PRIVATE_ATTR_CLASSES = (f"{FLOW_MODULE}:Flow", "crewai.agents.agent_executor:AgentExecutor",
+                        "crewai.memory.recall_flow:RecallFlow", "crewai.memory.encoding_flow:EncodingFlow")
 
 
 def _flow_class(patcher: Patcher, attr: str) -> Any:
@@ -154,6 +160,28 @@ def _patch_tool_schema(patcher: Patcher) -> None:
         patcher.report_missing(f"{AGENT_UTILS}:generate_model_description", "does not bind CrewAI's function")
 
 
+def _patch_private_attrs(patcher: Patcher) -> None:
+    for path in PRIVATE_ATTR_CLASSES:
+        cls = patcher.resolve(path)
+        if cls is None:
+            continue
+        if not isinstance(getattr(cls, "__private_attributes__", None), dict):
+            patcher.report_missing(f"{path}.__private_attributes__", "not a pydantic model with private attributes")
+            continue
+        names = _private.install(cls)
+        if names:
+            patcher.add_undo(f"{path}.<private attributes>", functools.partial(_private.uninstall, cls, names))
+
+
+def _patch_gc(patcher: Patcher) -> None:
+    freeze = HeapFreeze()
+    reason = freeze.freeze()
+    if reason is not None:
+        patcher.keep("gc.freeze", reason)
+        return
+    patcher.add_undo("gc.freeze", freeze.unfreeze)
+
+
 def activate(patcher: Patcher, options: dict[str, Any]) -> str:
     """Install the enabled fast paths; RUNTIME has no Rust twin (it removes work, it computes nothing)."""
     settings = _config.resolve(options)
@@ -177,6 +205,10 @@ def activate(patcher: Patcher, options: dict[str, Any]) -> str:
         from ._memory import patch_memory
 
         patch_memory(patcher, settings.save_workers)
+    if settings.private_attrs:
+        _patch_private_attrs(patcher)
+    if settings.gc_freeze:
+        _patch_gc(patcher)  # last: what the patches above imported is frozen too
     return "python"
 
 

@@ -18,6 +18,10 @@ Environment variables (read when ``patch()`` runs), each a 1/0 switch, all on by
 - ``CREWAI_RUST_RUNTIME_STATE_DUMP``: flow state dumped for events without a deep copy first
 - ``CREWAI_RUST_RUNTIME_MEMORY_POOL``: memory saves serial per run, runs in parallel; a recall
   waits only for its own run's saves
+- ``CREWAI_RUST_RUNTIME_PRIVATE_ATTRS``: a Flow's private attributes read with one dict lookup
+  instead of pydantic's ``__getattr__``
+- ``CREWAI_RUST_RUNTIME_GC_FREEZE``: ``gc.freeze()`` the heap at ``patch()`` so full collections
+  stop rescanning CrewAI's import-time objects (``unpatch()`` unfreezes)
 - ``CREWAI_RUST_RUNTIME_SAVE_WORKERS``: threads of that save pool (default 16)
 """
 
@@ -45,6 +49,8 @@ class RuntimeSettings:
     memory_pool: bool = setting(True, "CREWAI_RUST_RUNTIME_MEMORY_POOL", kind="flag")
     event_bus: bool = setting(True, "CREWAI_RUST_RUNTIME_EVENT_BUS", kind="flag")
     state_dump: bool = setting(True, "CREWAI_RUST_RUNTIME_STATE_DUMP", kind="flag")
+    private_attrs: bool = setting(True, "CREWAI_RUST_RUNTIME_PRIVATE_ATTRS", kind="flag")
+    gc_freeze: bool = setting(True, "CREWAI_RUST_RUNTIME_GC_FREEZE", kind="flag")
     save_workers: int = setting(DEFAULT_SAVE_WORKERS, "CREWAI_RUST_RUNTIME_SAVE_WORKERS", kind="int")
 
     def __post_init__(self) -> None:
