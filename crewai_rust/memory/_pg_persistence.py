@@ -738,9 +738,10 @@ class PostgresRecordStore:
         return int(total)
 
     # -- wake-ups and lifecycle -------------------------------------------------------
-    def watch(self, callback: Callable[[], bool | None]) -> None:
-        """Call ``callback`` (from a background thread) when another process may have committed, and after
-        every (re)connect of the listener; it returns False once it has nothing left to serve.
+    def watch(self, callback: Callable[[int | None], bool | None]) -> None:
+        """Call ``callback(head)`` (from a background thread) when a process may have committed: ``head``
+        is the highest change number the wake-ups announced, None after every (re)connect of the
+        listener (anything may have been missed). It returns False once it has nothing left to serve.
         A hint: readers check the head row anyway."""
         if self._watcher is None:
             self._watcher = _Watcher(self._url, self.channel, callback, self.location)
@@ -766,6 +767,14 @@ def _rollback(conn: Any) -> None:
             conn.rollback()
     except Exception:  # noqa: BLE001 - a dead connection: the pool discards it
         pass
+
+
+def _announced(payload: str, highest: int | None) -> int | None:
+    """The highest head the wake-ups announced so far (every write notifies its new head); None when
+    one of them said nothing readable, so the catch-up must read."""
+    if highest is None or not payload.isdigit():
+        return None
+    return max(highest, int(payload))
 
 
 def _taken_dimension(exc: BaseException) -> int | None:
@@ -849,7 +858,7 @@ class _Snapshot:
 class _Watcher(threading.Thread):
     """LISTEN on the store's channel; every notification (and every reconnect) calls back. Never raises."""
 
-    def __init__(self, url: str, channel: str, callback: Callable[[], bool | None], location: str) -> None:
+    def __init__(self, url: str, channel: str, callback: Callable[[int | None], bool | None], location: str) -> None:
         super().__init__(name=f"crewai_rust-memory-listen-{channel}", daemon=True)
         self._url = url
         self._channel = channel
@@ -863,9 +872,9 @@ class _Watcher(threading.Thread):
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=3)
 
-    def _call(self) -> None:
+    def _call(self, head: int | None) -> None:
         try:
-            if self._callback() is False:  # the store it served was collected: nothing left to wake
+            if self._callback(head) is False:  # the store it served was collected: nothing left to wake
                 self._stopping.set()
         except Exception:  # noqa: BLE001 - a hint failing is never fatal; the next read catches up
             logger.debug("crewai_rust memory: background catch-up on %s failed", self._location, exc_info=True)
@@ -883,16 +892,18 @@ class _Watcher(threading.Thread):
             try:
                 conn.execute(f'LISTEN "{self._channel}"')
                 self.connects += 1
-                self._call()  # what was committed while we were not listening
+                self._call(None)  # what was committed while we were not listening
                 while not self._stopping.is_set():
                     got = False
+                    head: int | None = 0
                     # stop_after=1: the generator returns at the first wake-up (with any that came in the
                     # same packet) instead of collecting 64 or waiting out the timeout, so the catch-up
                     # starts within a round trip of the commit; wake-ups during it come at the next call.
-                    for _ in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
+                    for note in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
                         got = True
+                        head = _announced(note.payload, head)
                     if got:
-                        self._call()
+                        self._call(head)
                     elif conn.closed:
                         break
             except Exception:  # noqa: BLE001 - connection lost: reconnect and catch up
