@@ -319,3 +319,74 @@ def test_a_1536_embedding_is_stored_in_the_row_and_an_existing_store_is_migrated
         got = migrated.get_record(rid)
         assert got is not None and got.embedding == pytest.approx(rec(rid, dim=1536).embedding, abs=1e-6)
         assert migrated.search(rec(rid, dim=1536).embedding, limit=1)[0][0].id == rid
+
+
+def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every COPY statement psycopg is asked to run from now on (the spy keeps the real call)."""
+    import psycopg
+
+    seen: list[str] = []
+    real_copy = psycopg.Cursor.copy
+
+    def copy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(str(statement))
+        return real_copy(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", copy)
+    return seen
+
+
+def test_a_save_writes_its_rows_with_one_binary_copy(pg_url: str, opened: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path ran: one ``COPY … FROM STDIN (FORMAT BINARY)`` per save, whatever its size,
+    and the rows read back exactly (from the server, not from this process's index)."""
+    store = opened(url=pg_url, namespace="copied", snapshot=False)
+    copies = _statements(monkeypatch)
+    records = [rec(f"c{i}", scope=f"/crew/{i % 3}", importance=i / 200, source=None if i % 2 else f"src{i}")
+               for i in range(120)]
+    store.save(records)
+    assert len(copies) == 1 and "FROM STDIN (FORMAT BINARY)" in copies[0] and ".records(" in copies[0]
+    other = opened(url=pg_url, namespace="copied", snapshot=False)
+    for want in records:
+        got = other.get_record(want.id)
+        assert got is not None
+        assert (got.content, got.scope, got.importance, got.source, got.private) == (
+            want.content, want.scope, want.importance, want.source, want.private)
+        assert got.embedding == pytest.approx(want.embedding, abs=1e-6)
+
+
+def test_a_replaced_record_keeps_its_place_and_a_batch_mixes_new_replaced_and_repeated_ids(
+    pg_url: str, opened: Any,
+) -> None:
+    """A save deletes the rows it replaces and copies them in again with their old ``seq``: a
+    replaced record keeps its place (as the upsert it replaced kept it, and as on SQLite), new ids
+    take increasing numbers in batch order, and a repeated id keeps its first place, last value."""
+    writer = opened(url=pg_url, namespace="replaced", snapshot=False)
+    writer.save([rec("a"), rec("b"), rec("c")])
+    before = {rid: row[-1] for rid, row in writer._store.fetch(["a", "b", "c"]).items()}
+    writer.save([rec("n1"), rec("b", seed=7, categories=["new"]), rec("n2"), rec("n1", seed=8), rec("a", seed=9)])
+    after = {rid: row[-1] for rid, row in writer._store.fetch(["a", "b", "c", "n1", "n2"]).items()}
+    assert {k: after[k] for k in before} == before  # replaced rows kept their seq
+    assert max(before.values()) < after["n1"] < after["n2"]  # new ones after, in batch order
+    assert writer.count() == 5
+    reader = opened(url=pg_url, namespace="replaced", snapshot=False)  # loads everything from the server
+    for rid, seed in (("a", 9), ("b", 7), ("c", None), ("n1", 8), ("n2", None)):
+        got = reader.get_record(rid)
+        assert got is not None and got.embedding == pytest.approx(rec(rid, seed=seed).embedding, abs=1e-6)
+        assert reader.search(rec(rid, seed=seed).embedding, limit=1)[0][0].id == rid
+        assert writer.search(rec(rid, seed=seed).embedding, limit=1)[0][0].id == rid
+    assert reader.get_record("b").categories == ["new"]
+    assert [row[1] for row in sorted(
+        (row for batch in reader._store.load_index_rows()[2] for row in batch))] == ["a", "b", "c", "n1", "n2"]
+
+
+def test_a_nul_in_a_record_id_is_refused_and_nothing_is_written(pg_url: str, opened: Any) -> None:
+    """PostgreSQL ``text`` cannot hold a NUL: the save fails with psycopg's own words, before any row
+    is sent, and the batch's other records are not written either."""
+    from crewai_rust._postgres import PostgresError
+
+    store = opened(url=pg_url, namespace="nul_id", snapshot=False)
+    store.save([rec("kept")])
+    with pytest.raises(PostgresError, match=r"text fields cannot contain NUL \(0x00\) bytes"):
+        store.save([rec("fine"), rec("bad\x00id")])
+    assert store.count() == 1 and store.get_record("fine") is None
+    assert store._store.head() == 1

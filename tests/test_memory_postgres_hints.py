@@ -71,3 +71,30 @@ def test_wait_for_change_returns_at_once_when_already_past_and_on_close(pair: An
     threading.Thread(target=waiter, daemon=True).start()
     reader.close()
     assert done.wait(30)
+
+
+def test_a_wake_up_for_changes_already_applied_costs_no_read(pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every save notifies its new head; the saving process applied its rows itself, so its own
+    wake-ups must not send the listener to read the log again (a round trip per save, competing
+    with the next one). Another process's commit still is read, at once."""
+    writer, reader = pair
+    deadline = time.monotonic() + 30
+    while writer._store._watcher.connects == 0:
+        assert time.monotonic() < deadline, "the writer's listener never connected"
+        time.sleep(0.01)
+    background: list[int] = []
+    real = writer._store.changes_since
+
+    def counted(seq: int, after_own_write: bool = False) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            background.append(seq)
+        return real(seq, after_own_write)
+
+    monkeypatch.setattr(writer._store, "changes_since", counted)
+    for i in range(5):
+        writer.save([rec(f"own{i}")])
+    mark = writer.applied_change
+    reader.save([rec("from-reader")])  # notified after the writer's own wake-ups, in commit order
+    assert writer.wait_for_change(mark, timeout=30), "another process's commit was not applied"
+    assert "from-reader" in writer._index.row_of
+    assert background == [mark]  # one read, for the other process's commit only

@@ -159,17 +159,19 @@ class IndexMirror:
             self._snapshot_if_due()
         return applied
 
-    def _on_hint(self) -> None:
-        """Another process may have committed (a LISTEN wake-up): catch up now.
+    def _on_hint(self, head: int | None = None) -> None:
+        """A process may have committed (a LISTEN wake-up announcing change ``head``): catch up now.
 
         Waits for a caller holding the store (a search that read the head just before the
         commit would otherwise leave the write unapplied until the next read), in short
-        slices so that ``close()`` never waits on this thread.
+        slices so that ``close()`` never waits on this thread. A wake-up for changes this
+        index has applied already (this process's own saves: each applies its rows itself)
+        costs no read; ``head`` None (after a reconnect) always reads.
         """
         while not self._closed:
             if self._lock.acquire(timeout=0.05):
                 try:
-                    if not self._closed:
+                    if not self._closed and (head is None or head > self._seen):
                         self._sync()
                 finally:
                     self._lock.release()
@@ -197,14 +199,14 @@ class IndexMirror:
             self._sync()
 
 
-def hint_for(ref: "weakref.ref[IndexMirror]") -> Callable[[], bool]:
+def hint_for(ref: "weakref.ref[IndexMirror]") -> Callable[[int | None], bool]:
     """The wake-up callback, holding the store weakly so a dropped store can still be collected."""
 
-    def hint() -> bool:
+    def hint(head: int | None = None) -> bool:
         store = ref()
         if store is None or store.closed:
             return False
-        store._on_hint()
+        store._on_hint(head)
         return True
 
     return hint

@@ -616,7 +616,7 @@ class SQLiteRecordStore:
                 pass
         return total
 
-    def watch(self, callback: Callable[[], bool | None]) -> None:
+    def watch(self, callback: Callable[[int | None], bool | None]) -> None:
         """No wake-ups on SQLite: readers check the log head before every read, which is one cheap query."""
 
     def close(self) -> None:
