@@ -14,6 +14,7 @@ durable: ``fsync`` and ``synchronous_commit`` on (the tests turn them off for sp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _harness import main, measure, row  # noqa: E402
 from bench_memory import _offline, _records, _save_all, save_cases  # noqa: E402
+
+from crewai_rust.memory._snapshot import SNAPSHOT_DIR_ENV  # noqa: E402
 
 DIM = 1536
 URL_ENV = "CREWAI_RUST_BENCH_PG_URL"
@@ -231,11 +235,26 @@ def _latency_rows(quick: bool, tmp: Path, url: str) -> list[dict[str, Any]]:
     return out
 
 
+@contextlib.contextmanager
+def _snapshots_in(directory: Path) -> Iterator[None]:
+    """PostgreSQL stores cache their snapshot per host (``~/.cache``); the bench's throwaway stores
+    (and its child processes) keep theirs in its temp dir, so a run leaves no files behind."""
+    old = os.environ.get(SNAPSHOT_DIR_ENV)
+    os.environ[SNAPSHOT_DIR_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SNAPSHOT_DIR_ENV, None)
+        else:
+            os.environ[SNAPSHOT_DIR_ENV] = old
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     _offline()
     cluster, url = _server()
     try:
-        with tempfile.TemporaryDirectory(prefix="crewai_rust_bench_pg_") as tmp:
+        with tempfile.TemporaryDirectory(prefix="crewai_rust_bench_pg_") as tmp, _snapshots_in(Path(tmp) / "snapshot-cache"):
             path = Path(tmp)
             groups = {g.strip() for g in os.environ.get(GROUPS_ENV, "save,search,visible,open").split(",")}
             rows = []
