@@ -92,7 +92,14 @@ def _in_old_generation(obj: object) -> bool:
 def test_patch_freezes_the_heap_and_unpatch_gives_it_back() -> None:
     from crewai import Crew
 
-    assert gc.get_freeze_count() == 0
+    start = gc.get_freeze_count()
+    if start:  # CPython 3.12 starts with objects frozen: unfreeze() could not undo only ours
+        state = crewai_rust.patch("runtime")["components"]["RUNTIME"]
+        assert "gc.freeze" not in state["patched"]
+        assert any(k["target"] == "gc.freeze" and "already frozen" in k["reason"] for k in state["kept"])
+        crewai_rust.unpatch()
+        assert gc.get_freeze_count() == start
+        return
     assert _in_old_generation(Crew)  # stock: every full collection walks CrewAI's classes
     state = crewai_rust.patch("runtime")["components"]["RUNTIME"]
     assert "gc.freeze" in state["patched"]
