@@ -58,7 +58,7 @@ class IndexMirror:
         keeper = self._snapshots
         if keeper is not None:
             # the file's float16 shadow is taken where this store keeps one (it costs nothing then)
-            stamp = keeper.restore(self._index, self._store, self._kernels.wants_shadow)
+            stamp = keeper.restore(self._index, self._store)
             if stamp is not None:
                 self._set_seen(stamp)
                 keeper.replayed(self._sync(after_restore=True))

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 
 from ._seam import RecordRow
 
+#: The ``records`` columns a ``RecordRow`` fills, in its field order.
+RECORD_COLUMNS = ("id, content, scope, categories, metadata, importance, created_at, created_us, "
+                  "last_accessed, source, private, embedding")
 #: Columns of the COPY, in payload order (``seq`` first, then the ``RecordRow`` fields).
-COLUMNS = ("seq, id, content, scope, categories, metadata, importance, created_at, created_us, "
-           "last_accessed, source, private, embedding")
+COLUMNS = "seq, " + RECORD_COLUMNS
 #: The PostgreSQL type of each column, for psycopg's formatter in the tests.
 TYPES = ("int8", "text", "bytea", "bytea", "text", "text", "float8", "text", "int8", "text", "bytea", "bool", "bytea")
 

@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._env import env_str
 from .._postgres import PostgresError, PostgresUnavailableError, open_pool, redact, require_psycopg, scrub, validate_url
-from ._pg_copy import COLUMNS, copy_payload, nul_in_text
+from ._pg_copy import COLUMNS, RECORD_COLUMNS, copy_payload, nul_in_text
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow
 
 logger = logging.getLogger("crewai_rust.memory")
@@ -102,8 +102,7 @@ CREATE TABLE IF NOT EXISTS {s}.quarantine (
 )
 """
 
-_COPIED = ("id, content, scope, categories, metadata, importance, created_at, created_us, "
-           "last_accessed, source, private, embedding")
+_COPIED = RECORD_COLUMNS
 _FULL = "id, content, scope, categories, metadata, importance, created_at, last_accessed, source, private, embedding, seq"
 
 
@@ -559,15 +558,7 @@ class PostgresRecordStore:
         head = int(head_cur.fetchone()[0])
         seqs: list[int] = []
         if seq_cur is not None:
-            kept: dict[str, int] = {}
-            drawn: list[int] = []
-            for rid, seq in seq_cur.fetchall():
-                if rid is None:
-                    drawn.append(int(seq))
-                else:
-                    kept[rid] = int(seq)
-            drawn.sort(reverse=True)  # drawn in increasing order: new rows take them in batch order
-            seqs = [kept[r.id] if r.id in kept else drawn.pop() for r in unique]
+            seqs = _assign_seqs(seq_cur.fetchall(), [r.id for r in unique])
             with conn.cursor().copy(f"COPY {s}.records({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(copy_payload(unique, seqs))
         return head, seqs
@@ -767,6 +758,20 @@ def _rollback(conn: Any) -> None:
             conn.rollback()
     except Exception:  # noqa: BLE001 - a dead connection: the pool discards it
         pass
+
+
+def _assign_seqs(fetched: Sequence[tuple[str | None, int]], ids: Sequence[str]) -> list[int]:
+    """The ``seq`` of each id: a replaced row keeps its own (``(id, seq)``), a new one takes the
+    drawn numbers (``(None, seq)``) in increasing order, in batch order."""
+    kept: dict[str, int] = {}
+    drawn: list[int] = []
+    for rid, seq in fetched:
+        if rid is None:
+            drawn.append(int(seq))
+        else:
+            kept[rid] = int(seq)
+    drawn.sort(reverse=True)
+    return [kept[rid] if rid in kept else drawn.pop() for rid in ids]
 
 
 def _announced(payload: str, highest: int | None) -> int | None:

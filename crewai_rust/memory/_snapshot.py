@@ -582,15 +582,16 @@ class SnapshotKeeper:
         self.last_rejected = False  # the latest restore found a file it could not use
 
     # -- open --------------------------------------------------------------------------
-    def restore(self, index: Any, store: Any, shadow: Callable[[int], bool] | None = None) -> int | None:
+    def restore(self, index: Any, store: Any) -> int | None:
         """Put the snapshot's rows into ``index``; its stamp, or None (the reason is in ``stats.rejected``).
 
-        ``shadow(nbytes)``: whether an index of that many float32 bytes keeps the float16
-        shadow; then the file's shadow (when it holds one) is adopted too.
+        Where a store of the file's size keeps the float16 shadow (the keeper's ``shadow``
+        predicate), the file's shadow, when it holds one, is adopted too.
         """
         self.last_rejected = False
         header = read_header(self.path)
         want = False
+        shadow = self._wants_shadow
         if shadow is not None and header is not None:
             try:
                 want = shadow(int(header["n"]) * int(header["dim"]) * 4)
