@@ -33,7 +33,6 @@ class IndexMirror:
     _closed: bool
     _seen: int
     _snapshots: SnapshotKeeper | None
-    _kernels: Any  # ``_kernels.KernelSet``: whether the index keeps the float16 shadow
 
     @property
     def location(self) -> str:
