@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from ._prefault import Prefault
 from ._rerank import Shadow
 from ._vector_py import shadow_rows
 from ._quarantine import load_stored
@@ -61,6 +62,8 @@ class VectorIndex:
         self._frozen_by: Any = None
         self._frozen_arrays: dict[str, np.ndarray] = {}
         self._frozen_rows = 0
+        #: populates the spare rows ahead of the next saves on a background thread (``_prefault``)
+        self._prefault = Prefault()
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
@@ -208,6 +211,13 @@ class VectorIndex:
         self.scope_codes[row] = self.scopes.code(scope)
         self.category_codes[row] = self.categories.code(categories)
         self.metadata_codes[row] = self.metadata.code(metadata)
+        self._populate_ahead(1)
+
+    def _populate_ahead(self, batch: int) -> None:
+        """Have the pages the next saves will append to faulted in off the save path (``_prefault``)."""
+        self._prefault.ahead(0, self.matrix, self.n, batch)
+        if self.shadow_enabled:
+            self._prefault.ahead(1, self.halves, self.n, batch)
 
     def upsert_many(self, rows: list[tuple[int, str, str, str, str, bytes]]) -> None:
         """:meth:`upsert` of every row (seq, id, scope, categories, metadata, embedding), in order, as block writes.
@@ -266,6 +276,7 @@ class VectorIndex:
         self.scope_codes[at] = [scope(r[2]) for r in rows]
         self.category_codes[at] = [categories(r[3]) for r in rows]
         self.metadata_codes[at] = [metadata(r[4]) for r in rows]
+        self._populate_ahead(count)
 
     def remove(self, record_id: str) -> bool:
         """Swap-remove the row of ``record_id``; False when it is not here."""

@@ -386,6 +386,7 @@ class SQLiteRecordStore:
             )
             for key, value in (meta or {}).items():
                 cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            before = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
             cur.executemany(
                 "INSERT INTO records(id, content, scope, categories, metadata, importance, created_at, created_us,"
                 " last_accessed, source, private, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -398,16 +399,21 @@ class SQLiteRecordStore:
             )
             ids = [r.id for r in rows]
             self._log(cur, ids, "u")
-            span = self._own_rows(cur, rows, ids)
+            span = self._own_rows(cur, rows, ids, int(before[0]) if before is not None else 0)
         self._span = span
         self._checkpointer.wrote(sum(len(r.embedding) + len(r.content) + len(r.metadata) + 256 for r in rows))
         return dim
 
     @staticmethod
-    def _own_rows(cur: sqlite3.Cursor, rows: Sequence[RecordRow], ids: list[str]) -> tuple[int, int, list[IndexRow]] | None:
+    def _own_rows(
+        cur: sqlite3.Cursor, rows: Sequence[RecordRow], ids: list[str], records_before: int
+    ) -> tuple[int, int, list[IndexRow]] | None:
         """The span of log numbers this write just took and its index rows (ids and seqs only are read back).
 
-        Under the write lock the log's AUTOINCREMENT numbers of one transaction are consecutive.
+        Under the write lock the log's AUTOINCREMENT numbers of one transaction are consecutive,
+        and the records it inserted are exactly those numbered past ``records_before`` (the
+        table's AUTOINCREMENT counter before it): one range read finds them (half the cost of
+        100 id lookups); only ids that existed before (updated in place) are looked up by id.
         """
         if not ids:
             return None
@@ -415,8 +421,10 @@ class SQLiteRecordStore:
         if last is None:
             return None
         unique = list({r.id: r for r in rows}.values()) if len(set(ids)) != len(ids) else rows
-        seqs: dict[str, int] = {}
-        for chunk in _chunks([r.id for r in unique], 500):
+        seqs: dict[str, int] = {rid: s for s, rid in cur.execute("SELECT seq, id FROM records WHERE seq > ?",
+                                                                  (records_before,))}
+        missing = [r.id for r in unique if r.id not in seqs]
+        for chunk in _chunks(missing, 500):
             marks = ",".join("?" * len(chunk))
             seqs.update((rid, s) for s, rid in cur.execute(f"SELECT seq, id FROM records WHERE id IN ({marks})", chunk))
         head = int(last[0])
