@@ -363,7 +363,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx")]
-    fn reduce256(s: __m256) -> f32 {
+    pub(super) fn reduce256(s: __m256) -> f32 {
         let hi = _mm256_extractf128_ps(s, 1);
         let lo = _mm256_castps256_ps128(s);
         let q = _mm_add_ps(hi, lo);
