@@ -419,6 +419,29 @@ def test_compiled_kernels_are_not_timed_beside_spinning_blas_threads(
     assert picks[-1000:].count("rust") > 900
 
 
+def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each numpy probe leaves OpenBLAS's workers spinning and slows the compiled scans after it.
+
+    Before the fix numpy was re-timed on a fixed share of calls (one in 2 x REPROBE_EVERY here):
+    with 1 ms searches that is every ~0.13 s, so the compiled kernel lost its second core about
+    all the time. Now a probe comes at most once per BLAS_REPROBE_SETTLES x BLAS_SETTLE_S.
+    """
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    ks = _kernels.KernelSet(speedups, "auto")
+    seconds = {"rust": 0.001, "rust-f16": 0.0008, "numpy": 0.002}
+    _simulate(ks, clock, seconds.get, 3 * _kernels.CALIBRATION_CALLS)
+    start = clock.now
+    picks = _simulate(ks, clock, seconds.get, 20_000)
+    elapsed = clock.now - start
+    allowed = elapsed / (_kernels.BLAS_REPROBE_SETTLES * _kernels.BLAS_SETTLE_S) + 1
+    assert 1 <= picks.count("numpy") <= allowed
+    assert picks.count("rust-f16") > 0.95 * len(picks) and "rust" in picks  # compiled probes go on
+
+
 def test_python_twin_keeps_to_its_own_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     from crewai_rust.memory import _kernels
 

@@ -8,7 +8,8 @@ float32 scan would read) the first calls run every available kernel
 real searches, no synthetic load); the first call of each is not counted (cold
 cache, page faults, a BLAS pool starting up). Later calls take the kernel with the
 lowest median of its recent samples, and one call in :data:`REPROBE_EVERY` re-times
-another so a change of load is noticed. Where the compiled kernel loses (tiny
+another so a change of load is noticed (numpy, while it is not the pick, at most once
+per :data:`BLAS_REPROBE_SETTLES` settle times: see below). Where the compiled kernel loses (tiny
 stores, or a BLAS ``sgemm`` beating the batched kernel), numpy is picked.
 
 numpy's BLAS (OpenBLAS) leaves its worker threads spinning for a while after each
@@ -43,6 +44,10 @@ WINDOW = 5
 #: idle workers spin for 2^28 cycles (its default ``THREAD_TIMEOUT``, ~0.1 s at 2.5 GHz) and
 #: hold the core a second scan thread needs. A property of the library, not of this machine.
 BLAS_SETTLE_S = 0.25
+#: A numpy kernel is re-timed (while a compiled one is preferred) at most once per this many
+#: :data:`BLAS_SETTLE_S`: each such probe costs the compiled scans after it their second core
+#: for that long, so at most a tenth of the time runs slowed.
+BLAS_REPROBE_SETTLES = 10
 #: Below this many float32 bytes per search the shadow is not built: all fits in L2.
 SHADOW_MIN_BYTES = 4 << 20
 #: "auto" builds the shadow at this many searches of an index large enough for it, not at the
@@ -195,7 +200,11 @@ class KernelSet:
                     return nm, key
             ranked = sorted(names, key=stats.estimate)
             if stats.calls % REPROBE_EVERY == 0:
-                return ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)], key
+                other = ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)]
+                blas_probe = other.startswith("numpy") and not ranked[0].startswith("numpy")
+                since = time.perf_counter() - self._blas_at
+                if not blas_probe or since >= BLAS_REPROBE_SETTLES * BLAS_SETTLE_S:
+                    return other, key
             return ranked[0], key
 
     def record(self, key: tuple[Any, ...], name: str, seconds: float) -> None:
