@@ -350,6 +350,7 @@ def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
     clock = _Clock()
     monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
     ks = _kernels.KernelSet(speedups, "auto")
     seconds = {"rust": 3.0, "rust-f16": 2.0, "numpy": 1.0}  # numpy fastest here: it must be picked
     calibration = 3 * _kernels.CALIBRATION_CALLS
@@ -378,6 +379,7 @@ def test_a_slow_first_call_does_not_decide_the_kernel(speedups: Any, monkeypatch
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
     clock = _Clock()
     monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
     ks = _kernels.KernelSet(speedups, "auto")
     calls = {"numpy": 0}
 
@@ -406,6 +408,7 @@ def test_compiled_kernels_are_not_timed_beside_spinning_blas_threads(
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
     clock = _Clock()
     monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
     ks = _kernels.KernelSet(speedups, "auto")
     last_numpy = [float("-inf")]
 
@@ -431,6 +434,7 @@ def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkey
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
     clock = _Clock()
     monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
     ks = _kernels.KernelSet(speedups, "auto")
     seconds = {"rust": 0.001, "rust-f16": 0.0008, "numpy": 0.002}
     _simulate(ks, clock, seconds.get, 3 * _kernels.CALIBRATION_CALLS)
@@ -440,6 +444,22 @@ def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkey
     allowed = elapsed / (_kernels.BLAS_REPROBE_SETTLES * _kernels.BLAS_SETTLE_S) + 1
     assert 1 <= picks.count("numpy") <= allowed
     assert picks.count("rust-f16") > 0.95 * len(picks) and "rust" in picks  # compiled probes go on
+
+
+def test_compiled_scans_run_on_one_thread_while_blas_workers_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any store's numpy call (the python twin's too) marks the BLAS pool busy for BLAS_SETTLE_S."""
+    from crewai_rust.memory import _kernels
+
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    assert _kernels.scan_threads(0) == 0  # measured by the Rust kernel
+    twin = _kernels.KernelSet(None, "auto")  # numpy only: its calls are still noted
+    name, key = twin.choose(False, False, 1 << 26, False)
+    twin.record(key, name, 0.002)
+    assert name == "numpy" and _kernels.scan_threads(0) == 1 and _kernels.scan_threads(2) == 2
+    clock.now += _kernels.BLAS_SETTLE_S
+    assert _kernels.scan_threads(0) == 0
 
 
 def test_python_twin_keeps_to_its_own_kernels(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,6 +56,24 @@ SHADOW_MIN_BYTES = 4 << 20
 #: opened from its snapshot in 10 ms would otherwise pay it in its first search.
 SHADOW_AFTER_SEARCHES = 8
 
+class _Blas:
+    """When a numpy kernel last returned, process-wide (OpenBLAS's workers serve every store)."""
+
+    at = float("-inf")
+
+
+def scan_threads(threads: int) -> int:
+    """The thread count for a compiled scan: one while numpy's BLAS workers may still spin.
+
+    Their spinning holds the other core, so a two-thread scan then runs slower than one
+    thread (measured at 10k x 1536: 3-4.5 ms against 2.3); ``threads`` (0 = measured by the
+    Rust kernel) otherwise. A one-thread call is not timed by the Rust thread choice either.
+    """
+    if threads == 0 and time.perf_counter() - _Blas.at < BLAS_SETTLE_S:
+        return 1
+    return threads
+
+
 Kernel = Callable[..., tuple[np.ndarray, np.ndarray]]
 ManyKernel = Callable[..., list[tuple[np.ndarray, np.ndarray]]]
 
@@ -99,7 +117,6 @@ class KernelSet:
         self._forced = None if forced == "auto" else forced
         self._lock = threading.Lock()
         self._stats: dict[tuple[Any, ...], _Stats] = {}
-        self._blas_at = float("-inf")  # when a numpy kernel last returned (perf_counter)
         self.single: dict[str, Kernel] = {}
         self.many: dict[str, ManyKernel] = {}
         self.last: str | None = None  # the kernel of the latest search (tests, ``status``)
@@ -110,20 +127,21 @@ class KernelSet:
             top, top_shadow, top_many = module.vector_top_k, module.vector_top_k_shadow, module.vector_top_k_many
 
             def rust(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
-                got_rows, got_scores = top(matrix, sqnorms, n, query, rows, k, metric, threads)
+                got_rows, got_scores = top(matrix, sqnorms, n, query, rows, k, metric, scan_threads(threads))
                 return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
 
             def rust_f16(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
                 halves, inv_scale, norm, err = shadow
                 got_rows, got_scores = top_shadow(
-                    matrix, sqnorms, n, query, rows, k, metric, halves.view(np.uint16), inv_scale, norm, err, threads
+                    matrix, sqnorms, n, query, rows, k, metric, halves.view(np.uint16), inv_scale, norm, err,
+                    scan_threads(threads),
                 )
                 return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
 
             def rust_many(matrix, sqnorms, n, queries, rows, k, metric):  # type: ignore[no-untyped-def]
                 return [
                     (np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32))
-                    for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, threads)
+                    for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, scan_threads(threads))
                 ]
 
             build = module.vector_shadow_rows
@@ -202,7 +220,7 @@ class KernelSet:
             if stats.calls % REPROBE_EVERY == 0:
                 other = ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)]
                 blas_probe = other.startswith("numpy") and not ranked[0].startswith("numpy")
-                since = time.perf_counter() - self._blas_at
+                since = time.perf_counter() - _Blas.at
                 if not blas_probe or since >= BLAS_REPROBE_SETTLES * BLAS_SETTLE_S:
                     return other, key
             return ranked[0], key
@@ -215,16 +233,16 @@ class KernelSet:
         simply run again (numpy is not called meanwhile, so its threads go idle).
         """
         self.last = name
+        now = time.perf_counter()
+        numpy = name.startswith("numpy")
+        blas_before = _Blas.at
+        if numpy:  # every store's numpy calls, the python twin's too: the BLAS pool is the process's
+            _Blas.at = now
         if len(key[3]) == 1:
             return
-        now = time.perf_counter()
         with self._lock:
             stats = self._stats.setdefault(key, _Stats())
-            numpy = name.startswith("numpy")
-            clean = numpy or now - seconds - self._blas_at >= BLAS_SETTLE_S
-            if numpy:
-                self._blas_at = now
-            if not clean:
+            if not numpy and now - seconds - blas_before < BLAS_SETTLE_S:
                 return
             tried = stats.tried[name] = stats.tried.get(name, 0) + 1
             if tried > 1:
