@@ -38,6 +38,21 @@ def time_calls(fn: Callable[[], Any], *, repeat: int = 7, number: int = 1, warmu
     return samples
 
 
+def settle_blas(busy: Callable[[], Any]) -> None:
+    """Let numpy's BLAS workers go idle before timing something else, keeping the CPU busy meanwhile.
+
+    OpenBLAS's idle workers spin for a while after each call (``BLAS_SETTLE_S`` in
+    ``crewai_rust.memory._kernels``); a two-thread Rust scan timed then runs with its second
+    core taken. ``busy`` (a call that uses no BLAS, e.g. the streaming read) runs meanwhile,
+    so the cache and clock stay warm instead of cooling down in a sleep.
+    """
+    from crewai_rust.memory._kernels import BLAS_SETTLE_S
+
+    deadline = time.perf_counter() + BLAS_SETTLE_S
+    while time.perf_counter() < deadline:
+        busy()
+
+
 def row(group: str, case: str, impl: str, samples: list[float], **extra: Any) -> dict[str, Any]:
     """One result row: median and quartiles of ``samples`` (seconds)."""
     ordered = sorted(samples)

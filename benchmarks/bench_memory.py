@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import main, measure, row  # noqa: E402
+from _harness import main, measure, row, settle_blas  # noqa: E402
 
 #: Streaming-read floor of this machine (performance-notes.md), bytes per second.
 FLOOR_ONE_CORE = 20e9
@@ -117,6 +117,7 @@ def _search_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
             case = f"{n // 1000}k x {dim} {label}"
             for impl, store in stores.items():
                 rounds = min(repeat, 5) if impl == "stock" else repeat
+                settle_blas(lambda: None)  # the previous store's BLAS workers must not slow this one
                 out.append(measure("search", case, impl,
                                    lambda s=store, p=prefix: s.search(query, scope_prefix=p, limit=10),
                                    repeat=rounds))

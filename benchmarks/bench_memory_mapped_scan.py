@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import main, measure, row  # noqa: E402
+from _harness import main, measure, row, settle_blas  # noqa: E402
 
 from crewai_rust._selection import speedups_module  # noqa: E402
 from crewai_rust.memory import _vector_py  # noqa: E402
@@ -60,6 +60,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                                     lambda m=m: _vector_py.search(m, sq, n, q, None, 10, 0),
                                     repeat=7 if quick else 15, warmup=3))
                 if rust is not None:
+                    # numpy's BLAS workers spin after the python rows: let them idle first
+                    settle_blas(lambda m=m: rust.vector_stream_read(m, n, 1))
                     rows.append(measure("mapped", case, "rust",
                                         lambda m=m: rust.vector_top_k(m, sq, n, q, None, 10, 0, 0),
                                         repeat=7 if quick else 15, warmup=3))

@@ -320,24 +320,43 @@ def test_rows_and_queries_near_the_float32_limit_get_the_exact_answer(speedups: 
         assert _rerank.exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric)[0].tolist() == want
 
 
+class _Clock:
+    """A ``time`` stand-in for ``_kernels``: each simulated call advances it by its own duration."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def _simulate(ks: Any, clock: _Clock, cost: Any, calls: int, has_shadow: bool = True) -> list[str]:
+    """``calls`` searches through ``ks.choose``/``ks.record``, each taking ``cost(name)`` seconds."""
+    picks = []
+    for _ in range(calls):
+        name, key = ks.choose(False, False, 1 << 30, has_shadow)
+        seconds = cost(name)
+        clock.now += seconds
+        ks.record(key, name, seconds)
+        picks.append(name)
+    return picks
+
+
 def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each kernel is tried once, then the fastest measured wins; one call in REPROBE_EVERY re-times another."""
+    """Each kernel is calibrated in turn (compiled ones first), then the fastest measured wins;
+    one call in REPROBE_EVERY re-times another."""
     from crewai_rust.memory import _kernels
 
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
     ks = _kernels.KernelSet(speedups, "auto")
     seconds = {"rust": 3.0, "rust-f16": 2.0, "numpy": 1.0}  # numpy fastest here: it must be picked
-    tried = []
-    for _ in range(3):
-        name, key = ks.choose(False, False, 1 << 30, True)
-        tried.append(name)
-        ks.record(key, name, seconds[name])
-    assert sorted(tried) == ["numpy", "rust", "rust-f16"]
-    picks = []
-    for _ in range(_kernels.REPROBE_EVERY * 2):
-        name, key = ks.choose(False, False, 1 << 30, True)
-        picks.append(name)
-        ks.record(key, name, seconds[name])
+    calibration = 3 * _kernels.CALIBRATION_CALLS
+    tried = _simulate(ks, clock, seconds.get, calibration)
+    assert tried == sorted(tried, key=["rust", "rust-f16", "numpy"].index) and set(tried) == set(seconds)
+    picks = _simulate(ks, clock, seconds.get, _kernels.REPROBE_EVERY * 2)
     assert picks.count("numpy") == len(picks) - 2 and set(picks) - {"numpy"} <= {"rust", "rust-f16"}
     # without a shadow the float16 kernels are not candidates; a pin overrides the measurement
     assert ks._names(False, False) == ["rust", "numpy"]
@@ -347,6 +366,100 @@ def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest
     assert _kernels.KernelSet(speedups, "off").wants_shadow(1 << 30) is False  # an explicit off wins
     monkeypatch.delenv(_kernels.KERNEL_ENV)
     assert _kernels.KernelSet(speedups, "auto").wants_shadow(1 << 10) is False
+
+
+def test_a_slow_first_call_does_not_decide_the_kernel(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel's first call (cold cache, page faults, BLAS threads starting) is not its speed.
+
+    Before the fix each kernel was timed once and that time decided for REPROBE_EVERY calls:
+    numpy's 40x slower first sgemm kept the batched search on the slower compiled kernel.
+    """
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    ks = _kernels.KernelSet(speedups, "auto")
+    calls = {"numpy": 0}
+
+    def cost(name: str) -> float:
+        if name == "numpy":
+            calls["numpy"] += 1
+            return 0.040 if calls["numpy"] == 1 else 0.001
+        return 0.002
+
+    picks = _simulate(ks, clock, cost, 40, has_shadow=False)
+    assert picks[-20:].count("numpy") == 20
+
+
+def test_compiled_kernels_are_not_timed_beside_spinning_blas_threads(
+    speedups: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a numpy call OpenBLAS's idle workers spin and take the core a 2-thread scan needs.
+
+    Simulated: the compiled kernel takes 1 ms, but 2 ms while it starts within 0.1 s of a numpy
+    call; numpy takes 1.5 ms. Before the fix those slowed samples were averaged in, the compiled
+    kernel looked slower than numpy and numpy was picked for good (its own calls keep the
+    threads spinning, so every reprobe saw the slowdown again).
+    """
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    ks = _kernels.KernelSet(speedups, "auto")
+    last_numpy = [float("-inf")]
+
+    def cost(name: str) -> float:
+        if name == "numpy":
+            last_numpy[0] = clock.now + 0.0015
+            return 0.0015
+        return 0.002 if clock.now - last_numpy[0] < 0.1 else 0.001
+
+    picks = _simulate(ks, clock, cost, 2000, has_shadow=False)
+    assert picks[-1000:].count("rust") > 900
+
+
+def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each numpy probe leaves OpenBLAS's workers spinning and slows the compiled scans after it.
+
+    Before the fix numpy was re-timed on a fixed share of calls (one in 2 x REPROBE_EVERY here):
+    with 1 ms searches that is every ~0.13 s, so the compiled kernel lost its second core about
+    all the time. Now a probe comes at most once per BLAS_REPROBE_SETTLES x BLAS_SETTLE_S.
+    """
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    ks = _kernels.KernelSet(speedups, "auto")
+    seconds = {"rust": 0.001, "rust-f16": 0.0008, "numpy": 0.002}
+    _simulate(ks, clock, seconds.get, 3 * _kernels.CALIBRATION_CALLS)
+    start = clock.now
+    picks = _simulate(ks, clock, seconds.get, 20_000)
+    elapsed = clock.now - start
+    allowed = elapsed / (_kernels.BLAS_REPROBE_SETTLES * _kernels.BLAS_SETTLE_S) + 1
+    assert 1 <= picks.count("numpy") <= allowed
+    assert picks.count("rust-f16") > 0.95 * len(picks) and "rust" in picks  # compiled probes go on
+
+
+def test_compiled_scans_run_on_one_thread_while_blas_workers_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any store's numpy call (the python twin's too) marks the BLAS pool busy for BLAS_SETTLE_S."""
+    from crewai_rust.memory import _kernels
+
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    assert _kernels.scan_threads(0) == 0  # measured by the Rust kernel
+    twin = _kernels.KernelSet(None, "auto")  # numpy only: its calls are still noted
+    name, key = twin.choose(False, False, 1 << 26, False)
+    twin.record(key, name, 0.002)
+    assert name == "numpy" and _kernels.scan_threads(0) == 1 and _kernels.scan_threads(2) == 2
+    clock.now += _kernels.BLAS_SETTLE_S
+    assert _kernels.scan_threads(0) == 0
 
 
 def test_python_twin_keeps_to_its_own_kernels(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,11 +3,20 @@
 Every kernel here gives the same answer (see ``_rerank``'s contract and the
 shadow proof in ``rust/src/vector/shadow.rs``), so the choice is about time only.
 For each kind of search (single or batched, filtered or not, log2 of the bytes a
-float32 scan would read) the first calls try every available kernel once (that is
-the calibration: real searches, no synthetic load), later calls take the fastest
-by a moving average, and one call in :data:`REPROBE_EVERY` re-times another so a
-change of load is noticed. Where the compiled kernel loses (tiny stores, or a
-BLAS ``sgemm`` beating the batched kernel), numpy is picked.
+float32 scan would read) the first calls run every available kernel
+:data:`CALIBRATION_CALLS` times, compiled kernels first (that is the calibration:
+real searches, no synthetic load); the first call of each is not counted (cold
+cache, page faults, a BLAS pool starting up). Later calls take the kernel with the
+lowest median of its recent samples, and one call in :data:`REPROBE_EVERY` re-times
+another so a change of load is noticed (numpy, while it is not the pick, at most once
+per :data:`BLAS_REPROBE_SETTLES` settle times: see below). Where the compiled kernel loses (tiny
+stores, or a BLAS ``sgemm`` beating the batched kernel), numpy is picked.
+
+numpy's BLAS (OpenBLAS) leaves its worker threads spinning for a while after each
+call; a compiled scan on two threads timed then has its second core taken and runs
+at one thread's speed. Such samples (within :data:`BLAS_SETTLE_S` of a numpy
+kernel) are not counted, or numpy's own probes would make the compiled kernel look
+slow and numpy would be picked where it loses.
 """
 
 from __future__ import annotations
@@ -27,6 +36,18 @@ SHADOW_ENV = "CREWAI_RUST_MEMORY_SHADOW"
 KERNEL_ENV = "CREWAI_RUST_MEMORY_KERNEL"
 #: One call in this many (per kind of search) times a kernel other than the fastest.
 REPROBE_EVERY = 64
+#: Calls each kernel gets in the calibration of a kind of search (the first is not counted).
+CALIBRATION_CALLS = 3
+#: Recent samples per kernel whose median is its estimate (robust to one descheduled call).
+WINDOW = 5
+#: How long after a numpy (BLAS) kernel a compiled kernel's time is not counted: OpenBLAS's
+#: idle workers spin for 2^28 cycles (its default ``THREAD_TIMEOUT``, ~0.1 s at 2.5 GHz) and
+#: hold the core a second scan thread needs. A property of the library, not of this machine.
+BLAS_SETTLE_S = 0.25
+#: A numpy kernel is re-timed (while a compiled one is preferred) at most once per this many
+#: :data:`BLAS_SETTLE_S`: each such probe costs the compiled scans after it their second core
+#: for that long, so at most a tenth of the time runs slowed.
+BLAS_REPROBE_SETTLES = 10
 #: Below this many float32 bytes per search the shadow is not built: all fits in L2.
 SHADOW_MIN_BYTES = 4 << 20
 #: "auto" builds the shadow at this many searches of an index large enough for it, not at the
@@ -34,6 +55,24 @@ SHADOW_MIN_BYTES = 4 << 20
 #: store opened for a short crew run and searched a few times would never earn back; an index
 #: opened from its snapshot in 10 ms would otherwise pay it in its first search.
 SHADOW_AFTER_SEARCHES = 8
+
+class _Blas:
+    """When a numpy kernel last returned, process-wide (OpenBLAS's workers serve every store)."""
+
+    at = float("-inf")
+
+
+def scan_threads(threads: int) -> int:
+    """The thread count for a compiled scan: one while numpy's BLAS workers may still spin.
+
+    Their spinning holds the other core, so a two-thread scan then runs slower than one
+    thread (measured at 10k x 1536: 3-4.5 ms against 2.3); ``threads`` (0 = measured by the
+    Rust kernel) otherwise. A one-thread call is not timed by the Rust thread choice either.
+    """
+    if threads == 0 and time.perf_counter() - _Blas.at < BLAS_SETTLE_S:
+        return 1
+    return threads
+
 
 Kernel = Callable[..., tuple[np.ndarray, np.ndarray]]
 ManyKernel = Callable[..., list[tuple[np.ndarray, np.ndarray]]]
@@ -47,13 +86,24 @@ def shadow_mode(requested: bool | None) -> str:
 
 
 class _Stats:
-    """Moving-average seconds per call of each kernel of one kind of search."""
+    """Recent seconds per call of each kernel of one kind of search."""
 
-    __slots__ = ("calls", "mean")
+    __slots__ = ("calls", "tried", "samples")
 
     def __init__(self) -> None:
         self.calls = 0
-        self.mean: dict[str, float] = {}
+        self.tried: dict[str, int] = {}  # clean calls timed (the first one not kept)
+        self.samples: dict[str, list[float]] = {}  # the last WINDOW kept ones
+
+    def estimate(self, name: str) -> float:
+        """Median of the recent kept samples."""
+        ordered = sorted(self.samples.get(name) or [float("inf")])
+        return ordered[len(ordered) // 2]
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Kernel -> estimate, for the kernels timed so far."""
+        return {nm: self.estimate(nm) for nm in self.samples}
 
 
 class KernelSet:
@@ -77,20 +127,21 @@ class KernelSet:
             top, top_shadow, top_many = module.vector_top_k, module.vector_top_k_shadow, module.vector_top_k_many
 
             def rust(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
-                got_rows, got_scores = top(matrix, sqnorms, n, query, rows, k, metric, threads)
+                got_rows, got_scores = top(matrix, sqnorms, n, query, rows, k, metric, scan_threads(threads))
                 return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
 
             def rust_f16(matrix, sqnorms, n, query, rows, k, metric, shadow=None):  # type: ignore[no-untyped-def]
                 halves, inv_scale, norm, err = shadow
                 got_rows, got_scores = top_shadow(
-                    matrix, sqnorms, n, query, rows, k, metric, halves.view(np.uint16), inv_scale, norm, err, threads
+                    matrix, sqnorms, n, query, rows, k, metric, halves.view(np.uint16), inv_scale, norm, err,
+                    scan_threads(threads),
                 )
                 return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float32)
 
             def rust_many(matrix, sqnorms, n, queries, rows, k, metric):  # type: ignore[no-untyped-def]
                 return [
                     (np.asarray(r, dtype=np.int64), np.asarray(s, dtype=np.float32))
-                    for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, threads)
+                    for r, s in top_many(matrix, sqnorms, n, queries, rows, k, metric, scan_threads(threads))
                 ]
 
             build = module.vector_shadow_rows
@@ -160,23 +211,44 @@ class KernelSet:
         with self._lock:
             stats = self._stats.setdefault(key, _Stats())
             stats.calls += 1
-            untried = [nm for nm in names if nm not in stats.mean]
-            if untried:
-                return untried[0], key
-            ranked = sorted(names, key=lambda nm: stats.mean[nm])
+            # calibration in order, compiled kernels first (numpy is listed last): a compiled
+            # kernel timed right after numpy's calls would only measure their spinning threads
+            for nm in names:
+                if stats.tried.get(nm, 0) < CALIBRATION_CALLS:
+                    return nm, key
+            ranked = sorted(names, key=stats.estimate)
             if stats.calls % REPROBE_EVERY == 0:
-                return ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)], key
+                other = ranked[1 + (stats.calls // REPROBE_EVERY) % (len(ranked) - 1)]
+                blas_probe = other.startswith("numpy") and not ranked[0].startswith("numpy")
+                since = time.perf_counter() - _Blas.at
+                if not blas_probe or since >= BLAS_REPROBE_SETTLES * BLAS_SETTLE_S:
+                    return other, key
             return ranked[0], key
 
     def record(self, key: tuple[Any, ...], name: str, seconds: float) -> None:
-        """Fold one measured call into the moving average."""
+        """Count one measured call of ``seconds`` that has just returned.
+
+        The first call of each kernel is not kept, and a compiled kernel's call that started
+        within :data:`BLAS_SETTLE_S` of a numpy one is not counted at all: in calibration it is
+        simply run again (numpy is not called meanwhile, so its threads go idle).
+        """
         self.last = name
+        now = time.perf_counter()
+        numpy = name.startswith("numpy")
+        blas_before = _Blas.at
+        if numpy:  # every store's numpy calls, the python twin's too: the BLAS pool is the process's
+            _Blas.at = now
         if len(key[3]) == 1:
             return
         with self._lock:
             stats = self._stats.setdefault(key, _Stats())
-            old = stats.mean.get(name)
-            stats.mean[name] = seconds if old is None else 0.75 * old + 0.25 * seconds
+            if not numpy and now - seconds - blas_before < BLAS_SETTLE_S:
+                return
+            tried = stats.tried[name] = stats.tried.get(name, 0) + 1
+            if tried > 1:
+                kept = stats.samples.setdefault(name, [])
+                kept.append(seconds)
+                del kept[:-WINDOW]
 
     def measured(self) -> dict[str, dict[str, float]]:
         """Kind of search -> kernel -> mean ms, for benchmarks and ``status``."""

@@ -2,7 +2,8 @@
 //!
 //! The rows are read in blocks small enough to stay in L2 while every query
 //! scores them, so the matrix crosses the memory bus once per batch instead of
-//! once per query. Each score is the same dot product the single-query scan
+//! once per query. Four rows by four queries are scored as one tile ([`simd::dot4x4_for`]).
+//! Each score is the same dot product the single-query scan
 //! computes (same function, same lane order), so every query's answer is bit
 //! for bit what [`super::top_k`] returns for it.
 
@@ -30,6 +31,7 @@ pub fn top_k_many(s: &Search<'_>, queries: &[f32], threads: usize) -> Result<Vec
     }
     let dot = best_dot();
     let dot4 = simd::dot4_for(simd::detected_tier());
+    let dot4x4 = simd::dot4x4_for(simd::detected_tier());
     let block = (BLOCK_BYTES / (d * 4)).max(1);
     let row_at = |i: usize| match s.rows {
         None => i,
@@ -44,7 +46,18 @@ pub fn top_k_many(s: &Search<'_>, queries: &[f32], threads: usize) -> Result<Vec
             while qi + 4 <= nq {
                 let q = |j: usize| &queries[(qi + j) * d..(qi + j) * d + d];
                 let quad = [q(0), q(1), q(2), q(3)];
-                for i in b0..b1 {
+                let mut i = b0;
+                while i + 4 <= b1 {
+                    let rows: [usize; 4] = std::array::from_fn(|r| row_at(i + r));
+                    let dots = dot4x4(rows.map(|row| &s.matrix[row * d..row * d + d]), quad);
+                    for (&row, per_row) in rows.iter().zip(dots) {
+                        for (j, v) in per_row.into_iter().enumerate() {
+                            tops[qi + j].push(Hit { score: rank(v, s.sqnorms[row], s.metric), row });
+                        }
+                    }
+                    i += 4;
+                }
+                for i in i..b1 {
                     let row = row_at(i);
                     let x = &s.matrix[row * d..row * d + d];
                     let dots = dot4(x, quad);

@@ -193,6 +193,26 @@ fn dot4_via(dot: DotFn, x: &[f32], q: [&[f32]; 4]) -> [f32; 4] {
     [dot(x, q[0]), dot(x, q[1]), dot(x, q[2]), dot(x, q[3])]
 }
 
+/// `out[r][j] = x[r] . q[j]` for four rows and four queries, each bit-equal to `dot_for(tier)(x[r], q[j])`.
+pub type Dot4x4Fn = fn([&[f32]; 4], [&[f32]; 4]) -> [[f32; 4]; 4];
+
+/// Sixteen dot products sharing every load (the batched scan's tile): on AVX-512 each step
+/// loads four row and four query vectors for sixteen FMAs, where [`dot4_for`] loads five for four.
+pub fn dot4x4_for(tier: Tier) -> Dot4x4Fn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tier == Tier::Avx512 && hardware_tier() == Tier::Avx512 {
+            // SAFETY: AVX-512F was detected at run time; the kernel bounds its reads by the shortest slice.
+            return |x, q| unsafe { x86::dot4x4_avx512(x, q) };
+        }
+    }
+    match tier {
+        Tier::Avx512 => |x, q| x.map(|r| dot4_for(Tier::Avx512)(r, q)),
+        Tier::Avx2 => |x, q| x.map(|r| dot4_for(Tier::Avx2)(r, q)),
+        Tier::Portable => |x, q| x.map(|r| dot4_for(Tier::Portable)(r, q)),
+    }
+}
+
 /// The sum of `a`, as fast as this CPU streams: a pure read, the floor any scan of `a` can reach.
 pub fn stream_sum(a: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -329,6 +349,69 @@ mod x86 {
         out
     }
 
+    /// Sixteen [`dot_avx512`]s (four rows by four queries), each with its exact accumulation.
+    ///
+    /// `dot_avx512`'s four accumulators are independent chains (s_a takes the 16 lanes at
+    /// `64 t + 16 a`), so they are run one after another here: each pass keeps sixteen
+    /// accumulators (one per row and query) in registers and shares each row and query load
+    /// four ways. The passes' results are then combined in `dot_avx512`'s order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F. Reads stay below the shortest of the rows and queries.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // [row][query] indices mirror the scalar definition
+    pub unsafe fn dot4x4_avx512(x: [&[f32]; 4], q: [&[f32]; 4]) -> [[f32; 4]; 4] {
+        let n = x.iter().chain(q.iter()).fold(usize::MAX, |m, v| m.min(v.len()));
+        let px = x.map(|v| v.as_ptr());
+        let pq = q.map(|v| v.as_ptr());
+        let full = n / 64 * 64;
+        let mut part = [[[_mm512_setzero_ps(); 4]; 4]; 4]; // [accumulator][row][query]
+        for (a, out) in part.iter_mut().enumerate() {
+            let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+            let mut i = 16 * a;
+            while i < full {
+                let xv = px.map(|p| _mm512_loadu_ps(p.add(i)));
+                for j in 0..4 {
+                    let qv = _mm512_loadu_ps(pq[j].add(i));
+                    for r in 0..4 {
+                        acc[r][j] = _mm512_fmadd_ps(xv[r], qv, acc[r][j]);
+                    }
+                }
+                i += 64;
+            }
+            *out = acc;
+        }
+        let mut i = full;
+        while i + 16 <= n {
+            let xv = px.map(|p| _mm512_loadu_ps(p.add(i)));
+            for j in 0..4 {
+                let qv = _mm512_loadu_ps(pq[j].add(i));
+                for r in 0..4 {
+                    part[0][r][j] = _mm512_fmadd_ps(xv[r], qv, part[0][r][j]);
+                }
+            }
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            let xv = px.map(|p| _mm512_maskz_loadu_ps(mask, p.add(i)));
+            for j in 0..4 {
+                let qv = _mm512_maskz_loadu_ps(mask, pq[j].add(i));
+                for r in 0..4 {
+                    part[1][r][j] = _mm512_fmadd_ps(xv[r], qv, part[1][r][j]);
+                }
+            }
+        }
+        let mut out = [[0.0f32; 4]; 4];
+        for r in 0..4 {
+            for j in 0..4 {
+                let (s0, s1, s2, s3) = (part[0][r][j], part[1][r][j], part[2][r][j], part[3][r][j]);
+                out[r][j] = reduce512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+            }
+        }
+        out
+    }
+
     /// Sum of `a` with AVX-512F as eight concurrent streams (each an eighth of `a`): a pure
     /// read at the best rate one core reaches (one stream is ~25% slower from L3 and DRAM).
     ///
@@ -363,7 +446,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx")]
-    fn reduce256(s: __m256) -> f32 {
+    pub(super) fn reduce256(s: __m256) -> f32 {
         let hi = _mm256_extractf128_ps(s, 1);
         let lo = _mm256_castps256_ps128(s);
         let q = _mm_add_ps(hi, lo);
@@ -475,6 +558,23 @@ mod tests {
                 let got = dot4_for(tier)(&x, [&qs[0], &qs[1], &qs[2], &qs[3]]);
                 for j in 0..4 {
                     assert_eq!(got[j].to_bits(), dot_for(tier)(&x, &qs[j]).to_bits(), "{tier:?} {len} {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot4x4_is_sixteen_single_dots_bit_for_bit() {
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 100, 127, 128, 129, 384, 1537] {
+            let xs: Vec<Vec<f32>> = (0..4).map(|i| values(len, 40 + i)).collect();
+            let qs: Vec<Vec<f32>> = (0..4).map(|i| values(len, 60 + i)).collect();
+            for tier in [Tier::Avx512, Tier::Avx2, Tier::Portable] {
+                let got = dot4x4_for(tier)([&xs[0], &xs[1], &xs[2], &xs[3]], [&qs[0], &qs[1], &qs[2], &qs[3]]);
+                for r in 0..4 {
+                    for j in 0..4 {
+                        let want = dot_for(tier)(&xs[r], &qs[j]);
+                        assert_eq!(got[r][j].to_bits(), want.to_bits(), "{tier:?} {len} {r} {j}");
+                    }
                 }
             }
         }

@@ -2,8 +2,9 @@
 //!
 //! One call scores up to a block of rows (a range, or listed rows read where they
 //! lie), so the scan pays one indirect call per block instead of one per row. On
-//! AVX-512 four rows are scored at once (sixteen independent FMA chains, each
-//! query load shared by the four rows). A range is read as four far-apart
+//! AVX-512 and on AVX2 four rows are scored at once (sixteen independent FMA chains,
+//! each query load shared by the four rows; on AVX2's 16 registers the compiler keeps
+//! most of them, a scan is bound by memory, not by the spills). A range is read as four far-apart
 //! streams ([`Rows::Streams`]): four concurrent read streams are what takes a
 //! single thread from the dot product's speed to the streaming-read speed
 //! (four adjacent rows read as one stream). Listed rows (a filtered scan) also
@@ -91,6 +92,17 @@ pub fn dots_for(tier: Tier) -> DotsFn {
             };
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tier == Tier::Avx2 && super::hardware_tier() != Tier::Portable {
+            return |m, dim, q, rows, out| {
+                check(m.len(), dim, q.len(), &rows, out.len());
+                // SAFETY: AVX2, FMA and F16C were detected at run time (hardware_tier checks them;
+                // AVX-512F CPUs have all three); `check` proved every access in bounds.
+                unsafe { avx2::dots_avx2(m.as_ptr(), dim, q.as_ptr(), rows, out.as_mut_ptr()) }
+            };
+        }
+    }
     match tier {
         Tier::Avx512 => |m, dim, q, rows, out| dots_via(dot_for(Tier::Avx512), m, dim, q, rows, out),
         Tier::Avx2 => |m, dim, q, rows, out| dots_via(dot_for(Tier::Avx2), m, dim, q, rows, out),
@@ -107,6 +119,16 @@ pub fn dots_f16_for(tier: Tier) -> DotsF16Fn {
                 check(m.len(), dim, q.len(), &rows, out.len());
                 // SAFETY: as in `dots_for`: AVX-512F detected, every access proved in bounds by `check`.
                 unsafe { x86::dots_f16_avx512(m.as_ptr(), dim, q.as_ptr(), rows, out.as_mut_ptr()) }
+            };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tier == Tier::Avx2 && super::hardware_tier() != Tier::Portable {
+            return |m, dim, q, rows, out| {
+                check(m.len(), dim, q.len(), &rows, out.len());
+                // SAFETY: as in `dots_for`: AVX2, FMA and F16C detected, every access proved by `check`.
+                unsafe { avx2::dots_f16_avx2(m.as_ptr(), dim, q.as_ptr(), rows, out.as_mut_ptr()) }
             };
         }
     }
@@ -325,6 +347,168 @@ mod x86 {
     }
 }
 
+/// The AVX2 + FMA (+ F16C) twin of the `x86` module: the same four-row groups, prefetches and
+/// streams, with each row keeping exactly `dot_avx2`'s / `dot_f16_avx2`'s accumulation
+/// (s0..s3 by 32 lanes, s0 by 8, fixed reduction, then the scalar tail added in order).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::f16_to_f32;
+    use super::super::x86::reduce256;
+    use super::Rows;
+
+    /// Loads 8 lanes of a row: float32 as is, float16 widened (`vcvtph2ps`, F16C).
+    trait Lanes: Copy {
+        /// # Safety
+        /// AVX2 + F16C; 8 elements readable at `p`.
+        unsafe fn load(p: *const Self) -> __m256;
+        /// The element as float32 (exact).
+        fn wide(self) -> f32;
+    }
+
+    // The contract of the load is the trait's (`# Safety` on `Lanes::load`).
+    impl Lanes for f32 {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline]
+        fn wide(self) -> f32 {
+            self
+        }
+    }
+
+    impl Lanes for u16 {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load(p: *const u16) -> __m256 {
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+        }
+        #[inline]
+        fn wide(self) -> f32 {
+            f16_to_f32(self)
+        }
+    }
+
+    /// # Safety
+    /// SSE (every x86_64). No memory is read: `p` may be any address (a prefetch never faults).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prefetch<T>(p: *const T, bytes: usize) {
+        let mut off = 0;
+        while off < bytes {
+            _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(off));
+            off += 64;
+        }
+    }
+
+    /// `R` rows at once, each with `dot_avx2`'s exact accumulation; with `PF`, prefetches from
+    /// `next` meanwhile (as the AVX-512 `group`). Prefetch addresses are never read.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C; `n` elements readable at every pointer of `x` and `n` floats at `q`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn group<T: Lanes, const R: usize, const PF: bool>(
+        x: [*const T; R],
+        q: *const f32,
+        n: usize,
+        next: [*const T; R],
+    ) -> [f32; R] {
+        let mut s = [[_mm256_setzero_ps(); 4]; R];
+        let line = 32 * size_of::<T>(); // bytes of one row per 32 lanes
+        let mut i = 0;
+        while i + 32 <= n {
+            if PF {
+                for p in next {
+                    prefetch(p.wrapping_add(i), line);
+                }
+            }
+            for j in 0..4 {
+                let qv = _mm256_loadu_ps(q.add(i + 8 * j));
+                for (acc, p) in s.iter_mut().zip(x) {
+                    acc[j] = _mm256_fmadd_ps(T::load(p.add(i + 8 * j)), qv, acc[j]);
+                }
+            }
+            i += 32;
+        }
+        if PF && i < n {
+            for p in next {
+                prefetch(p.wrapping_add(i), (n - i) * size_of::<T>());
+            }
+        }
+        while i + 8 <= n {
+            let qv = _mm256_loadu_ps(q.add(i));
+            for (acc, p) in s.iter_mut().zip(x) {
+                acc[0] = _mm256_fmadd_ps(T::load(p.add(i)), qv, acc[0]);
+            }
+            i += 8;
+        }
+        let mut out = [0.0f32; R];
+        for ((o, acc), p) in out.iter_mut().zip(s).zip(x) {
+            let mut total = reduce256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+            for t in i..n {
+                total += (*p.add(t)).wide() * *q.add(t);
+            }
+            *o = total;
+        }
+        out
+    }
+
+    /// Rows scored together (one per read stream of [`Rows::Streams`]).
+    const R: usize = super::STREAMS;
+    /// How far ahead in each stream a range scan prefetches (as on AVX-512).
+    const AHEAD: usize = 4096;
+
+    /// # Safety
+    /// AVX2, FMA, F16C; `dim` elements readable at `m + row * dim` for every row of `rows`,
+    /// `dim` floats at `q`, `rows.len()` floats writable at `out`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dots<T: Lanes>(m: *const T, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
+        let count = rows.len();
+        let at = |i: usize| m.add(rows.row(i) * dim);
+        let mut i = 0;
+        while i + R <= count {
+            let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
+            let got = match rows {
+                Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
+                Rows::Streams { .. } => {
+                    let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
+                    group::<T, R, true>(x, q, dim, ahead)
+                }
+                Rows::Pick(_) => {
+                    let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
+                    group::<T, R, true>(x, q, dim, next)
+                }
+            };
+            std::ptr::copy_nonoverlapping(got.as_ptr(), out.add(i), R);
+            i += R;
+        }
+        while i < count {
+            *out.add(i) = group::<T, 1, false>([at(i)], q, dim, [at(i)])[0];
+            i += 1;
+        }
+    }
+
+    /// # Safety
+    /// AVX2, FMA, F16C; every row of `rows` (`dim` floats at `m + row * dim`), `dim` query
+    /// floats and `rows.len()` outputs are valid.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dots_avx2(m: *const f32, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
+        dots(m, dim, q, rows, out)
+    }
+
+    /// # Safety
+    /// As [`dots_avx2`], with float16 rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dots_f16_avx2(m: *const u16, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
+        dots(m, dim, q, rows, out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::values;
@@ -369,7 +553,7 @@ mod tests {
         let m = vec![0.0f32; 8];
         let q = vec![0.0f32; 4];
         let mut out = [0.0f32; 2];
-        for tier in [Tier::Avx512, Tier::Portable] {
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Portable] {
             let bad = [2i64];
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q, Rows::Pick(&bad), &mut [0.0])).is_err());
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q, Rows::Range(1, 3), &mut [0.0; 2])).is_err());
