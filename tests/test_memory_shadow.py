@@ -446,6 +446,25 @@ def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkey
     assert picks.count("rust-f16") > 0.95 * len(picks) and "rust" in picks  # compiled probes go on
 
 
+def test_the_shadow_arriving_calibrates_only_the_float16_kernel(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store keeps its shadow only after some searches: the kernels it already timed keep their
+    times then, and only the new float16 kernel is calibrated (it used to start over, running the
+    float32 kernel uncounted beside numpy's still-spinning BLAS workers for BLAS_SETTLE_S)."""
+    from crewai_rust.memory import _kernels
+
+    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
+    clock = _Clock()
+    monkeypatch.setattr(_kernels, "time", clock)
+    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
+    ks = _kernels.KernelSet(speedups, "auto")
+    seconds = {"rust": 0.003, "rust-f16": 0.0015, "numpy": 0.002}
+    before = _simulate(ks, clock, seconds.get, 2 * _kernels.CALIBRATION_CALLS + 2, has_shadow=False)
+    assert set(before) == {"rust", "numpy"} and before[-1] == "numpy"  # calibrated: numpy beats float32
+    after = _simulate(ks, clock, seconds.get, 40)
+    assert "rust" not in after  # already timed: not calibrated again
+    assert after[-1] == "rust-f16" and after.count("rust-f16") >= len(after) - 1
+
+
 def test_compiled_scans_run_on_one_thread_while_blas_workers_spin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any store's numpy call (the python twin's too) marks the BLAS pool busy for BLAS_SETTLE_S."""
     from crewai_rust.memory import _kernels
