@@ -342,16 +342,23 @@ def _simulate(ks: Any, clock: _Clock, cost: Any, calls: int, has_shadow: bool = 
     return picks
 
 
-def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each kernel is calibrated in turn (compiled ones first), then the fastest measured wins;
-    one call in REPROBE_EVERY re-times another."""
+def _simulated_kernels(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Clock]:
+    """An unpinned compiled ``KernelSet`` on a simulated clock, with no numpy call seen yet."""
     from crewai_rust.memory import _kernels
 
     monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
     clock = _Clock()
     monkeypatch.setattr(_kernels, "time", clock)
     monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
-    ks = _kernels.KernelSet(speedups, "auto")
+    return _kernels.KernelSet(speedups, "auto"), clock
+
+
+def test_kernel_choice_follows_measured_times(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kernel is calibrated in turn (compiled ones first), then the fastest measured wins;
+    one call in REPROBE_EVERY re-times another."""
+    from crewai_rust.memory import _kernels
+
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
     seconds = {"rust": 3.0, "rust-f16": 2.0, "numpy": 1.0}  # numpy fastest here: it must be picked
     calibration = 3 * _kernels.CALIBRATION_CALLS
     tried = _simulate(ks, clock, seconds.get, calibration)
@@ -374,13 +381,7 @@ def test_a_slow_first_call_does_not_decide_the_kernel(speedups: Any, monkeypatch
     Before the fix each kernel was timed once and that time decided for REPROBE_EVERY calls:
     numpy's 40x slower first sgemm kept the batched search on the slower compiled kernel.
     """
-    from crewai_rust.memory import _kernels
-
-    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
-    clock = _Clock()
-    monkeypatch.setattr(_kernels, "time", clock)
-    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
-    ks = _kernels.KernelSet(speedups, "auto")
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
     calls = {"numpy": 0}
 
     def cost(name: str) -> float:
@@ -403,13 +404,7 @@ def test_compiled_kernels_are_not_timed_beside_spinning_blas_threads(
     kernel looked slower than numpy and numpy was picked for good (its own calls keep the
     threads spinning, so every reprobe saw the slowdown again).
     """
-    from crewai_rust.memory import _kernels
-
-    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
-    clock = _Clock()
-    monkeypatch.setattr(_kernels, "time", clock)
-    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
-    ks = _kernels.KernelSet(speedups, "auto")
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
     last_numpy = [float("-inf")]
 
     def cost(name: str) -> float:
@@ -431,11 +426,7 @@ def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkey
     """
     from crewai_rust.memory import _kernels
 
-    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
-    clock = _Clock()
-    monkeypatch.setattr(_kernels, "time", clock)
-    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
-    ks = _kernels.KernelSet(speedups, "auto")
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
     seconds = {"rust": 0.001, "rust-f16": 0.0008, "numpy": 0.002}
     _simulate(ks, clock, seconds.get, 3 * _kernels.CALIBRATION_CALLS)
     start = clock.now
@@ -452,11 +443,7 @@ def test_the_shadow_arriving_calibrates_only_the_float16_kernel(speedups: Any, m
     float32 kernel uncounted beside numpy's still-spinning BLAS workers for BLAS_SETTLE_S)."""
     from crewai_rust.memory import _kernels
 
-    monkeypatch.delenv(_kernels.KERNEL_ENV, raising=False)
-    clock = _Clock()
-    monkeypatch.setattr(_kernels, "time", clock)
-    monkeypatch.setattr(_kernels._Blas, "at", float("-inf"))
-    ks = _kernels.KernelSet(speedups, "auto")
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
     seconds = {"rust": 0.003, "rust-f16": 0.0015, "numpy": 0.002}
     before = _simulate(ks, clock, seconds.get, 2 * _kernels.CALIBRATION_CALLS + 2, has_shadow=False)
     assert set(before) == {"rust", "numpy"} and before[-1] == "numpy"  # calibrated: numpy beats float32
