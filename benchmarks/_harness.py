@@ -38,6 +38,28 @@ def time_calls(fn: Callable[[], Any], *, repeat: int = 7, number: int = 1, warmu
     return samples
 
 
+def interleaved_rounds(names: list[str], call: Callable[[str, int], Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each case per round, every case once per round in alternating order.
+
+    ``call(name, k)`` prepares case ``name``'s input for round ``k`` (untimed) and returns the
+    call to time. Round 0 warms up and is not kept; the collector runs between rounds only.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.disable()
+    try:
+        for k in range(rounds + 1):
+            prepared = {name: call(name, k) for name in names}
+            for name in names if k % 2 else reversed(names):
+                start = time.perf_counter()
+                prepared[name]()
+                if k:
+                    samples[name].append(time.perf_counter() - start)
+            gc.collect()
+    finally:
+        gc.enable()
+    return samples
+
+
 def settle_blas(busy: Callable[[], Any]) -> None:
     """Let numpy's BLAS workers go idle before timing something else, keeping the CPU busy meanwhile.
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import main, row  # noqa: E402
+from _harness import interleaved_rounds, main, row  # noqa: E402
 from bench_memory import _offline, _records  # noqa: E402
 from bench_memory_postgres import _server  # noqa: E402
 
@@ -77,9 +78,6 @@ def _raw_writers(url: str, schema: str) -> tuple[Any, dict[str, Any]]:
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    import gc
-    import time
-
     _offline()
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
@@ -112,21 +110,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
             cases: dict[str, Any] = {"stock": stock.save, "postgres": ours.save, "postgres-async": unsynced.save,
                                      "ours above the seam": above_only}
             names = [*cases, *raw]
-            samples: dict[str, list[float]] = {name: [] for name in names}
-            gc.disable()
-            try:
-                for k in range(rounds + 1):
-                    batches = {name: _records(BATCH, DIM, seed=50_000 + 17 * k + j) for j, name in enumerate(names)}
-                    rows = {name: to_rows(batches[name], DIM) for name in raw}
-                    for name in names if k % 2 else reversed(names):
-                        call = (lambda n=name: raw[n](rows[n])) if name in raw else (lambda n=name: cases[n](batches[n]))
-                        start = time.perf_counter()
-                        call()
-                        if k:  # the first round warms up
-                            samples[name].append(time.perf_counter() - start)
-                    gc.collect()
-            finally:
-                gc.enable()
+            def prepared(name: str, k: int) -> Callable[[], Any]:
+                batch = _records(BATCH, DIM, seed=50_000 + 17 * k + names.index(name))
+                if name in raw:
+                    rows = to_rows(batch, DIM)
+                    return lambda: raw[name](rows)
+                return lambda: cases[name](batch)
+
+            samples = interleaved_rounds(names, prepared, rounds)
             conn.close()
             for store in (ours, unsynced, above):
                 store.close()

@@ -15,12 +15,10 @@ SQLite commit of these bytes on this machine.
 
 from __future__ import annotations
 
-import gc
 import os
 import sqlite3
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import main, row  # noqa: E402
+from _harness import interleaved_rounds, main, row  # noqa: E402
 from bench_memory import _offline, _records  # noqa: E402
 
 DIM = 3072
@@ -138,21 +136,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "stock": stock.save, "sqlite": ours.save, "ours above the seam": above_only,
             "encode only": lambda records: encode([r.embedding for r in records])}
         names = [*cases, *raw]
-        samples: dict[str, list[float]] = {name: [] for name in names}
-        gc.disable()
-        try:
-            for k in range(rounds + 1):
-                batches = {name: _records(BATCH, DIM, seed=70_000 + 17 * k + j) for j, name in enumerate(names)}
-                rows = {name: to_rows(batches[name], DIM) for name in raw}
-                for name in names if k % 2 else reversed(names):
-                    call = (lambda n=name: raw[n](rows[n])) if name in raw else (lambda n=name: cases[n](batches[n]))
-                    start = time.perf_counter()
-                    call()
-                    if k:  # the first round warms up
-                        samples[name].append(time.perf_counter() - start)
-                gc.collect()
-        finally:
-            gc.enable()
+        def prepared(name: str, k: int) -> Callable[[], Any]:
+            batch = _records(BATCH, DIM, seed=70_000 + 17 * k + names.index(name))
+            if name in raw:
+                rows = to_rows(batch, DIM)
+                return lambda: raw[name](rows)
+            return lambda: cases[name](batch)
+
+        samples = interleaved_rounds(names, prepared, rounds)
         for handle in closers:
             if isinstance(handle, int):
                 os.close(handle)
