@@ -146,6 +146,47 @@ fn dots_via<T>(dot: fn(&[T], &[f32]) -> f32, m: &[T], dim: usize, q: &[f32], row
     }
 }
 
+/// The scan driver of a SIMD module: groups of [`STREAMS`] rows through the module's `group`
+/// (prefetching [`Rows::Streams`] `AHEAD` bytes down each stream, [`Rows::Pick`] the next
+/// group's rows), then the last rows one by one through `group` of one row, which keeps the
+/// single-row kernel's accumulation. Expanded in each module with its target features, so
+/// `group`, `Lanes`, `R` and `AHEAD` are that module's.
+#[cfg(target_arch = "x86_64")]
+macro_rules! four_row_dots {
+    ($features:literal) => {
+        /// # Safety
+        /// The module's target features; `dim` elements readable at `m + row * dim` for every
+        /// row of `rows`, `dim` floats at `q`, `rows.len()` floats writable at `out`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn dots<T: Lanes>(m: *const T, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
+            let count = rows.len();
+            let at = |i: usize| m.add(rows.row(i) * dim);
+            let mut i = 0;
+            while i + R <= count {
+                let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
+                let got = match rows {
+                    Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
+                    Rows::Streams { .. } => {
+                        let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
+                        group::<T, R, true>(x, q, dim, ahead)
+                    }
+                    Rows::Pick(_) => {
+                        let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
+                        group::<T, R, true>(x, q, dim, next)
+                    }
+                };
+                std::ptr::copy_nonoverlapping(got.as_ptr(), out.add(i), R);
+                i += R;
+            }
+            while i < count {
+                *out.add(i) = group::<T, 1, false>([at(i)], q, dim, [at(i)])[0];
+                i += 1;
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -206,35 +247,9 @@ mod x86 {
         }
     }
 
-    /// One row, exactly `dot_avx512`'s / `dot_f16_avx512`'s accumulation (s0..s3 by 64, s0 by 16,
-    /// masked tail into s1, fixed reduction).
-    ///
-    /// # Safety
-    /// AVX-512F; `n` elements readable at `x` and `n` floats at `q`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn one<T: Lanes>(x: *const T, q: *const f32, n: usize) -> f32 {
-        let mut s = [_mm512_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 64 <= n {
-            for (j, acc) in s.iter_mut().enumerate() {
-                *acc = _mm512_fmadd_ps(T::load(x.add(i + 16 * j)), _mm512_loadu_ps(q.add(i + 16 * j)), *acc);
-            }
-            i += 64;
-        }
-        while i + 16 <= n {
-            s[0] = _mm512_fmadd_ps(T::load(x.add(i)), _mm512_loadu_ps(q.add(i)), s[0]);
-            i += 16;
-        }
-        if i < n {
-            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
-            s[1] = _mm512_fmadd_ps(T::load_tail(x.add(i), n - i), _mm512_maskz_loadu_ps(mask, q.add(i)), s[1]);
-        }
-        reduce512(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
-    }
-
     /// `R` rows at once (4 x `R` independent FMA chains, each query load shared), each with
-    /// [`one`]'s exact accumulation. With `PF`, prefetches from `next` meanwhile: the following
+    /// exactly `dot_avx512`'s / `dot_f16_avx512`'s accumulation (s0..s3 by 64, s0 by 16, masked
+    /// tail into s1, fixed reduction). With `PF`, prefetches from `next` meanwhile: the following
     /// `R` listed rows (scattered, so the hardware prefetcher cannot guess them), or [`AHEAD`]
     /// bytes further down each stream. Prefetch addresses are never read and need not be valid.
     ///
@@ -300,36 +315,7 @@ mod x86 {
     /// interleaved runs) and left the float32 scan at its floor.
     const AHEAD: usize = 4096;
 
-    /// # Safety
-    /// As [`dots_avx512`]: AVX-512F; `dim` elements readable at `m + row * dim` for every row
-    /// of `rows`, `dim` floats at `q`, `rows.len()` floats writable at `out`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn dots<T: Lanes>(m: *const T, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
-        let count = rows.len();
-        let at = |i: usize| m.add(rows.row(i) * dim);
-        let mut i = 0;
-        while i + R <= count {
-            let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
-            let got = match rows {
-                Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
-                Rows::Streams { .. } => {
-                    let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
-                    group::<T, R, true>(x, q, dim, ahead)
-                }
-                Rows::Pick(_) => {
-                    let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
-                    group::<T, R, true>(x, q, dim, next)
-                }
-            };
-            std::ptr::copy_nonoverlapping(got.as_ptr(), out.add(i), R);
-            i += R;
-        }
-        while i < count {
-            *out.add(i) = one(at(i), q, dim);
-            i += 1;
-        }
-    }
+    four_row_dots!("avx512f");
 
     /// # Safety
     /// AVX-512F; every row of `rows` (`dim` floats at `m + row * dim`), `dim` query floats and
@@ -462,36 +448,7 @@ mod avx2 {
     /// How far ahead in each stream a range scan prefetches (as on AVX-512).
     const AHEAD: usize = 4096;
 
-    /// # Safety
-    /// AVX2, FMA, F16C; `dim` elements readable at `m + row * dim` for every row of `rows`,
-    /// `dim` floats at `q`, `rows.len()` floats writable at `out`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots<T: Lanes>(m: *const T, dim: usize, q: *const f32, rows: Rows<'_>, out: *mut f32) {
-        let count = rows.len();
-        let at = |i: usize| m.add(rows.row(i) * dim);
-        let mut i = 0;
-        while i + R <= count {
-            let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
-            let got = match rows {
-                Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
-                Rows::Streams { .. } => {
-                    let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
-                    group::<T, R, true>(x, q, dim, ahead)
-                }
-                Rows::Pick(_) => {
-                    let next = if i + 2 * R <= count { std::array::from_fn(|k| at(i + R + k)) } else { x };
-                    group::<T, R, true>(x, q, dim, next)
-                }
-            };
-            std::ptr::copy_nonoverlapping(got.as_ptr(), out.add(i), R);
-            i += R;
-        }
-        while i < count {
-            *out.add(i) = group::<T, 1, false>([at(i)], q, dim, [at(i)])[0];
-            i += 1;
-        }
-    }
+    four_row_dots!("avx2,fma,f16c");
 
     /// # Safety
     /// AVX2, FMA, F16C; every row of `rows` (`dim` floats at `m + row * dim`), `dim` query
