@@ -10,7 +10,7 @@ instead of once per row in Python.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ._prefault import Prefault
 from ._rerank import Shadow
 from ._vector_py import shadow_rows
 from ._quarantine import load_stored
+
+if TYPE_CHECKING:
+    from ._deferred_shadow import DeferredShadow
 
 V = TypeVar("V")
 
@@ -78,6 +81,8 @@ class VectorIndex:
         self.category_codes = np.zeros(cap, dtype=np.int32)
         self.metadata_codes = np.zeros(cap, dtype=np.int32)
         self._clear_shadow(cap)
+        #: a snapshot's shadow mapped at the open, taken over once checked (``_deferred_shadow``)
+        self._deferred: DeferredShadow | None = None
         self.ids: list[str] = []
         self._row_of: dict[str, int] | None = {}
         self._selections: dict[str, Any] = {}  # filter key -> rows, until the next write
@@ -123,14 +128,55 @@ class VectorIndex:
         self.shadow_err[start:end] = err
 
     def set_shadow(self, on: bool) -> None:
-        """Start (building it for the rows present) or stop keeping the float16 shadow."""
+        """Start (taking over a deferred snapshot shadow, or building it for the rows present) or
+        stop keeping the float16 shadow."""
         if on == self.shadow_enabled:
             return
+        deferred, self._deferred = self._deferred, None
         self.shadow_enabled = on
         self._clear_shadow(len(self.seqs))
-        if on:
-            for start in range(0, self.n, 4096):
-                self._shadow_set(start, self.matrix[start : min(start + 4096, self.n)])
+        if not on:
+            return
+        built_from = 0
+        if deferred is not None:
+            ok = deferred.verdict()
+            if ok:
+                built_from = self._take_shadow(deferred)
+            deferred.report(ok)
+        for start in range(built_from, self.n, 4096):
+            self._shadow_set(start, self.matrix[start : min(start + 4096, self.n)])
+
+    def defer_shadow(self, deferred: DeferredShadow) -> None:
+        """Keep ``deferred`` (a snapshot's shadow of the rows just adopted) until :meth:`set_shadow`."""
+        self._deferred = deferred
+
+    @property
+    def deferred_shadow(self) -> DeferredShadow | None:
+        return self._deferred
+
+    def discard_deferred_shadow(self) -> None:
+        """Forget a deferred shadow whose check failed (reported as damaged)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            deferred.report(False)
+
+    def _take_shadow(self, deferred: DeferredShadow) -> int:
+        """Install a checked snapshot shadow and rebuild its rows written since; the first row it does not cover."""
+        halves, inv_scale, norm, err = deferred.arrays
+        m = min(self.n, deferred.n)
+        if halves.shape == self.halves.shape:
+            self.halves = halves  # the mapping, spare rows included (the index did not grow)
+        else:
+            self.halves[:m] = halves[:m]
+        for name, values in zip(self._SHADOW_COLUMNS, (inv_scale, norm, err)):
+            getattr(self, name)[:m] = values[:m]
+        stale = np.flatnonzero(deferred.touched[:m])
+        if len(stale):
+            got = self.shadow_builder(np.ascontiguousarray(self.matrix[stale]))
+            self.halves[stale] = got[0]
+            for name, values in zip(self._SHADOW_COLUMNS, got[1:]):
+                getattr(self, name)[stale] = values
+        return m
 
     def shadow(self) -> Shadow | None:
         """(halves, inv_scale, norm, err) when the shadow is kept, else None."""
@@ -204,6 +250,8 @@ class VectorIndex:
             self.n += 1
             self.ids.append(record_id)
             self.row_of[record_id] = row
+        if self._deferred is not None:
+            self._deferred.touch(row)
         self.matrix[row] = vector
         self.sqnorms[row] = np.dot(vector, vector)
         self._shadow_set(row, self.matrix[row : row + 1])
@@ -263,6 +311,8 @@ class VectorIndex:
                     self.n += 1
                     self.ids.append(rid)
                 at[i] = pos
+        if self._deferred is not None:
+            self._deferred.touch(at)
         self.matrix[at] = block
         self.sqnorms[at] = np.einsum("ij,ij->i", block, block)
         if self.shadow_enabled:
@@ -285,6 +335,8 @@ class VectorIndex:
             return False
         self._selections.clear()
         self._unshare(row)
+        if self._deferred is not None:
+            self._deferred.touch(row)
         last = self.n - 1
         if row != last:
             moved = self.ids[last]

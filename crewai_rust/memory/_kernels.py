@@ -177,11 +177,20 @@ class KernelSet:
         # float16 matmul widens every block first and never beats its float32 scan)
         return self.rust and nbytes >= SHADOW_MIN_BYTES
 
+    def shadow_can_wait(self) -> bool:
+        """Whether searches scan float32 until the shadow pays (auto): a snapshot's shadow is then
+        checked beside the first searches instead of in the open (``_deferred_shadow``)."""
+        return self.shadow == "auto" and self._forced is None
+
     def prepare(self, index: Any) -> None:
         """Start keeping the float16 shadow once the index is large enough, and (auto) searched enough, for it to pay."""
         if index.shadow_enabled or not index.dim or not self.wants_shadow(index.n * index.dim * 4):
             return
-        if self.shadow == "auto" and self._forced is None:
+        deferred = index.deferred_shadow  # a snapshot's, checked on a thread: taken as soon as it passes
+        if deferred is not None and deferred.checked and not deferred.verdict():
+            index.discard_deferred_shadow()  # damaged: built from the rows when it pays, as for a file without one
+            deferred = None
+        if self.shadow_can_wait() and (deferred is None or not deferred.checked):
             index.searches_without_shadow += 1
             if index.searches_without_shadow < SHADOW_AFTER_SEARCHES:
                 return

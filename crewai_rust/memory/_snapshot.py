@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .._env import env_flag, env_int, env_str
+from ._deferred_shadow import DeferredShadow
 
 logger = logging.getLogger("crewai_rust.memory")
 
@@ -118,7 +119,10 @@ class Restored:
     ids: list[str]
     tables: dict[str, list[str]]
     #: (halves [cap, dim] float16, a private mapping like the matrix; inv_scale, norm, err [n]), checked
+    #: unless ``shadow_check`` is set
     shadow: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: with ``read_snapshot(defer_shadow=True)``: checks the halves (True when they hold what was written)
+    shadow_check: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -405,15 +409,16 @@ def read_header(path: Path) -> dict[str, Any] | None:
 
 def read_snapshot(path: Path, store_id: str, dim: int | None, head: int,
                   recorded: Callable[[str], str | None] | None = None, shadow: bool = False,
-                  sums: BlockSums | None = None) -> Restored:
+                  sums: BlockSums | None = None, defer_shadow: bool = False) -> Restored:
     """Map and check the snapshot at ``path`` for a store with this id, dimension and change head.
 
     ``recorded(token)``: the stamp the database holds for a snapshot token (None when it
     holds none); when given, a file whose token the database does not hold with its stamp
     is refused (a restored backup older than the file, or a file without a token).
     ``shadow``: also map and check the file's float16 shadow, when it holds one (a damaged
-    shadow refuses the whole file: it is rewritten whole). ``sums``: the compiled
-    :func:`block_sums` (None: numpy's).
+    shadow refuses the whole file: it is rewritten whole). ``defer_shadow``: map the shadow but
+    leave its halves unchecked: ``Restored.shadow_check`` checks them (``_deferred_shadow``).
+    ``sums``: the compiled :func:`block_sums` (None: numpy's).
 
     Raises FileNotFoundError when there is none and :class:`SnapshotRejected` when it cannot serve.
     """
@@ -472,16 +477,26 @@ def read_snapshot(path: Path, store_id: str, dim: int | None, head: int,
     checked_end = matrix_offset + _round_up(mbytes, BLOCK)
     use_shadow = shadow and halves_offset is not None
     regions = [np.frombuffer(mm, dtype="<u8", count=(checked_end - data_offset) // 8, offset=data_offset)]
+    halves_words = None
     if use_shadow and halves_offset is not None:
-        regions.append(np.frombuffer(mm, dtype="<u8", count=_round_up(n * sdim * 2, BLOCK) // 8,
-                                     offset=halves_offset))
+        halves_words = np.frombuffer(mm, dtype="<u8", count=_round_up(n * sdim * 2, BLOCK) // 8,
+                                     offset=halves_offset)
+        if not defer_shadow:
+            regions.append(halves_words)
     checked = checked_sums(*regions, compiled=sums)
     del regions
     if _digest(checked[0]) != header.get("digest"):
         raise SnapshotRejected("data checksum mismatch (damaged)")
     named = list(_COLUMNS)
+    shadow_check = None
     if use_shadow:
-        if _digest(checked[1]) != header.get("shadow_digest"):
+        want_digest = header.get("shadow_digest")
+        if defer_shadow and halves_words is not None:
+            words = halves_words
+
+            def shadow_check() -> bool:
+                return _digest(checked_sums(words, compiled=sums)[0]) == want_digest
+        elif _digest(checked[1]) != want_digest:
             raise SnapshotRejected("shadow checksum mismatch (damaged)")
         named += _SHADOW_COLUMNS
     columns: dict[str, np.ndarray] = {}
@@ -502,7 +517,7 @@ def read_snapshot(path: Path, store_id: str, dim: int | None, head: int,
         halves = np.frombuffer(mm, dtype=np.float16, count=cap * sdim, offset=halves_offset).reshape(cap, sdim)
         inv_scale, norm, err = (columns.pop(name) for name, _ in _SHADOW_COLUMNS)
         restored_shadow = (halves, inv_scale, norm, err)
-    return Restored(stamp, n, sdim, matrix, columns, ids, tables, restored_shadow)
+    return Restored(stamp, n, sdim, matrix, columns, ids, tables, restored_shadow, shadow_check)
 
 
 # -- where snapshots go ---------------------------------------------------------------------
@@ -563,12 +578,14 @@ class SnapshotKeeper:
     def __init__(self, store: Any, settings: SnapshotSettings, lock: Any,
                  shadow: Callable[[int], bool] | None = None,
                  shadow_builder: Callable[[np.ndarray], Any] | None = None,
-                 sums: BlockSums | None = None) -> None:
+                 sums: BlockSums | None = None, shadow_can_wait: Callable[[], bool] | None = None) -> None:
         self.path = snapshot_path(store, settings.directory)
         self._sums = sums  # the compiled file check, with the Rust twin
         #: whether an index of so many float32 bytes keeps the float16 shadow (``KernelSet.wants_shadow``)
         self._wants_shadow = shadow
         self._shadow_builder = shadow_builder
+        #: whether the store's searches scan float32 first (``KernelSet.shadow_can_wait``)
+        self._shadow_can_wait = shadow_can_wait
         self.after = settings.after
         self.stats = SnapshotStats()
         self.pending = 0  # changes the file on disk does not hold
@@ -580,13 +597,17 @@ class SnapshotKeeper:
         self._idle = threading.Event()  # set while no write holds frozen arrays
         self._idle.set()
         self.last_rejected = False  # the latest restore found a file it could not use
+        self._deferred: DeferredShadow | None = None  # the latest restore's shadow check
 
     # -- open --------------------------------------------------------------------------
     def restore(self, index: Any, store: Any) -> int | None:
         """Put the snapshot's rows into ``index``; its stamp, or None (the reason is in ``stats.rejected``).
 
         Where a store of the file's size keeps the float16 shadow (the keeper's ``shadow``
-        predicate), the file's shadow, when it holds one, is adopted too.
+        predicate), the file's shadow, when it holds one, is adopted too: at once when the
+        store scans it from its first search (``shadow=True``); else (``shadow_can_wait``) checked
+        on a thread and taken over after the open (``_deferred_shadow``), which then checks the
+        float32 side only.
         """
         self.last_rejected = False
         header = read_header(self.path)
@@ -597,10 +618,11 @@ class SnapshotKeeper:
                 want = shadow(int(header["n"]) * int(header["dim"]) * 4)
             except (KeyError, TypeError, ValueError):
                 want = False
+        defer = want and not index.shadow_enabled and self._shadow_can_wait is not None and self._shadow_can_wait()
         try:
             got = read_snapshot(self.path, self._store_id, store.get_dim(), store.head(),
                                 lambda token: store.get_meta(TOKEN_KEY_PREFIX + token), shadow=want,
-                                sums=self._sums)
+                                sums=self._sums, defer_shadow=defer)
         except FileNotFoundError:
             return None
         except (SnapshotRejected, OSError, ValueError, KeyError, TypeError) as exc:
@@ -609,19 +631,36 @@ class SnapshotKeeper:
             self.last_rejected = True
             logger.info("crewai_rust memory: snapshot %s not used: %s; loading from the database", self.path, reason)
             return None
+        deferred = None
+        if got.shadow is not None and got.shadow_check is not None:
+            deferred = DeferredShadow(got.shadow, got.n, got.shadow_check, self._shadow_taken)
         try:
-            index.adopt(got.matrix, got.n, got.columns, got.ids, got.tables, got.shadow)
+            index.adopt(got.matrix, got.n, got.columns, got.ids, got.tables, None if deferred else got.shadow)
         except ValueError as exc:
             self.stats.rejected.append(f"inconsistent ({exc})")
             self.last_rejected = True
             index.clear(None)
             return None
+        if deferred is not None:
+            index.defer_shadow(deferred)
+            deferred.start()
+            self._deferred = deferred
         self.stats.restored += 1
         self.stats.restored_rows = got.n
-        self.stats.restored_shadow = got.shadow is not None
+        self.stats.restored_shadow = got.shadow is not None and deferred is None
         self.stats.last_stamp = got.stamp
         self.pending = 0
         return got.stamp
+
+    def _shadow_taken(self, ok: bool) -> None:
+        """The index took the deferred shadow over, or found it damaged (lock held): then the file is rewritten."""
+        if ok:
+            self.stats.restored_shadow = True
+            return
+        self.stats.rejected.append("shadow checksum mismatch (damaged)")
+        self.last_rejected = True  # the next write replaces the file, whatever its stamp
+        self.pending = max(self.pending, self.after)
+        logger.info("crewai_rust memory: the float16 shadow in snapshot %s is damaged; built from the rows", self.path)
 
     def outdated(self) -> None:
         """The snapshot just restored is older than the change log reaches: a full load follows."""
@@ -747,6 +786,8 @@ class SnapshotKeeper:
         """Stop a running write (its temp file is removed) and wait briefly; call without the storage lock."""
         self._cancel.set()
         self.wait(timeout=5.0)
+        if self._deferred is not None:
+            self._deferred.join(timeout=5.0)
 
 
 def describe(keeper: SnapshotKeeper | None) -> dict[str, Any]:

@@ -144,7 +144,7 @@ class RustMemoryStorage(IndexSearch, RecordListing):
             if settings.enabled:
                 self._snapshots = SnapshotKeeper(
                     self._store, settings, self._lock, self._kernels.wants_shadow, self._kernels.shadow_rows,
-                    None if module is None else compiled_block_sums(module))
+                    None if module is None else compiled_block_sums(module), self._kernels.shadow_can_wait)
             if import_lancedb and self.path is not None:
                 from ._lancedb_import import import_if_present
 
