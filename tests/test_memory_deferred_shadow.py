@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_memory_snapshot import (
     _answers,
     _flip,
@@ -145,4 +147,34 @@ def test_a_store_that_scans_the_shadow_at_once_still_checks_it_in_the_open(
     store = RustMemoryStorage(tmp_path, use_rust=True, shadow=True)
     assert calls == [(threading.current_thread().name, 2)]  # float32 and halves, before the open returns
     assert store._index.deferred_shadow is None and store.snapshot_stats["restored_shadow"]
+    store.close()
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("save"), st.lists(st.integers(0, 70), min_size=1, max_size=12, unique=True), st.integers(1, 9)),
+        st.tuples(st.just("delete"), st.lists(st.integers(0, 70), min_size=1, max_size=6, unique=True), st.just(0)),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_any_writes_before_the_take_over_leave_the_shadow_of_the_rows(
+        tmp_path_factory: pytest.TempPathFactory, small_shadow: None, ops: list[tuple[str, list[int], int]]) -> None:
+    path = tmp_path_factory.mktemp("deferred")
+    first = _written_with_shadow(path, use_rust=True)
+    first.close()
+    store = RustMemoryStorage(path, use_rust=True, snapshot_after=10**6)
+    assert store._index.deferred_shadow is not None
+    for op, ids, seed in ops:
+        if op == "save":
+            store.save([_record(i, seed=seed) for i in ids])
+        else:
+            store.delete(record_ids=[f"rec-{i}" for i in ids])
+    got = _answers(store)
+    if store._index.n:
+        _assert_shadow_matches_rows(store)
+    assert got == _reference(path, use_rust=True)
     store.close()
