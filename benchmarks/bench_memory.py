@@ -352,9 +352,16 @@ def _recall_at(n: int, base: Path) -> list[dict[str, Any]]:
             if impl != "stock":  # what a crewai_rust user runs: MEMORY's recall search and RUNTIME's flow paths
                 crewai_rust.patch()
             try:
-                out.append(measure("recall", f"{n // 1000}k x {dim} {depth}", impl,
-                                   lambda m=memory, d=depth: m.recall("benchmark memory", limit=5, depth=d),
-                                   repeat=5))
+                def recalled(m: Any = memory, d: str = depth) -> Any:
+                    return m.recall("benchmark memory", limit=5, depth=d)
+
+                # steady state, as the search rows: every impl warmed up alike (our stores' kernel
+                # calibration and float16 shadow build done before the rounds), the previous impl's
+                # BLAS workers idle first (the python twin's spinning ones ran all the rust twin's
+                # rounds on one thread, uncounted); the first-use cost is in the "open+search" rows
+                settle_blas(lambda: None)
+                warm_up(recalled)
+                out.append(measure("recall", f"{n // 1000}k x {dim} {depth}", impl, recalled, repeat=5, warmup=0))
             finally:
                 crewai_rust.unpatch()
     for storage in backends.values():

@@ -437,6 +437,32 @@ def test_numpy_probes_are_rare_when_a_compiled_kernel_wins(speedups: Any, monkey
     assert picks.count("rust-f16") > 0.95 * len(picks) and "rust" in picks  # compiled probes go on
 
 
+def test_one_disturbed_calibration_sample_does_not_decide_the_kernel(
+    speedups: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibration keeps CALIBRATION_CALLS - 1 samples per kernel: two. Their median must be
+    the lower one, the kernel's undisturbed speed (a call on a shared machine is only ever slowed).
+
+    Before the fix it was the upper one: one descheduled compiled call (3 ms instead of 1) made
+    numpy (2 ms) the pick for the next REPROBE_EVERY calls, the whole of a short crew run.
+    """
+    from crewai_rust.memory import _kernels
+
+    ks, clock = _simulated_kernels(speedups, monkeypatch)
+    compiled = [0]
+
+    def cost(name: str) -> float:
+        if name == "numpy":
+            return 0.002
+        compiled[0] += 1
+        return 0.003 if compiled[0] == _kernels.CALIBRATION_CALLS else 0.001  # its last calibration call
+
+    calibration = _simulate(ks, clock, cost, 2 * _kernels.CALIBRATION_CALLS, has_shadow=False)
+    assert calibration == ["rust"] * _kernels.CALIBRATION_CALLS + ["numpy"] * _kernels.CALIBRATION_CALLS
+    picks = _simulate(ks, clock, cost, _kernels.REPROBE_EVERY - 2 * _kernels.CALIBRATION_CALLS - 1, has_shadow=False)
+    assert picks == ["rust"] * len(picks)
+
+
 def test_the_shadow_arriving_calibrates_only_the_float16_kernel(speedups: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store keeps its shadow only after some searches: the kernels it already timed keep their
     times then, and only the new float16 kernel is calibrated (it used to start over, running the

@@ -96,9 +96,13 @@ class _Stats:
         self.samples: dict[str, list[float]] = {}  # the last WINDOW kept ones
 
     def estimate(self, name: str) -> float:
-        """Median of the recent kept samples."""
+        """Median of the recent kept samples, the lower one of an even count.
+
+        A call on a shared machine is only ever slowed (descheduled, another process on the
+        core), so of the calibration's two kept samples the lower is the kernel's speed.
+        """
         ordered = sorted(self.samples.get(name) or [float("inf")])
-        return ordered[len(ordered) // 2]
+        return ordered[(len(ordered) - 1) // 2]
 
     @property
     def mean(self) -> dict[str, float]:

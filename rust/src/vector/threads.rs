@@ -75,8 +75,10 @@ pub fn record(bytes: usize, threads: usize, secs: f64) {
     let ns_per_byte = secs * 1e9 / bytes as f64;
     let n = class.samples[i].fetch_add(1, Ordering::Relaxed);
     let old = f64::from_bits(class.rate[i].load(Ordering::Relaxed));
-    // the first sample is dropped (page faults, cold cache); then a moving average
-    let new = if n <= 1 { ns_per_byte } else { 0.75 * old + 0.25 * ns_per_byte };
+    // the first sample is dropped (page faults, cold cache); then a moving average of samples
+    // capped at twice it: one scan stalled by a descheduled caller (6x its time) would otherwise
+    // move the class to one thread for REPROBE_EVERY scans, a lasting slowdown still moves it
+    let new = if n <= 1 { ns_per_byte } else { 0.75 * old + 0.25 * ns_per_byte.min(2.0 * old) };
     class.rate[i].store(new.to_bits(), Ordering::Relaxed);
 }
 
@@ -117,6 +119,31 @@ pub fn measured() -> Vec<(usize, f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_stalled_scan_does_not_move_the_class_to_one_thread() {
+        // calibrated: all threads 1.0 ns/B, one thread 2.2; then one scan on all threads stalls
+        // (the caller descheduled for a time slice: 6x its time). Before, the moving average took a
+        // quarter of it (2.25 > 2.2) and the next REPROBE_EVERY - 1 scans ran on one thread.
+        let bytes = 5 << 40; // a class no real test scans
+        for _ in 0..8 {
+            let (t, _) = choose(bytes);
+            record(bytes, t, if t > 1 { 1.0 } else { 2.2 });
+        }
+        if wide() >= 2 {
+            let (t, _) = choose(bytes);
+            assert_eq!(t, wide());
+            record(bytes, t, 6.0);
+            let picks: Vec<usize> = (0..REPROBE_EVERY - 1).map(|_| choose(bytes).0).collect();
+            assert!(picks.iter().filter(|&&t| t == wide()).count() as u64 >= REPROBE_EVERY - 2, "{picks:?}");
+            // a lasting change (the other core taken: all threads slower than one) still moves it
+            for _ in 0..40 {
+                let (t, _) = choose(bytes);
+                record(bytes, t, if t > 1 { 2.6 } else { 2.2 });
+            }
+            assert_eq!(choose(bytes).0, 1);
+        }
+    }
 
     #[test]
     fn small_scans_stay_on_one_thread() {
