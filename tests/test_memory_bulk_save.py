@@ -8,6 +8,7 @@ Stock CrewAI (LanceDB) behaves the same way: the whole batch is refused (a Value
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +91,65 @@ def test_batch_encoder_takes_tuples_arrays_and_reports_non_numbers(speedups: Any
         blobs, bad, reason = encode([[1.0, 2.0], "ab", [float("nan"), 1.0]])
         assert (blobs, bad) == ([np.float32([1.0, 2.0]).tobytes()], 1)
         assert reason.startswith("must be a list of numbers")
+
+
+#: Floats in a batch past which the compiled twin reads it on two threads (``PARALLEL_MIN_FLOATS``).
+PARALLEL_FLOATS = 64 * 1024
+
+
+@st.composite
+def large_batches(draw: Any) -> list[Any]:
+    """Batches past the two-thread size, clean but for a few adversarial embeddings at drawn places:
+    a NaN, infinity or float32-overflowing value, an int, a bool or a numpy float (not an exact
+    float) inside a list, a tuple, an array, a string, or another size."""
+    dim = draw(st.sampled_from([1024, 3072]))
+    count = PARALLEL_FLOATS // dim + draw(st.integers(1, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    vectors: list[Any] = [row.tolist() for row in rng.normal(size=(count, dim))]
+    for _ in range(draw(st.integers(0, 3))):
+        at, pos = draw(st.integers(0, count - 1)), draw(st.integers(0, dim - 1))
+        kind = draw(st.sampled_from(["nan", "inf", "huge", "int", "bool", "np-float", "tuple", "array",
+                                     "text", "short"]))
+        vec = vectors[at] if isinstance(vectors[at], list) else list(vectors[at])
+        if kind in ("nan", "inf", "huge", "int", "bool", "np-float"):
+            vec[pos] = {"nan": float("nan"), "inf": float("-inf"), "huge": 3.5e38, "int": 7, "bool": True,
+                        "np-float": np.float64(0.25)}[kind]
+            vectors[at] = vec
+        elif kind == "tuple":
+            vectors[at] = tuple(vec)
+        elif kind == "array":
+            vectors[at] = np.asarray(vec)
+        elif kind == "text":
+            vectors[at] = "not numbers"
+        else:
+            vectors[at] = vec[: dim - 1]
+    return vectors
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(vectors=large_batches())
+def test_a_large_batch_read_on_two_threads_gives_the_loops_bytes_and_first_error(speedups: Any,
+                                                                                  vectors: list[Any]) -> None:
+    """The compiled twin reads a batch this large on two threads (while holding the GIL): the same
+    bytes and the same first refusal as the numpy twin and the one-at-a-time encoder."""
+    before = speedups.embedding_parallel_reads()
+    want = _per_record(vectors)
+    assert batch_encoder(True)(vectors) == want
+    assert batch_encoder(False)(vectors) == want
+    if _usable_cpus() > 1:  # on one CPU the batch is read on the calling thread alone
+        assert speedups.embedding_parallel_reads() == before + 1
+
+
+def test_a_small_batch_stays_on_one_thread(speedups: Any) -> None:
+    before = speedups.embedding_parallel_reads()
+    vectors = [[0.5] * 1024 for _ in range(PARALLEL_FLOATS // 1024 - 1)]
+    assert batch_encoder(True)(vectors) == _per_record(vectors)
+    assert speedups.embedding_parallel_reads() == before
 
 
 def _record(i: int, values: list[Any], **kw: Any) -> Any:

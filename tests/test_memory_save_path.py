@@ -119,3 +119,39 @@ def test_a_crew_saving_memories_gets_its_spare_rows_populated(tmp_path: Path, mo
     if not _prefault.enabled():
         pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before 5.14)")
     assert _prefault.populated_bytes > before  # the crew's saves asked for their next rows
+
+
+@pytest.mark.crew
+def test_a_crew_saving_a_large_batch_reads_its_embeddings_on_two_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speedups: Any) -> None:
+    """24 extracted memories x 3072 floats is past the two-thread size: the Rust twin's batch encoder
+    reads them on two threads, and the records saved are the embedder's vectors exactly."""
+    import os
+
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config, hash_embed
+
+    if (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) < 2:
+        pytest.skip("one usable CPU: the batch is read on the calling thread")
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    crewai_rust.patch("memory")
+    before = speedups.embedding_parallel_reads()
+
+    def extract(text: str) -> list[str]:
+        return [f"fact {i} about the owl: {text[:40]}" for i in range(24)]
+
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder",
+                  llm=ScriptedLLM(extract_memories=extract))
+    crew = Crew(agents=[agent], tasks=[Task(description="Describe the barn owl", expected_output="a sentence",
+                                            agent=agent)], memory=True, embedder=crew_embedder_config(3072))
+    crew.kickoff()
+    crew._memory.drain_writes()
+    store = crew._memory._storage
+    assert isinstance(store, RustMemoryStorage) and store.implementation == "rust"
+    assert speedups.embedding_parallel_reads() > before
+    facts = [r for r in store.list_records(limit=100) if r.content.startswith("fact ")]
+    assert len(facts) == 24
+    for record in facts:
+        want = np.asarray(hash_embed(record.content, 3072), dtype=np.float32)
+        assert np.array_equal(np.asarray(record.embedding, dtype=np.float32), want)
