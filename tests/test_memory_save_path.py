@@ -247,14 +247,20 @@ def test_a_commit_that_fails_after_the_index_took_the_rows_leaves_the_index_as_t
 
 
 @pytest.mark.crew
-def test_a_crew_saving_memories_updates_the_index_beside_the_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_crew_saving_memories_updates_the_index_beside_the_commit_and_checkpoints_in_a_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     use_rust: bool) -> None:
     from crewai import Agent, Crew, Task
 
     from crewai_rust.memory import _beside
     from crewai_rust.testing import ScriptedLLM, crew_embedder_config
 
+    import time
+
+    from crewai_rust.memory import _checkpoint
+
     monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    monkeypatch.setattr(_checkpoint, "CHECKPOINT_BYTES", 1)  # a checkpoint is due after every save
+    monkeypatch.setattr(_checkpoint, "QUIET_S", 0.05)
     crewai_rust.patch("memory")
 
     def extract(text: str) -> list[str]:
@@ -271,6 +277,11 @@ def test_a_crew_saving_memories_updates_the_index_beside_the_commit(tmp_path: Pa
     store = crew._memory._storage
     assert isinstance(store, RustMemoryStorage)
     assert _beside.jobs_run > before  # a save after the first ran its index update beside its COMMIT
+    checkpoints = store._store._checkpointer
+    deadline = time.monotonic() + 10
+    while checkpoints.runs == 0 and time.monotonic() < deadline:  # once the saves paused
+        time.sleep(0.02)
+    assert checkpoints.runs >= 1
     mine = _rows_by_id(store)
     other = RustMemoryStorage(store.path, use_rust=use_rust, snapshot=False)
     try:
