@@ -197,8 +197,9 @@ class RustMemoryStorage(IndexSearch, RecordListing):
                 return
             done: list[tuple[int, list[tuple[str, str]]]] = []
             beside = self._index_beside_commit(dim, trusted, done)
+            upsert: Any = self._store.upsert  # a store with OVERLAPS_COMMIT takes ``beside_commit`` (SQLite's)
             try:
-                stored_now = self._store.upsert(rows, dim, beside_commit=beside)
+                stored_now = upsert(rows, dim, beside_commit=beside)
             except BaseException:
                 if done or self._index_touched:
                     self._index_touched = False
