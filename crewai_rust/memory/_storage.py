@@ -172,7 +172,8 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         """Insert or replace records by id in one transaction; all validated before anything is written.
 
         The batch is encoded in one call (the Rust twin's ``embeddings_f32_bytes_many``)
-        and lands in the index as block writes. The store's size is known from the
+        and lands in the index as block writes, on the ``_beside`` helper while SQLite's
+        COMMIT runs (see :meth:`_index_beside_commit`). The store's size is known from the
         index; the database is asked only when the index has none or disagrees, and the
         write itself re-checks it under the store's lock (another process may differ).
         """
