@@ -235,6 +235,11 @@ __all__ += ["embeddings_f32_bytes_many"]
 def embeddings_f32_bytes_many(embeddings: list[Any]) -> tuple[list[bytes], int, str]:
     """A save batch's embeddings as float32 bytes: ``(blobs, -1, "")``, or ``(blobs before it, i, reason)`` for the first refused one."""
 
+__all__ += ["embedding_parallel_reads"]
+
+def embedding_parallel_reads() -> int:
+    """Save batches this process has read on two threads (a large batch: its floats are cold)."""
+
 __all__ += ["memory_rows"]
 
 def memory_rows(records: list[Any], blobs: list[Any], dim: int, make: Any) -> list[Any | None]:

@@ -8,6 +8,7 @@ Stock CrewAI (LanceDB) behaves the same way: the whole batch is refused (a Value
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +91,76 @@ def test_batch_encoder_takes_tuples_arrays_and_reports_non_numbers(speedups: Any
         blobs, bad, reason = encode([[1.0, 2.0], "ab", [float("nan"), 1.0]])
         assert (blobs, bad) == ([np.float32([1.0, 2.0]).tobytes()], 1)
         assert reason.startswith("must be a list of numbers")
+
+
+#: Floats in a batch past which the compiled twin reads it on two threads (``PARALLEL_MIN_FLOATS``).
+PARALLEL_FLOATS = 64 * 1024
+
+
+_KINDS = ["nan", "inf", "huge", "int", "bool", "np-float", "tuple", "array", "text", "short"]
+
+
+@st.composite
+def large_batch_plans(draw: Any) -> tuple[int, int, int, list[tuple[int, int, str]]]:
+    """(dim, count, seed, edits) of a batch past the two-thread size (built by :func:`_large_batch`,
+    so a failing example prints small): clean but for a few adversarial embeddings at drawn places."""
+    dim = draw(st.sampled_from([1024, 3072]))
+    count = PARALLEL_FLOATS // dim + draw(st.integers(1, 12))
+    edits = draw(st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, dim - 1), st.sampled_from(_KINDS)),
+                          max_size=3))
+    return dim, count, draw(st.integers(0, 2**32 - 1)), edits
+
+
+def _large_batch(dim: int, count: int, seed: int, edits: list[tuple[int, int, str]]) -> list[Any]:
+    """A NaN, infinity or float32-overflowing value, an int, a bool or a numpy float (not an exact
+    float) inside a list; a tuple, an array, a string, or another size in place of a list."""
+    vectors: list[Any] = [row.tolist() for row in np.random.default_rng(seed).normal(size=(count, dim))]
+    for at, pos, kind in edits:
+        vec = vectors[at] if isinstance(vectors[at], list) else list(vectors[at])
+        if kind in ("nan", "inf", "huge", "int", "bool", "np-float"):
+            vec[pos] = {"nan": float("nan"), "inf": float("-inf"), "huge": 3.5e38, "int": 7, "bool": True,
+                        "np-float": np.float64(0.25)}[kind]
+            vectors[at] = vec
+        elif kind == "tuple":
+            vectors[at] = tuple(vec)
+        elif kind == "array":
+            vectors[at] = np.asarray(vec)
+        elif kind == "text":
+            vectors[at] = "not numbers"
+        else:
+            vectors[at] = vec[: dim - 1]
+    return vectors
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(plan=large_batch_plans())
+def test_a_large_batch_read_on_two_threads_gives_the_loops_bytes_and_first_error(
+        speedups: Any, plan: tuple[int, int, int, list[tuple[int, int, str]]]) -> None:
+    """The compiled twin reads a batch this large on two threads (while holding the GIL): the same
+    bytes and the same first refusal as the numpy twin and the one-at-a-time encoder."""
+    vectors = _large_batch(*plan)
+    before = speedups.embedding_parallel_reads()
+    want = _per_record(vectors)
+    for got in (batch_encoder(True)(vectors), batch_encoder(False)(vectors)):
+        assert got[:2] == want[:2]
+        if want[2].startswith("must be a list of numbers"):  # the tail is each twin's own conversion error
+            assert got[2].startswith("must be a list of numbers")
+        else:
+            assert got[2] == want[2]
+    if _usable_cpus() > 1:  # on one CPU the batch is read on the calling thread alone
+        assert speedups.embedding_parallel_reads() == before + 1
+
+
+def test_a_small_batch_stays_on_one_thread(speedups: Any) -> None:
+    before = speedups.embedding_parallel_reads()
+    vectors = [[0.5] * 1024 for _ in range(PARALLEL_FLOATS // 1024 - 1)]
+    assert batch_encoder(True)(vectors) == _per_record(vectors)
+    assert speedups.embedding_parallel_reads() == before
 
 
 def _record(i: int, values: list[Any], **kw: Any) -> Any:

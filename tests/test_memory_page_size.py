@@ -102,3 +102,30 @@ def test_the_page_size_changes_no_stored_row(tmp_path: Path, use_rust: bool, mon
                 store.close()
     assert _page_size(dirs[4096]) == 4096 and _page_size(dirs[16_384]) == 16_384
     assert _tables(dirs[4096]) == _tables(dirs[16_384])
+
+
+def test_the_background_checkpoint_waits_for_a_pause_in_the_saves(tmp_path: Path, use_rust: bool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saves back to back never have a checkpoint beside them; once they pause it runs and
+    copies the WAL into the file."""
+    import time
+
+    from crewai_rust.memory import _checkpoint
+
+    monkeypatch.setattr(_checkpoint, "CHECKPOINT_BYTES", 1)  # due after every save
+    monkeypatch.setattr(_checkpoint, "QUIET_S", 0.5)
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    try:
+        keeper = store._store._checkpointer
+        start = time.monotonic()
+        for k in range(8):
+            store.save(_records(100 + k, 5))
+            if time.monotonic() - start < 0.45:  # still inside the burst (a loaded machine may pause)
+                assert keeper.runs == 0
+        deadline = time.monotonic() + 10
+        while keeper.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert keeper.runs >= 1
+        assert store.count() == 40
+    finally:
+        store.close()

@@ -119,3 +119,172 @@ def test_a_crew_saving_memories_gets_its_spare_rows_populated(tmp_path: Path, mo
     if not _prefault.enabled():
         pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before 5.14)")
     assert _prefault.populated_bytes > before  # the crew's saves asked for their next rows
+
+
+@pytest.mark.crew
+def test_a_crew_saving_a_large_batch_reads_its_embeddings_on_two_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speedups: Any) -> None:
+    """24 extracted memories x 3072 floats is past the two-thread size: the Rust twin's batch encoder
+    reads them on two threads, and the records saved are the embedder's vectors exactly."""
+    import os
+
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config, hash_embed
+
+    if (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) < 2:
+        pytest.skip("one usable CPU: the batch is read on the calling thread")
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    crewai_rust.patch("memory")
+    before = speedups.embedding_parallel_reads()
+
+    def extract(text: str) -> list[str]:
+        return [f"fact {i} about the owl: {text[:40]}" for i in range(24)]
+
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder",
+                  llm=ScriptedLLM(extract_memories=extract))
+    crew = Crew(agents=[agent], tasks=[Task(description="Describe the barn owl", expected_output="a sentence",
+                                            agent=agent)], memory=True, embedder=crew_embedder_config(3072))
+    crew.kickoff()
+    crew._memory.drain_writes()
+    store = crew._memory._storage
+    assert isinstance(store, RustMemoryStorage) and store.implementation == "rust"
+    assert speedups.embedding_parallel_reads() > before
+    facts = [r for r in store.list_records(limit=100) if r.content.startswith("fact ")]
+    assert len(facts) == 24
+    for record in facts:
+        want = np.asarray(hash_embed(record.content, 3072), dtype=np.float32)
+        assert np.array_equal(np.asarray(record.embedding, dtype=np.float32), want)
+
+
+def _index_state(store: RustMemoryStorage) -> tuple[Any, ...]:
+    index = store._index
+    n = index.n
+    return (n, list(index.ids[:n]), index.matrix[:n].tobytes(), index.sqnorms[:n].tobytes(),
+            index.seqs[:n].tolist(), [index.scopes.code(s) for s in ("/s/0", "/s/1", "/s/2")], store._seen)
+
+
+def test_a_save_puts_its_rows_into_the_index_beside_its_commit(tmp_path: Path, use_rust: bool) -> None:
+    """The index update ran on the ``_beside`` helper while the COMMIT ran, and left exactly what a
+    store loading the file builds (and what the update after the COMMIT built before)."""
+    from crewai_rust.memory import _beside
+
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    try:
+        store.save([_record(f"a-{i}", i) for i in range(30)])  # the first save fixes the dimension
+        before = _beside.jobs_run
+        store.save([_record(f"b-{i}", 100 + i) for i in range(30)] + [_record("a-3", 7, "updated")])
+        assert _beside.jobs_run == before + 1
+        mine = _rows_by_id(store)
+        assert store.get_record("a-3").content == "updated" and store._seen == store._store.head()
+    finally:
+        store.close()
+    other = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    try:
+        assert _rows_by_id(other) == mine and other._index.n == 60
+    finally:
+        other.close()
+
+
+def test_after_another_process_wrote_the_save_catches_up_after_its_commit(tmp_path: Path, use_rust: bool) -> None:
+    """A write by another process since this one last looked: the index must read it from the log,
+    so the update runs after the COMMIT as before (no helper job), and misses nothing."""
+    from crewai_rust.memory import _beside
+
+    mine = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    other = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    try:
+        mine.save([_record(f"a-{i}", i) for i in range(10)])
+        other.save([_record(f"o-{i}", 50 + i) for i in range(10)])
+        before = _beside.jobs_run
+        mine.save([_record(f"b-{i}", 100 + i) for i in range(10)])
+        assert _beside.jobs_run == before
+        assert sorted(mine._index.ids[: mine._index.n]) == sorted(
+            [f"a-{i}" for i in range(10)] + [f"o-{i}" for i in range(10)] + [f"b-{i}" for i in range(10)])
+        other.refresh()
+        assert _rows_by_id(other) == _rows_by_id(mine)
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_a_commit_that_fails_after_the_index_took_the_rows_leaves_the_index_as_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_rust: bool) -> None:
+    """The COMMIT fails (a disk error, say) after the helper put the batch into the index: the save
+    raises, and the index is rebuilt from the database, which holds nothing of the batch."""
+    import sqlite3
+
+    from crewai_rust.memory import _beside
+
+    store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot=False)
+    try:
+        store.save([_record(f"a-{i}", i) for i in range(20)])
+        want = _index_state(store)
+        real = _beside.beside
+        ran: list[bool] = []
+
+        def failing(job: Any, call: Any) -> Any:
+            def commit() -> Any:
+                while not _beside._done.is_set():  # let the job finish first: the worst case
+                    _beside._done.wait(0.001)
+                ran.append(True)
+                store._store._conn.rollback()
+                raise sqlite3.OperationalError("disk I/O error")
+
+            return real(job, commit)
+
+        monkeypatch.setattr(_beside, "beside", failing)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            store.save([_record(f"b-{i}", 100 + i) for i in range(20)])
+        assert ran
+        monkeypatch.setattr(_beside, "beside", real)
+        assert _index_state(store) == want
+        assert store.count() == 20 and store.get_record("b-0") is None
+        store.save([_record(f"c-{i}", 200 + i) for i in range(5)])  # the store goes on
+        assert store._index.n == 25 and store.count() == 25
+    finally:
+        store.close()
+
+
+@pytest.mark.crew
+def test_a_crew_saving_memories_updates_the_index_beside_the_commit_and_checkpoints_in_a_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    use_rust: bool) -> None:
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.memory import _beside
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config
+
+    import time
+
+    from crewai_rust.memory import _checkpoint
+
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    monkeypatch.setattr(_checkpoint, "CHECKPOINT_BYTES", 1)  # a checkpoint is due after every save
+    monkeypatch.setattr(_checkpoint, "QUIET_S", 0.05)
+    crewai_rust.patch("memory")
+
+    def extract(text: str) -> list[str]:
+        return [f"fact {i} about the owl: {text[:40]}" for i in range(5)]
+
+    tasks_llm = ScriptedLLM(extract_memories=extract)
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder", llm=tasks_llm)
+    tasks = [Task(description=f"Describe the barn owl's {part}", expected_output="a sentence", agent=agent)
+             for part in ("wings", "call")]
+    crew = Crew(agents=[agent], tasks=tasks, memory=True, embedder=crew_embedder_config(64))
+    before = _beside.jobs_run
+    crew.kickoff()
+    crew._memory.drain_writes()
+    store = crew._memory._storage
+    assert isinstance(store, RustMemoryStorage)
+    assert _beside.jobs_run > before  # a save after the first ran its index update beside its COMMIT
+    checkpoints = store._store._checkpointer
+    deadline = time.monotonic() + 10
+    while checkpoints.runs == 0 and time.monotonic() < deadline:  # once the saves paused
+        time.sleep(0.02)
+    assert checkpoints.runs >= 1
+    mine = _rows_by_id(store)
+    other = RustMemoryStorage(store.path, use_rust=use_rust, snapshot=False)
+    try:
+        assert _rows_by_id(other) == mine
+    finally:
+        other.close()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._index import VectorIndex
-from ._seam import RecordStore
+from ._seam import ChangeSet, RecordStore
 from ._snapshot import SnapshotKeeper, describe
 
 
@@ -140,18 +140,28 @@ class IndexMirror:
             return 0
         if changes.head <= self._seen:
             return 0
-        applied = changes.head - self._seen
+        bad = self._apply(changes, self._index.dim or self._store.get_dim(), trusted)
+        return self._applied(changes.head, bad, after_restore)
+
+    def _apply(self, changes: ChangeSet, dim: int | None, trusted: dict[str, bytes] | None) -> list[tuple[str, str]]:
+        """The index's part of a catch-up, with no database access (a save runs it beside its COMMIT,
+        on the ``_beside`` helper); returns the rows that could not be read back, as (id, reason)."""
         index = self._index
         if changes.reset:
             index.clear(None)
         for record_id in changes.deleted:
             index.remove(record_id)
         bad: list[tuple[str, str]] = []
-        index.upsert_many(readable(changes.upserted, index.dim or self._store.get_dim(), bad, trusted))
-        self._set_seen(changes.head)
+        index.upsert_many(readable(changes.upserted, dim, bad, trusted))
+        return bad
+
+    def _applied(self, head: int, bad: list[tuple[str, str]], after_restore: bool = False) -> int:
+        """The bookkeeping after :meth:`_apply` brought the index to change ``head``; the entries applied."""
+        applied = head - self._seen
+        self._set_seen(head)
         if bad:  # written by another process that skipped validation
             for record_id, _ in bad:
-                index.remove(record_id)
+                self._index.remove(record_id)
             self._quarantine(bad)
         if self._snapshots is not None and not after_restore:
             self._snapshots.applied(applied)

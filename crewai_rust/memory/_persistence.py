@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import _beside
 from ._checkpoint import WRITER_AUTOCHECKPOINT_BYTES, Checkpointer
 from ._quarantine import COPIED, QUARANTINE_SCHEMA
 from ._seam import ChangeSet, FullRow, IndexRow, Keep, RecordRow, RecordStore
@@ -136,6 +137,9 @@ class SQLiteRecordStore:
     trade LanceDB makes too, at a fraction of the cost of an fsync per save.
     """
 
+    #: ``upsert`` takes ``beside_commit``: a save's index update may run beside its COMMIT
+    OVERLAPS_COMMIT = True
+
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -215,8 +219,12 @@ class SQLiteRecordStore:
             )
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Cursor]:
-        """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front (retried)."""
+    def write(self, beside: Callable[[], Callable[[], object] | None] | None = None) -> Iterator[sqlite3.Cursor]:
+        """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front (retried).
+
+        ``beside``: called after the body; a job it returns runs on the ``_beside`` helper
+        while this thread is in the COMMIT (which releases the GIL).
+        """
         with self._lock:
             self._check_file()
             cur = self._conn.cursor()
@@ -226,7 +234,11 @@ class SQLiteRecordStore:
             except BaseException:
                 self._conn.rollback()
                 raise
-            self._retry(lambda: cur.execute("COMMIT"))
+            job = beside() if beside is not None else None
+            if job is None:
+                self._retry(lambda: cur.execute("COMMIT"))
+            else:
+                _beside.beside(job, lambda: self._retry(lambda: cur.execute("COMMIT")))
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
@@ -364,12 +376,16 @@ class SQLiteRecordStore:
     def upsert(
         self, rows: Sequence[RecordRow], dim: int, meta: dict[str, str] | None = None,
         quarantined: Sequence[tuple[RecordRow, str]] = (),
+        beside_commit: Callable[[tuple[int, int, list[IndexRow]]], Callable[[], object] | None] | None = None,
     ) -> int:
         """Insert or replace records by id (and ``meta`` entries and ``quarantined`` rows, same transaction).
 
-        Returns the store's dimension; on a mismatch nothing is written.
+        Returns the store's dimension; on a mismatch nothing is written. ``beside_commit(span)``
+        (span: see :meth:`_own_rows`) may return a job to run beside the COMMIT (``_beside``);
+        it then takes the written rows, which ``changes_since`` no longer hands over.
         """
-        with self.write() as cur:
+        jobs: list[Callable[[], object]] = []
+        with self.write(lambda: jobs[0] if jobs else None) as cur:
             stored = self._check_dim(cur, dim)
             if stored != dim:
                 return stored
@@ -400,7 +416,10 @@ class SQLiteRecordStore:
             ids = [r.id for r in rows]
             self._log(cur, ids, "u")
             span = self._own_rows(cur, rows, ids, int(before[0]) if before is not None else 0)
-        self._span = span
+            job = beside_commit(span) if beside_commit is not None and span is not None else None
+            if job is not None:
+                jobs.append(job)
+        self._span = None if jobs else span
         self._checkpointer.wrote(sum(len(r.embedding) + len(r.content) + len(r.metadata) + 256 for r in rows))
         return dim
 

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from ._records import (
     utc_now_iso,
 )
 from ._search import IndexSearch
-from ._seam import RecordStore, is_url, open_record_store
+from ._seam import ChangeSet, RecordStore, is_url, open_record_store
 from ._snapshot import SnapshotKeeper, SnapshotSettings, compiled_block_sums, describe
 
 logger = logging.getLogger("crewai_rust.memory")
@@ -138,6 +138,8 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         self._index = VectorIndex()
         self._index.shadow_builder = self._kernels.shadow_rows  # a shadow restored from a snapshot grows with it
         self._seen = 0
+        #: a save's index update ran beside its COMMIT and has not finished (see ``save``)
+        self._index_touched = False
         self._snapshots: SnapshotKeeper | None = None
         try:
             settings = SnapshotSettings.resolve(snapshot, snapshot_dir, snapshot_after)
@@ -170,7 +172,8 @@ class RustMemoryStorage(IndexSearch, RecordListing):
         """Insert or replace records by id in one transaction; all validated before anything is written.
 
         The batch is encoded in one call (the Rust twin's ``embeddings_f32_bytes_many``)
-        and lands in the index as block writes. The store's size is known from the
+        and lands in the index as block writes, on the ``_beside`` helper while SQLite's
+        COMMIT runs (see :meth:`_index_beside_commit`). The store's size is known from the
         index; the database is asked only when the index has none or disagrees, and the
         write itself re-checks it under the store's lock (another process may differ).
         """
@@ -186,10 +189,54 @@ class RustMemoryStorage(IndexSearch, RecordListing):
                 raise dimension_error(stored, dim)
             dim = dim or stored or self._declared_dim or DEFAULT_VECTOR_DIM
             rows = to_rows(records, dim, self._encode_many, self._build_rows)
-            stored_now = self._store.upsert(rows, dim)
-            if stored_now != dim:  # another process fixed a different size meanwhile
+            trusted = {r.id: r.embedding for r in rows}
+            if not getattr(self._store, "OVERLAPS_COMMIT", False):
+                stored_now = self._store.upsert(rows, dim)
+                if stored_now != dim:  # another process fixed a different size meanwhile
+                    raise dimension_error(stored_now, dim)
+                self._sync(trusted)
+                return
+            done: list[tuple[int, list[tuple[str, str]]]] = []
+            beside = self._index_beside_commit(dim, trusted, done)
+            upsert: Any = self._store.upsert  # a store with OVERLAPS_COMMIT takes ``beside_commit`` (SQLite's)
+            try:
+                stored_now = upsert(rows, dim, beside_commit=beside)
+            except BaseException:
+                if done or self._index_touched:
+                    self._index_touched = False
+                    self._reload()  # the index took rows the COMMIT then refused: the database is the truth
+                raise
+            if stored_now != dim:
                 raise dimension_error(stored_now, dim)
-            self._sync({r.id: r.embedding for r in rows})
+            if done:
+                self._applied(done[0][0], done[0][1])
+            else:
+                self._sync(trusted)
+
+    def _index_beside_commit(
+        self, dim: int, trusted: dict[str, bytes], done: list[tuple[int, list[tuple[str, str]]]]
+    ) -> Callable[[tuple[int, int, list[Any]]], Callable[[], None] | None]:
+        """The job that puts a save's rows into the index while its COMMIT runs (``_beside``).
+
+        Only for the common case, which needs no database read: the index was up to date
+        right before this write (no other process committed in between) and already has
+        its dimension. ``done`` gets (new head, unreadable rows) once the index holds them.
+        """
+
+        def beside(span: tuple[int, int, list[Any]]) -> Callable[[], None] | None:
+            before, head, written = span
+            if before != self._seen or self._index.dim != dim:
+                return None  # the usual catch-up after the COMMIT reads what others wrote
+
+            def job() -> None:
+                self._index_touched = True
+                bad = self._apply(ChangeSet(head, False, list(written), []), dim, trusted)
+                done.append((head, bad))
+                self._index_touched = False
+
+            return job
+
+        return beside
 
     def update(self, record: Any) -> None:
         """Replace the record with the same id (inserted when absent, like LanceDB)."""
