@@ -107,8 +107,9 @@ def large_batch_plans(draw: Any) -> tuple[int, int, int, list[tuple[int, int, st
     dim = draw(st.sampled_from([1024, 3072]))
     # past the size even when every edit takes a whole list away (only exact lists are counted)
     count = PARALLEL_FLOATS // dim + 4 + draw(st.integers(0, 12))
+    # one edit per embedding: a second edit of one a first turned into text would index the text
     edits = draw(st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, dim - 1), st.sampled_from(_KINDS)),
-                          max_size=3))
+                          max_size=3, unique_by=lambda edit: edit[0]))
     return dim, count, draw(st.integers(0, 2**32 - 1)), edits
 
 
