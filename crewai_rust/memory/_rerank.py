@@ -4,7 +4,7 @@ Kernel contract (both twins): score every row (or only ``rows``) against the
 query in float32, return the ``k`` best as ``(rows int64, scores float32)``
 ordered by score descending, then row ascending. Scores are rank scores, not
 the final ones: ``2*x.q - |x|^2`` for L2 (same order as ``-|x-q|^2``) and
-``x.q / |x|`` for cosine (query already unit length). The final scores come
+``x.q / |x|`` for cosine (same order as the cosine: the query is not normalized). The final scores come
 from :func:`rerank`, in float64, so both twins return identical results.
 """
 
@@ -78,6 +78,23 @@ def may_overflow(sqnorms: np.ndarray, n: int, rows: np.ndarray | None, query64: 
 _NEAR_TIE = 1e-4
 
 
+def _clear_of_ties(
+    cand_rows: np.ndarray, cand_scores: np.ndarray, sqnorms: np.ndarray, query64: np.ndarray, k: int, metric: int
+) -> bool:
+    """Whether the last candidate is too far below the k-th for float32 rounding to swap them.
+
+    The margin is relative to the size of the rank scores' terms: an L2 score ``2 x.q - |x|^2``
+    rounds in proportion to ``|x|^2``, a cosine score ``x.q / |x|`` to ``|q|`` whatever the
+    rows' length (scaling it by ``|x|^2`` made every search of long vectors widen to all rows).
+    """
+    kth, last = float(cand_scores[k - 1]), float(cand_scores[-1])
+    if metric == METRIC_L2:
+        terms = float(sqnorms[cand_rows[0]])
+    else:
+        terms = float(np.sqrt((query64 * query64).sum()))
+    return kth - last > _NEAR_TIE * max(abs(kth), abs(last), terms, 1.0)
+
+
 def exact_top(
     kernel: Any,
     matrix: np.ndarray,
@@ -107,9 +124,7 @@ def exact_top(
         cand_rows, cand_scores = kernel(matrix, sqnorms, n, query, rows, want, metric)
         if want >= total or len(cand_scores) <= k:
             break
-        kth, last = float(cand_scores[k - 1]), float(cand_scores[-1])
-        scale = max(abs(kth), abs(last), float(sqnorms[cand_rows[0]]), 1.0)
-        if kth - last > _NEAR_TIE * scale:
+        if _clear_of_ties(cand_rows, cand_scores, sqnorms, query64, k, metric):
             break
         want = min(want * 2, total)
     ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
@@ -141,15 +156,14 @@ def exact_top_many(
     batch = kernel_many(matrix, sqnorms, n, queries, rows, want, metric)
     out = []
     for query, (cand_rows, cand_scores) in zip(queries, batch):
-        if may_overflow(sqnorms, n, rows, query.astype(np.float64)):
+        query64 = query.astype(np.float64)
+        if may_overflow(sqnorms, n, rows, query64):
             out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric))
             continue
         if want < total and len(cand_scores) > k:
-            kth, last = float(cand_scores[k - 1]), float(cand_scores[-1])
-            scale = max(abs(kth), abs(last), float(sqnorms[cand_rows[0]]), 1.0)
-            if not kth - last > _NEAR_TIE * scale:
+            if not _clear_of_ties(cand_rows, cand_scores, sqnorms, query64, k, metric):
                 out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric))
                 continue
-        ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query.astype(np.float64), metric)
+        ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
         out.append((ranked[:k], scores[:k]))
     return out
