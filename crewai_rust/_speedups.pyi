@@ -208,8 +208,21 @@ def fanout_active() -> int:
 def fanout_close() -> None:
     """Interpreter exit: batch workers claim no further items."""
 # --- memory ---
-__all__ += ["vector_top_k", "embedding_f32_bytes"]
+__all__ += ["vector_top_k", "vector_rerank", "embedding_f32_bytes"]
 from typing_extensions import Buffer as _Buffer  # a protocol for type checkers only (collections.abc from 3.12)
+
+def vector_rerank(
+    matrix: _Buffer,
+    seqs: _Buffer,
+    rows: _Buffer,
+    query: _Buffer,
+    metric: int,
+) -> tuple[list[int], list[float]]:
+    """Float64 scores of candidate ``rows`` (int64) against ``query`` (float64), GIL released.
+
+    The bits of ``_rerank.rerank`` (numpy's pairwise row sums): (rows, scores) ordered by
+    score descending, then by ``seqs`` (int64) ascending.
+    """
 
 def vector_top_k(
     matrix: _Buffer,

@@ -57,11 +57,22 @@ def test_crew_memory_goes_through_rust_storage(tmp_path: Path, monkeypatch: pyte
         return result
 
     monkeypatch.setattr(store, "search", spy)
+    # the float64 re-rank of every search is the compiled twin's under rust
+    reranked: list[int] = []
+    twin = store._kernels.rerank
+    assert twin.__name__ == ("rust_rerank" if use_rust else "rerank")
+
+    def counted(*args: Any) -> Any:
+        reranked.append(len(args[2]))
+        return twin(*args)
+
+    monkeypatch.setattr(store._kernels, "rerank", counted)
     second = _crew("hunting")
     second.kickoff()
     second._memory.drain_writes()
     assert second._memory._storage is store
     assert hits and max(hits) > 0
+    assert reranked and max(reranked) > 0
     assert store.count() >= saved
 
     # The memories are on disk: an independent open of the directory sees them all.

@@ -229,3 +229,65 @@ def test_cosine_over_long_vectors_scans_once_when_the_top_is_clear(batched: bool
         ranked, _ = _rerank.exact_top(counting, matrix, sqnorms, seqs, n, query, None, k, _rerank.METRIC_COSINE)
     assert ranked.tolist() == _brute(matrix, query, np.arange(n), k, _rerank.METRIC_COSINE)
     assert asked == [k + 16], asked  # one round of 2k+16 candidates (k < 16: k + 16)
+
+
+rerank_cases = st.tuples(
+    st.integers(min_value=1, max_value=60),  # stored rows
+    st.sampled_from([1, 2, 7, 8, 9, 63, 127, 128, 129, 255, 384, 1000, 1536]),  # every branch of the pairwise sum
+    st.sampled_from([_rerank.METRIC_L2, _rerank.METRIC_COSINE]),
+    st.sampled_from(["normal", "huge", "denormal", "mixed", "zeros"]),
+    st.booleans(),  # copies of one row (exact ties: sequence decides)
+    st.integers(min_value=0, max_value=2**31),
+)
+
+
+def _rerank_inputs(args: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    n, dim, metric, scale, copies, seed = args
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n + 3, dim))
+    query = rng.normal(size=dim)
+    if scale == "huge":
+        matrix, query = matrix * 1e18, query * 1e18
+    elif scale == "denormal":
+        matrix, query = matrix * 1e-39, query * 1e-39
+    elif scale == "mixed":
+        matrix *= 10.0 ** rng.integers(-30, 30, size=matrix.shape)
+    elif scale == "zeros":
+        matrix[rng.random(matrix.shape) < 0.7] = 0.0
+    matrix = matrix.astype(np.float32)
+    if copies:
+        matrix[1::2] = matrix[1]
+        matrix[2::4] = np.nextafter(matrix[1], np.float32(np.inf))  # one ulp away: a near tie
+    seqs = rng.permutation(len(matrix)).astype(np.int64)
+    rows = rng.permutation(n)[: int(rng.integers(1, n + 1))].astype(np.int64)
+    return matrix, seqs, rows, query.astype(np.float32).astype(np.float64), metric
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=rerank_cases)
+def test_rerank_twins_give_the_same_bits(speedups: Any, args: Any) -> None:
+    """The compiled re-rank sums in numpy's pairwise order: the same rows, order and float64 scores."""
+    matrix, seqs, rows, query, metric = _rerank_inputs(args)
+    with np.errstate(all="ignore"):
+        want_rows, want_scores = _rerank.rerank(matrix, seqs, rows, query, metric)
+    got_rows, got_scores = speedups.vector_rerank(matrix, seqs, rows, query, metric)
+    assert got_rows == want_rows.tolist()
+    assert np.array(got_scores).tobytes() == want_scores.tobytes()
+
+
+def test_rust_rerank_rejects_bad_buffers(speedups: Any) -> None:
+    matrix = np.zeros((4, 3), dtype=np.float32)
+    seqs = np.arange(4, dtype=np.int64)
+    query = np.zeros(3)
+    with pytest.raises(ValueError, match="outside"):
+        speedups.vector_rerank(matrix, seqs, np.array([4]), query, 0)
+    with pytest.raises(ValueError, match="outside"):
+        speedups.vector_rerank(matrix, seqs[:2], np.array([3]), query, 0)  # no sequence for row 3
+    with pytest.raises(ValueError, match="query has 2"):
+        speedups.vector_rerank(matrix, seqs, np.array([0]), np.zeros(2), 0)
+    with pytest.raises(ValueError, match="metric"):
+        speedups.vector_rerank(matrix, seqs, np.array([0]), query, 9)
+    with pytest.raises(BufferError):
+        speedups.vector_rerank(matrix, seqs, np.array([0]), query.astype(np.float32), 0)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        speedups.vector_rerank(matrix.ravel(), seqs, np.array([0]), query, 0)

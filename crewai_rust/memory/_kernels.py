@@ -160,12 +160,23 @@ class KernelSet:
                     np.frombuffer(err, dtype="<f4"),
                 )
 
+            rescore = module.vector_rerank
+
+            def rust_rerank(matrix, seqs, rows, query64, metric):  # type: ignore[no-untyped-def]
+                if len(rows) == 0:
+                    return rows, np.zeros(0)
+                got_rows, got_scores = rescore(matrix, seqs, rows, query64, metric)
+                return np.asarray(got_rows, dtype=np.int64), np.asarray(got_scores, dtype=np.float64)
+
             self.shadow_rows: Callable[[np.ndarray], _rerank.Shadow] = rust_shadow_rows
+            # the float64 re-rank, the same bits as numpy's, 2-6x faster (it is most of a small search)
+            self.rerank: _rerank.Rescore = rust_rerank
             self.single["rust"] = rust
             self.single["rust-f16"] = rust_f16
             self.many["rust"] = rust_many
         else:
             self.shadow_rows = _vector_py.shadow_rows
+            self.rerank = _rerank.rerank
         # numpy is always a candidate: where BLAS wins on this CPU, it is picked
         self.single["numpy"] = _numpy
         self.single["numpy-f16"] = _numpy_f16
@@ -304,7 +315,9 @@ def exact_top(kernels: KernelSet, index: Any, query: np.ndarray, rows: np.ndarra
     name, key = kernels.choose(False, rows is not None, count * (index.dim or 0) * 4, shadow is not None)
     kernel = _bound(kernels.single[name], shadow)
     out, seconds = timed(
-        lambda: _rerank.exact_top(kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, k, metric)
+        lambda: _rerank.exact_top(
+            kernel, index.matrix, index.sqnorms, index.seqs, index.n, query, rows, k, metric, kernels.rerank
+        )
     )
     kernels.record(key, name, seconds)
     return out
@@ -319,7 +332,8 @@ def exact_top_many(
     single = _bound(kernels.single[name], None)
     out, seconds = timed(
         lambda: _rerank.exact_top_many(
-            kernels.many[name], single, index.matrix, index.sqnorms, index.seqs, index.n, queries, rows, k, metric
+            kernels.many[name], single, index.matrix, index.sqnorms, index.seqs, index.n, queries, rows, k, metric,
+            kernels.rerank,
         )
     )
     kernels.record(key, name, seconds)

@@ -10,6 +10,7 @@ from :func:`rerank`, in float64, so both twins return identical results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,10 @@ METRIC_COSINE = 1
 #: The float16 shadow both twins build (``_vector_py.shadow_rows``, ``_speedups.vector_shadow_rows``):
 #: (halves float16 [cap, dim], inv_scale, norm, err float32 [cap]).
 Shadow = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+#: ``rerank``'s signature; the compiled twin (``_speedups.vector_rerank``) gives the same bits.
+Rescore = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
 def _row_sums(values: np.ndarray) -> np.ndarray:
@@ -105,20 +110,22 @@ def exact_top(
     rows: np.ndarray | None,
     k: int,
     metric: int,
+    rescore: Rescore | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact top ``k`` (float64 scores, ties by sequence) from either kernel twin.
 
     The kernel proposes ``2k + 16`` candidates in float32; while the last
     candidate is within float32 rounding of the k-th (near ties reaching past
     the margin), the candidate set doubles, so both twins end with the same
-    answer as a float64 brute force.
+    answer as a float64 brute force. ``rescore`` is :func:`rerank` or its compiled twin.
     """
+    rescore = rescore or rerank
     total = n if rows is None else len(rows)
     want = min(k + max(k, 16), total)
     query64 = query.astype(np.float64)
     if may_overflow(sqnorms, n, rows, query64):
         every = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-        ranked, scores = rerank(matrix, seqs, every, query64, metric)
+        ranked, scores = rescore(matrix, seqs, every, query64, metric)
         return ranked[:k], scores[:k]
     while True:
         cand_rows, cand_scores = kernel(matrix, sqnorms, n, query, rows, want, metric)
@@ -127,7 +134,7 @@ def exact_top(
         if _clear_of_ties(cand_rows, cand_scores, sqnorms, query64, k, metric):
             break
         want = min(want * 2, total)
-    ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
+    ranked, scores = rescore(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
     return ranked[:k], scores[:k]
 
 
@@ -145,12 +152,14 @@ def exact_top_many(
     rows: np.ndarray | None,
     k: int,
     metric: int,
+    rescore: Rescore | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`exact_top` for every query, the first candidate round as one batched scan.
 
     A query whose candidates end in a near tie falls back to :func:`exact_top`
     (which widens), so each answer is the one a single search gives.
     """
+    rescore = rescore or rerank
     total = n if rows is None else len(rows)
     want = min(k + max(k, 16), total)
     batch = kernel_many(matrix, sqnorms, n, queries, rows, want, metric)
@@ -158,12 +167,12 @@ def exact_top_many(
     for query, (cand_rows, cand_scores) in zip(queries, batch):
         query64 = query.astype(np.float64)
         if may_overflow(sqnorms, n, rows, query64):
-            out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric))
+            out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric, rescore))
             continue
         if want < total and len(cand_scores) > k:
             if not _clear_of_ties(cand_rows, cand_scores, sqnorms, query64, k, metric):
-                out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric))
+                out.append(exact_top(kernel, matrix, sqnorms, seqs, n, query, rows, k, metric, rescore))
                 continue
-        ranked, scores = rerank(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
+        ranked, scores = rescore(matrix, seqs, np.asarray(cand_rows, dtype=np.int64), query64, metric)
         out.append((ranked[:k], scores[:k]))
     return out

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub mod batch;
 pub mod blocksum;
 pub mod pool;
+pub mod rerank;
 pub mod shadow;
 pub mod simd;
 pub mod threads;

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::vector::batch::top_k_many;
+use crate::vector::rerank::{rerank, Candidates};
 use crate::vector::shadow::{top_k_shadow, Shadow};
 use crate::vector::{simd, threads as thread_policy, top_k, Metric, Search};
 
@@ -255,7 +256,35 @@ fn embedding_f32_bytes(py: Python<'_>, values: Vec<f64>) -> PyResult<Bound<'_, P
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// The float64 re-rank of candidate `rows` (`_rerank.rerank`'s twin, the same bits):
+/// `(rows, scores)` ordered by score descending, then by `seqs` ascending.
+///
+/// Same contract on the arrays as `vector_top_k` (read in place, GIL released).
+#[pyfunction]
+fn vector_rerank(
+    py: Python<'_>,
+    matrix: PyBuffer<f32>,
+    seqs: PyBuffer<i64>,
+    rows: PyBuffer<i64>,
+    query: PyBuffer<f64>,
+    metric: u8,
+) -> PyResult<(Vec<i64>, Vec<f64>)> {
+    if matrix.dimensions() != 2 {
+        return Err(PyValueError::new_err("matrix must be two-dimensional"));
+    }
+    let candidates = Candidates {
+        matrix: slice_of(&matrix, "matrix")?,
+        dim: matrix.shape()[1],
+        seqs: slice_of(&seqs, "seqs")?,
+        rows: slice_of(&rows, "rows")?,
+        query: slice_of(&query, "query")?,
+        l2: Metric::from_code(metric)? == Metric::L2,
+    };
+    super::errors::no_panic(|| Ok(py.detach(|| rerank(&candidates))?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(vector_rerank, m)?)?;
     m.add_function(wrap_pyfunction!(vector_top_k, m)?)?;
     m.add_function(wrap_pyfunction!(vector_top_k_shadow, m)?)?;
     m.add_function(wrap_pyfunction!(vector_top_k_many, m)?)?;
