@@ -98,3 +98,18 @@ def test_a_wake_up_for_changes_already_applied_costs_no_read(pair: Any, monkeypa
     assert writer.wait_for_change(mark, timeout=30), "another process's commit was not applied"
     assert "from-reader" in writer._index.row_of
     assert background == [mark]  # one read, for the other process's commit only
+
+
+def test_close_wakes_the_listener_instead_of_waiting_out_its_timeout(pair: Any) -> None:
+    """The listener sleeps in ``notifies()`` for up to its timeout (a minute here); close() must end
+    that wait itself, or every close of a PostgreSQL store blocks until the timeout (or leaves the
+    thread and its connection behind once the join gives up)."""
+    writer, reader = pair
+    watchers = [writer._store._watcher, reader._store._watcher]
+    deadline = time.monotonic() + 30
+    while any(w.connects == 0 for w in watchers):
+        assert time.monotonic() < deadline, "a listener never connected"
+        time.sleep(0.01)
+    writer.close()
+    reader.close()
+    assert [w.is_alive() for w in watchers] == [False, False]

@@ -28,8 +28,10 @@ Why this shape:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
+import socket
 import threading
 import time
 import weakref
@@ -870,12 +872,36 @@ class _Watcher(threading.Thread):
         self._callback = callback
         self._location = location
         self._stopping = threading.Event()
+        # The listening connection, set and cleared under the lock: stop() shuts its socket down so
+        # the wait ends at once instead of at its timeout, and never touches a socket already closed.
+        self._conn_lock = threading.Lock()
+        self._conn: Any = None
         self.connects = 0  # for tests: how often it (re)connected
 
     def stop(self) -> None:
         self._stopping.set()
+        self._interrupt()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=3)
+
+    def _interrupt(self) -> None:
+        """Wake a listener blocked in ``notifies()``: shutting the socket down makes it readable (EOF).
+
+        The shutdown goes through a duplicate of the descriptor, so psycopg still owns and closes its own;
+        the server sees an ordinary disconnect."""
+        with self._conn_lock:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                dup = os.dup(conn.pgconn.socket)
+            except Exception:  # noqa: BLE001 - already closed: nothing is waiting on it
+                return
+            try:
+                with socket.socket(fileno=dup) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _call(self, head: int | None) -> None:
         try:
@@ -894,7 +920,11 @@ class _Watcher(threading.Thread):
             except Exception:  # noqa: BLE001 - the server is away; try again shortly
                 self._stopping.wait(0.5)
                 continue
+            with self._conn_lock:
+                self._conn = conn
             try:
+                if self._stopping.is_set():  # stop() ran before the connection was published
+                    continue
                 conn.execute(f'LISTEN "{self._channel}"')
                 self.connects += 1
                 self._call(None)  # what was committed while we were not listening
@@ -914,6 +944,8 @@ class _Watcher(threading.Thread):
             except Exception:  # noqa: BLE001 - connection lost: reconnect and catch up
                 logger.debug("crewai_rust memory: listener on %s lost its connection", self._location)
             finally:
+                with self._conn_lock:
+                    self._conn = None
                 try:
                     conn.close()
                 except Exception:  # noqa: BLE001
