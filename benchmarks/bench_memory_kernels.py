@@ -100,20 +100,12 @@ def _blas_threads(count: int) -> Any:
 
 def _cpu() -> dict[str, Any]:
     from crewai_rust import _speedups
-    from crewai_rust._cpu import cpu_features
+    from crewai_rust._cpu import describe_cpu
 
-    name = "unknown"
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name == "unknown":
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = sorted(f for f in flags if f.startswith("avx512") or f in ("avx2", "fma", "f16c")) or cpu_features()
-    return {"cpu": name, "simd": " ".join(simd), "kernel_tier": _speedups.vector_kernel_info()[0],
+    described = describe_cpu()
+    l3 = described["l3_bytes"]
+    return {"cpu": described["model"] + (f" ({l3 / 2**20:.0f} MB L3)" if l3 else ""),
+            "simd": " ".join(described["simd"]), "kernel_tier": _speedups.vector_kernel_info()[0],
             "loadavg": os.getloadavg()[0]}
 
 

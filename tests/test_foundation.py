@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,24 @@ def test_cpu_features_without_cpuinfo(tmp_path: os.PathLike[str]) -> None:
     fake = tmp_path / "cpuinfo"  # type: ignore[operator]
     fake.write_text("processor : 0\nflags : fpu sse4_1 avx2 fma\n\nflags : avx512f\n")
     assert _cpu.cpu_features(fake) == ["avx2", "fma", "sse4.1"]
+
+
+def test_describe_cpu_names_the_model_every_avx512_subset_and_the_last_level_cache(tmp_path: Path) -> None:
+    """Two "Intel(R) Xeon(R) Processor" machines differed by 105 MB against 480 MB of L3 and by
+    AVX-512 FP16: a benchmark's machine block must tell them apart."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Some Xeon\nflags\t\t: fpu avx2 fma f16c avx512f avx512_fp16 sse4_1\n"
+                       "model name\t: Some Xeon\nflags\t\t: fpu\n")
+    cache = tmp_path / "cache"
+    for index, level, size in (("index0", 1, "48K"), ("index2", 2, "2048K"), ("index3", 3, "107520K")):
+        (cache / index).mkdir(parents=True)
+        (cache / index / "level").write_text(f"{level}\n")
+        (cache / index / "size").write_text(f"{size}\n")
+    described = _cpu.describe_cpu(cpuinfo, cache)
+    assert described == {"model": "Some Xeon", "simd": ["avx2", "avx512_fp16", "avx512f", "f16c", "fma"],
+                         "l3_bytes": 107520 * 1024}
+    assert _cpu.describe_cpu(tmp_path / "absent", tmp_path / "absent") == {"model": "unknown", "simd": [],
+                                                                           "l3_bytes": None}
 
 
 # -- the patcher: exact restoration ------------------------------------------------

@@ -31,18 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="JSON", help="print the README table for an existing --json file and exit")
 
 
+def _kernel_tier() -> str | None:
+    """The SIMD tier the compiled vector kernels dispatched to here, or None without the Rust build."""
+    import crewai_rust
+
+    if not crewai_rust.speedups_enabled():
+        return None
+    from .. import _speedups
+
+    return str(_speedups.vector_kernel_info()[0])
+
+
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on."""
     import crewai_rust
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .._cpu import describe_cpu
+
+    described = describe_cpu()
+    cpu = described["model"] if described["model"] != "unknown" else platform.processor() or platform.machine()
     try:
         import crewai
 
@@ -52,6 +59,9 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "simd": described["simd"],
+        "l3_bytes": described["l3_bytes"],
+        "kernel_tier": _kernel_tier(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "crewai": crewai_version,

@@ -51,9 +51,14 @@ def machine_line(payload: dict[str, Any]) -> str:
     """One sentence naming the machine and software the figures come from."""
     m = payload["machine"]
     build = m["build_info"]
-    simd = ", ".join(build.get("cpu_features") or []) or "none detected"
+    # "simd" (every AVX-512 subset, FP16 included), "l3_bytes" and "kernel_tier" came later: older
+    # result files have only the build's coarse cpu_features.
+    simd = ", ".join(m.get("simd") or build.get("cpu_features") or []) or "none detected"
+    l3 = f"{m['l3_bytes'] / 2**20:.0f} MB L3; " if m.get("l3_bytes") else ""
+    tier = f"; vector kernels: {m['kernel_tier']}" if m.get("kernel_tier") else ""
     return (
-        f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {simd}), Python {m['python']}, CrewAI {m['crewai']}, "
+        f"Measured on {m['cpu']} ({m['cores']} cores; {l3}SIMD: {simd}{tier}), Python {m['python']}, "
+        f"CrewAI {m['crewai']}, "
         f"crewai_rust {m['crewai_rust']} ({build['profile']} build), "
         f"{'quick' if payload['quick'] else 'full'} suite; medians."
     )
