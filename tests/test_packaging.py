@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,11 +30,21 @@ def _no_cargo_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Never copied into the scratch tree: build output, caches and other runs' environments.
+_NOT_SOURCES = shutil.ignore_patterns(".git", ".tox", ".ci", "target", "build", "dist", "*.egg-info",
+                                      "__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache", "*.so")
+
+
 @pytest.fixture(scope="session")
 def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # setuptools assembles the sdist in <source>/crewai_rust-<version>/ and writes the egg-info there:
+    # two runs building from the checkout at once (CI runs two tox envs side by side) delete each
+    # other's files. Each run builds from its own copy of the tree.
+    tree = tmp_path_factory.mktemp("tree") / "crewai_rust"
+    shutil.copytree(ROOT, tree, ignore=_NOT_SOURCES)
     out = tmp_path_factory.mktemp("sdist")
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(out), str(tree)],
         capture_output=True,
         text=True,
         env=_no_cargo_env(),
