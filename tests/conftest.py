@@ -79,6 +79,23 @@ def use_rust(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         yield False
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``CREWAI_RUST_SLOW_TWINS=rust`` (the py311-speedups env): a slow test's ``python`` run is left
+    out, because the py311-purepython env runs it on a pure install; the rust run stays. Elsewhere
+    every test runs under both twins."""
+    if os.environ.get("CREWAI_RUST_SLOW_TWINS", "").strip() != "rust":
+        return
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        twin = callspec.params.get("use_rust") if callspec is not None else None
+        (left_out if twin == "python" and item.get_closest_marker("slow") else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def _services_required() -> bool:
     """In CI (tox sets it) a test server that cannot start fails the run instead of skipping."""
     return os.environ.get("CREWAI_RUST_REQUIRE_SERVICES", "").strip() == "1"
