@@ -8,18 +8,27 @@ from pathlib import Path
 _KNOWN = {"avx2": "avx2", "avx512f": "avx512f", "fma": "fma", "sse4_1": "sse4.1", "asimd": "neon"}
 
 
-def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
-    """SIMD features of this CPU that the kernels can use, sorted; [] when unknown."""
+def _read_cpuinfo(cpuinfo: Path) -> tuple[str, set[str]]:
+    """The first model name and the first flags line of /proc/cpuinfo ("unknown" and {} when absent)."""
     try:
         text = cpuinfo.read_text(encoding="ascii", errors="replace")
     except OSError:
-        return []
+        return "unknown", set()
+    model = "unknown"
     flags: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-            break
+        key = key.strip()
+        if key in ("model name", "Model") and model == "unknown":
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """SIMD features of this CPU that the kernels can use, sorted; [] when unknown."""
+    flags = _read_cpuinfo(cpuinfo)[1]
     return sorted(name for flag, name in _KNOWN.items() if flag in flags)
 
 
@@ -44,18 +53,6 @@ def describe_cpu(cpuinfo: Path = Path("/proc/cpuinfo"),
     """What a benchmark figure was measured on: the model, every SIMD flag the kernels care about
     (AVX-512 subsets such as FP16 included) and the last-level cache, which decides whether a
     store's matrix is scanned from cache or from DRAM. Two machines of one model name can differ."""
-    model = "unknown"
-    flags: set[str] = set()
-    try:
-        text = cpuinfo.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model") and model == "unknown":
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
+    model, flags = _read_cpuinfo(cpuinfo)
     simd = sorted(f for f in flags if f.startswith("avx512") or f in ("avx2", "fma", "f16c", "asimd", "asimdhp"))
     return {"model": model, "simd": simd, "l3_bytes": _l3_bytes(cache_dir)}
