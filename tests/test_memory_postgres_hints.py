@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from crewai.memory.types import MemoryRecord
 
-from crewai_rust.memory import RustMemoryStorage, _pg_persistence
+from crewai_rust.memory import RustMemoryStorage, _mirror, _pg_persistence
 
 DIM = 8
 
@@ -22,17 +22,38 @@ def rec(rid: str) -> MemoryRecord:
     return MemoryRecord(id=rid, content=f"memory {rid}", embedding=vec)
 
 
+@pytest.fixture(params=[0.0, 0.3], ids=["prompt", "slow-catch-up"])
+def catch_up_delay(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A background catch-up that pauses between putting rows into the index and moving
+    ``applied_change``: the window in which a test that waited for rows alone read a stale mark
+    (CI failed on it twice: ``wait_for_change(mark)`` returned for the seed's change)."""
+    delay: float = request.param
+    if delay:
+        real = _mirror.IndexMirror._applied
+
+        def slow(self: Any, *args: Any, **kwargs: Any) -> int:
+            if threading.current_thread() is not threading.main_thread():
+                time.sleep(delay)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(_mirror.IndexMirror, "_applied", slow)
+    return delay
+
+
 @pytest.fixture
-def pair(pg_url: str, use_rust: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def pair(pg_url: str, use_rust: bool, catch_up_delay: float, monkeypatch: pytest.MonkeyPatch) -> Any:
     # A listener that woke only at its timeout would now sleep a minute: longer than the test waits.
     monkeypatch.setattr(_pg_persistence, "_LISTEN_TIMEOUT", 60.0)
     writer = RustMemoryStorage(url=pg_url, use_rust=use_rust)
     reader = RustMemoryStorage(url=pg_url, use_rust=use_rust)
     writer.save([rec("seed")])
+    # Caught up means the reader's change number reached the seed's, not that the seed's row is
+    # in its index: rows go in first, the number moves after (a mark read in between is stale).
     deadline = time.monotonic() + 30
-    while reader._store._watcher.connects == 0 or "seed" not in reader._index.row_of:
-        assert time.monotonic() < deadline, "the listener never connected"
+    while reader._store._watcher.connects == 0 or reader.applied_change < writer.applied_change:
+        assert time.monotonic() < deadline, "the listener never connected or never caught up"
         time.sleep(0.01)
+    assert "seed" in reader._index.row_of
     yield writer, reader
     writer.close()
     reader.close()
