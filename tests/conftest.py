@@ -80,17 +80,19 @@ def use_rust(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``CREWAI_RUST_SLOW_TWINS=rust`` (the py311-speedups env): a slow test's ``python`` run is left
-    out, because the py311-purepython env runs it on a pure install; the rust run stays. Elsewhere
-    every test runs under both twins."""
-    if os.environ.get("CREWAI_RUST_SLOW_TWINS", "").strip() != "rust":
+    """``CREWAI_RUST_TWINS=rust`` (tox's py310/311/312-speedups envs): a test's ``python`` run is left
+    out, because the purepython env of the same Python runs it on a pure install; the rust run and
+    the parity tests (both twins called side by side) stay. py313-speedups keeps both runs, so the
+    python twin is still tested in a process where the Rust module is loaded. Elsewhere every test
+    runs under both twins."""
+    if os.environ.get("CREWAI_RUST_TWINS", "both").strip() != "rust":
         return
     kept: list[pytest.Item] = []
     left_out: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         twin = callspec.params.get("use_rust") if callspec is not None else None
-        (left_out if twin == "python" and item.get_closest_marker("slow") else kept).append(item)
+        (left_out if twin == "python" else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
