@@ -76,3 +76,35 @@ def test_patched_runs_must_show_the_patch_was_live(run: Any) -> None:
     assert run.check_installs("patched", [live], True) is None
     assert run.check_installs("patched", [{**live, "speedups": False}], True) == "patched mode ran without the Rust twin"
     assert run.check_installs("pure", [live], False) == "pure mode ran with speedups enabled"
+
+
+def test_the_failures_baseline_runs_stock_on_every_test_that_did_not_pass_and_only_those(run: Any) -> None:
+    results = {
+        "patched": {"tests/a.py::t1": ("passed", ""), "tests/a.py::t2": ("failed", "x"),
+                    "tests/b.py::t3": ("skipped", "s"), "tests/b.py::t4": ("error", "e")},
+        "pure": {"tests/a.py::t1": ("failed", "y"), "tests/a.py::t2": ("passed", "")},
+    }
+    assert run.suspects_of(results) == ["tests/a.py::t1", "tests/a.py::t2", "tests/b.py::t4"]
+
+
+def test_a_suspect_its_id_does_not_select_is_run_with_its_whole_file(
+        run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nested = ("tests/c.py", "tests.c.TestInner", "test_n", "passed")  # ids as TestInner::test_n, not Outer::TestInner
+    calls: list[list[str]] = []
+
+    def fake_run_mode(root: Path, mode: str, targets: list[str], out: Path, workers: int, tag: str = "") -> Any:
+        calls.append(list(targets))
+        cases = [("tests/a.py", "tests.a", "t2", "passed")] if not tag else [nested, ("tests/c.py", "tests.c", "ok", "passed")]
+        return _junit(tmp_path / f"{mode}{tag}.xml", cases), 1.0
+
+    monkeypatch.setattr(run, "run_mode", fake_run_mode)
+    results = {"patched": {"tests/a.py::t2": ("failed", "x"), "tests/c.py::TestInner::test_n": ("failed", "y")}}
+    stock, seconds, unresolved = run.stock_on_suspects(tmp_path, results, tmp_path, 2)
+    assert calls == [["tests/a.py::t2", "tests/c.py::TestInner::test_n"], ["tests/c.py"]]
+    assert stock["tests/a.py::t2"] == ("passed", "") and stock["tests/c.py::TestInner::test_n"] == ("passed", "")
+    assert seconds == 2.0 and unresolved == []
+    assert run.report({"stock": stock, **results}) == {"patched": sorted(results["patched"])}
+
+    monkeypatch.setattr(run, "run_mode", lambda *a, **k: (_junit(tmp_path / "none.xml", []), 1.0))
+    assert run.stock_on_suspects(tmp_path, results, tmp_path, 2)[2] == sorted(results["patched"])
+    assert run.stock_on_suspects(tmp_path, {"patched": {"tests/a.py::t1": ("passed", "")}}, tmp_path, 2) == ({}, 0.0, [])
