@@ -28,30 +28,46 @@ from crewai_rust.memory import _snapshot
 
 pytestmark = pytest.mark.slow
 
-WRITER = textwrap.dedent(
+#: One process imports crewai once and forks a writer per round (a fresh interpreter per round
+#: spent ~3-6 s of each round importing). A writer is a real process, killed with SIGKILL.
+ZYGOTE = textwrap.dedent(
     """
-    import random, sys
+    import os, random, sys, threading
     import numpy as np
     from crewai_rust.testing import configure_offline
     configure_offline(None)
     from crewai.memory.types import MemoryRecord
     from crewai_rust.memory import RustMemoryStorage
 
-    path, impl, seed, shadow = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "shadow"
-    rng = np.random.default_rng(seed)
-    pick = random.Random(seed)
-    store = RustMemoryStorage(path, use_rust=(impl == "rust"), snapshot_after=1, shadow=shadow or None)
-    print("ready", flush=True)
-    step = 0
-    while True:
-        step += 1
-        ids = pick.sample(range(600), 40)
-        store.save([MemoryRecord(id=f"rec-{k}", content=f"v{seed}-{step}", scope=f"/s/{k % 4}",
-                                 embedding=rng.normal(size=512).astype(np.float32).tolist()) for k in ids])
-        store.delete(record_ids=[f"rec-{k}" for k in pick.sample(range(600), 8)])
-        if step % 3 == 0:
-            store.save_snapshot()
-        print("step", step, flush=True)
+    def write(path, impl, seed, shadow):
+        rng = np.random.default_rng(seed)
+        pick = random.Random(seed)
+        store = RustMemoryStorage(path, use_rust=(impl == "rust"), snapshot_after=1, shadow=shadow or None)
+        print("ready", flush=True)
+        step = 0
+        while True:
+            step += 1
+            ids = pick.sample(range(600), 40)
+            store.save([MemoryRecord(id=f"rec-{k}", content=f"v{seed}-{step}", scope=f"/s/{k % 4}",
+                                     embedding=rng.normal(size=512).astype(np.float32).tolist()) for k in ids])
+            store.delete(record_ids=[f"rec-{k}" for k in pick.sample(range(600), 8)])
+            if step % 3 == 0:
+                store.save_snapshot()
+            print("step", step, flush=True)
+
+    # fork copies only the calling thread: no other Python thread may hold a lock the writer needs
+    assert threading.active_count() == 1, threading.enumerate()
+    print("zygote", flush=True)
+    for line in sys.stdin:
+        path, impl, seed, shadow = line.split()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                write(path, impl, int(seed), shadow == "shadow")
+            finally:
+                os._exit(70)
+        print("pid", pid, flush=True)
+        print("reaped", os.waitpid(pid, 0)[1], flush=True)
     """
 )
 
@@ -82,35 +98,53 @@ def test_sigkill_while_snapshots_are_written_loses_nothing(tmp_path: Path, use_r
     impl = "rust" if use_rust else "python"
     pick = random.Random(1234)
     restored = restored_shadow = 0
-    for round_no in range(16):
-        shadow = round_no % 2 == 1
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), impl, str(round_no),
-                                 "shadow" if shadow else "plain"],
-                                stdout=subprocess.PIPE, env=_env(), text=True)
-        assert proc.stdout is not None
-        try:
-            assert proc.stdout.readline().strip() == "ready"
+    zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=_env(), text=True)
+    assert zygote.stdin is not None and zygote.stdout is not None
+    try:
+        assert zygote.stdout.readline().strip() == "zygote"
+        for round_no in range(16):
+            shadow = round_no % 2 == 1
+            zygote.stdin.write(f"{tmp_path} {impl} {round_no} {'shadow' if shadow else 'plain'}\n")
+            zygote.stdin.flush()
+            pid, steps, reaped = None, -1, None
             deadline = time.monotonic() + 60
-            steps = pick.randint(1, 6)
-            while steps and time.monotonic() < deadline:
-                if not proc.stdout.readline():
+            while (pid is None or steps != 0) and time.monotonic() < deadline:
+                words = zygote.stdout.readline().split()
+                if not words or words[0] == "reaped":  # the writer (or the zygote) died by itself
+                    reaped = words
                     break
-                steps -= 1
+                if words[0] == "pid":
+                    pid = int(words[1])
+                elif words[0] == "ready":
+                    steps = pick.randint(1, 6)
+                elif words[0] == "step" and steps > 0:
+                    steps -= 1
             time.sleep(pick.random() * 0.05)  # land anywhere: inside a save, a write, a rename
-        finally:  # killed and reaped even when the writer failed to start (no leak into later tests)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.stdout.close()
-            proc.wait()
-        assert steps == 0, f"writer {round_no} stopped early"
+            assert pid is not None, f"writer {round_no} was not forked"
+            if reaped is None:
+                os.kill(pid, signal.SIGKILL)
+                while (reaped := zygote.stdout.readline().split()) and reaped[0] != "reaped":
+                    pass  # steps the writer printed before the kill landed
+            assert reaped == ["reaped", str(signal.SIGKILL)], f"writer {round_no} ended by itself: {reaped}"
+            assert steps == 0, f"writer {round_no} stopped early"
 
-        store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6, shadow=shadow or None)
-        stats = store.snapshot_stats
-        assert stats["restored"] + stats["full_loads"] == 1
-        assert not stats["rejected"], stats  # a killed writer never leaves a damaged file in place
-        restored += stats["restored"]
-        restored_shadow += stats["restored_shadow"]
-        assert_index_is_the_database(store)
-        store.close()
+            store = RustMemoryStorage(tmp_path, use_rust=use_rust, snapshot_after=10**6, shadow=shadow or None)
+            stats = store.snapshot_stats
+            assert stats["restored"] + stats["full_loads"] == 1
+            assert not stats["rejected"], stats  # a killed writer never leaves a damaged file in place
+            restored += stats["restored"]
+            restored_shadow += stats["restored_shadow"]
+            assert_index_is_the_database(store)
+            store.close()
+    finally:  # the zygote (and a writer it still waits on) never outlives the test
+        zygote.stdin.close()
+        try:
+            zygote.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            zygote.kill()
+            zygote.wait()
+        zygote.stdout.close()
     assert restored >= 8  # the snapshot path did run after most kills (a kill before the first write cannot)
     assert restored_shadow >= 3  # and with the shadow after several of the shadow writers' kills
     # the next writer sweeps the killed writers' temp files
