@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,22 @@ def _record_batches(n: int, dim: int, seed: int = 0, batch: int = 10_000) -> Any
 
 def _records(n: int, dim: int, seed: int = 0) -> list[Any]:
     return [r for batch in _record_batches(n, dim, seed) for r in batch]
+
+
+def save_round_inputs(names: list[str], cases: dict[str, Any], raw: dict[str, Any], batch: int, dim: int,
+                      seed: int) -> Callable[[str, int], Callable[[], Any]]:
+    """``interleaved_rounds``' ``call`` for save cases: a fresh batch per case and round (a save
+    of records already stored would time an update), as rows for a raw writer."""
+    from crewai_rust.memory._storage import to_rows
+
+    def prepared(name: str, k: int) -> Callable[[], Any]:
+        records = _records(batch, dim, seed=seed + 17 * k + names.index(name))
+        if name in raw:
+            rows = to_rows(records, dim)
+            return lambda: raw[name](rows)
+        return lambda: cases[name](records)
+
+    return prepared
 
 
 def _save_all(store: Any, records: list[Any], batch: int = 5_000) -> None:

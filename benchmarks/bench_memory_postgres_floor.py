@@ -16,14 +16,13 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _harness import interleaved_rounds, main, row  # noqa: E402
-from bench_memory import _offline, _records  # noqa: E402
+from bench_memory import _offline, _records, save_round_inputs  # noqa: E402
 from bench_memory_postgres import _server  # noqa: E402
 
 DIM = 1536
@@ -82,7 +81,6 @@ def run(quick: bool) -> list[dict[str, Any]]:
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
     from crewai_rust.memory import RustMemoryStorage
-    from crewai_rust.memory._storage import to_rows
 
     rounds = 10 if quick else 30
     cluster, url = _server()
@@ -110,14 +108,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             cases: dict[str, Any] = {"stock": stock.save, "postgres": ours.save, "postgres-async": unsynced.save,
                                      "ours above the seam": above_only}
             names = [*cases, *raw]
-            def prepared(name: str, k: int) -> Callable[[], Any]:
-                batch = _records(BATCH, DIM, seed=50_000 + 17 * k + names.index(name))
-                if name in raw:
-                    rows = to_rows(batch, DIM)
-                    return lambda: raw[name](rows)
-                return lambda: cases[name](batch)
-
-            samples = interleaved_rounds(names, prepared, rounds)
+            samples = interleaved_rounds(names, save_round_inputs(names, cases, raw, BATCH, DIM, seed=50_000), rounds)
             conn.close()
             for store in (ours, unsynced, above):
                 store.close()

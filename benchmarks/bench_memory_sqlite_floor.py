@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _harness import interleaved_rounds, main, row  # noqa: E402
-from bench_memory import _offline, _records  # noqa: E402
+from bench_memory import _offline, _records, save_round_inputs  # noqa: E402
 
 DIM = 3072
 BATCH = 100
@@ -136,14 +136,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "stock": stock.save, "sqlite": ours.save, "ours above the seam": above_only,
             "encode only": lambda records: encode([r.embedding for r in records])}
         names = [*cases, *raw]
-        def prepared(name: str, k: int) -> Callable[[], Any]:
-            batch = _records(BATCH, DIM, seed=70_000 + 17 * k + names.index(name))
-            if name in raw:
-                rows = to_rows(batch, DIM)
-                return lambda: raw[name](rows)
-            return lambda: cases[name](batch)
-
-        samples = interleaved_rounds(names, prepared, rounds)
+        samples = interleaved_rounds(names, save_round_inputs(names, cases, raw, BATCH, DIM, seed=70_000), rounds)
         for handle in closers:
             if isinstance(handle, int):
                 os.close(handle)
