@@ -100,7 +100,8 @@ def test_a_suspect_its_id_does_not_select_is_run_with_its_whole_file(
     monkeypatch.setattr(run, "run_mode", fake_run_mode)
     results = {"patched": {"tests/a.py::t2": ("failed", "x"), "tests/c.py::TestInner::test_n": ("failed", "y")}}
     stock, seconds, unresolved = run.stock_on_suspects(tmp_path, results, tmp_path, 2)
-    assert calls == [["tests/a.py::t2", "tests/c.py::TestInner::test_n"], ["tests/c.py"]]
+    assert calls == [["--continue-on-collection-errors", "tests/a.py::t2", "tests/c.py::TestInner::test_n"],
+                     ["--continue-on-collection-errors", "tests/c.py"]]
     assert stock["tests/a.py::t2"] == ("passed", "") and stock["tests/c.py::TestInner::test_n"] == ("passed", "")
     assert seconds == 2.0 and unresolved == []
     assert run.report({"stock": stock, **results}) == {"patched": sorted(results["patched"])}
@@ -108,3 +109,23 @@ def test_a_suspect_its_id_does_not_select_is_run_with_its_whole_file(
     monkeypatch.setattr(run, "run_mode", lambda *a, **k: (_junit(tmp_path / "none.xml", []), 1.0))
     assert run.stock_on_suspects(tmp_path, results, tmp_path, 2)[2] == sorted(results["patched"])
     assert run.stock_on_suspects(tmp_path, {"patched": {"tests/a.py::t1": ("passed", "")}}, tmp_path, 2) == ({}, 0.0, [])
+
+
+def test_a_module_that_failed_to_collect_is_run_as_its_file_and_passes_stock_when_a_test_of_it_does(
+        run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run.is_module_id("tests/tools/test_x.py::tests.tools.test_x")
+    assert not run.is_module_id("tests/tools/test_x.py::test_x") and not run.is_module_id("tests/x.py::TestX::t")
+    calls: list[list[str]] = []
+
+    def fake_run_mode(root: Path, mode: str, targets: list[str], out: Path, workers: int, tag: str = "") -> Any:
+        calls.append(list(targets))
+        cases = [("tests/d.py", "tests.d", "t1", "failed"), ("tests/d.py", "tests.d", "t2", "passed"),
+                 ("tests/e.py", "", "tests.e", "error")]  # e fails to collect stock too
+        return _junit(tmp_path / "stock.xml", cases), 1.0
+
+    monkeypatch.setattr(run, "run_mode", fake_run_mode)
+    results = {"patched": {"tests/d.py::tests.d": ("error", "ImportError"), "tests/e.py::tests.e": ("error", "x")}}
+    stock, _, unresolved = run.stock_on_suspects(tmp_path, results, tmp_path, 2)
+    assert calls == [["--continue-on-collection-errors", "tests/d.py", "tests/e.py"]] and unresolved == []
+    assert stock["tests/d.py::tests.d"] == ("passed", "") and stock["tests/e.py::tests.e"][0] == "error"
+    assert run.report({"stock": stock, **results}) == {"patched": ["tests/d.py::tests.d"]}
