@@ -100,8 +100,7 @@ def test_a_suspect_its_id_does_not_select_is_run_with_its_whole_file(
     monkeypatch.setattr(run, "run_mode", fake_run_mode)
     results = {"patched": {"tests/a.py::t2": ("failed", "x"), "tests/c.py::TestInner::test_n": ("failed", "y")}}
     stock, seconds, unresolved = run.stock_on_suspects(tmp_path, results, tmp_path, 2)
-    assert calls == [["--continue-on-collection-errors", "tests/a.py::t2", "tests/c.py::TestInner::test_n"],
-                     ["--continue-on-collection-errors", "tests/c.py"]]
+    assert calls == [["tests/a.py::t2", "tests/c.py::TestInner::test_n"], ["tests/c.py"]]
     assert stock["tests/a.py::t2"] == ("passed", "") and stock["tests/c.py::TestInner::test_n"] == ("passed", "")
     assert seconds == 2.0 and unresolved == []
     assert run.report({"stock": stock, **results}) == {"patched": sorted(results["patched"])}
@@ -126,6 +125,8 @@ def test_a_module_that_failed_to_collect_is_run_as_its_file_and_passes_stock_whe
     monkeypatch.setattr(run, "run_mode", fake_run_mode)
     results = {"patched": {"tests/d.py::tests.d": ("error", "ImportError"), "tests/e.py::tests.e": ("error", "x")}}
     stock, _, unresolved = run.stock_on_suspects(tmp_path, results, tmp_path, 2)
-    assert calls == [["--continue-on-collection-errors", "tests/d.py", "tests/e.py"]] and unresolved == []
+    assert calls == [["tests/d.py", "tests/e.py"]] and unresolved == []
+    # every run goes on past a module that fails to collect (the reruns of regressions too)
+    assert "--continue-on-collection-errors" in run.pytest_command(tmp_path, "patched", ["tests/d.py"], tmp_path / "j.xml", 1)
     assert stock["tests/d.py::tests.d"] == ("passed", "") and stock["tests/e.py::tests.e"][0] == "error"
     assert run.report({"stock": stock, **results}) == {"patched": ["tests/d.py::tests.d"]}

@@ -125,6 +125,8 @@ def pytest_command(root: Path, mode: str, targets: list[str], junit: Path, worke
         sys.executable, "-m", "pytest", "-c", str(HERE / "pytest.ini"), "--rootdir", str(root),
         "--import-mode=importlib", "-p", "no:cacheprovider", "-p", "no:randomly",
         "--block-network", "--record-mode=none", "--timeout=180", "-q", "--tb=line", "-rN",
+        # a module that fails to collect is one more non-passed outcome, never the end of the run
+        "--continue-on-collection-errors",
         f"--junitxml={junit}",
     ]
     if workers > 1:
@@ -260,6 +262,25 @@ def is_module_id(test_id: str) -> bool:
     return rest == file.removesuffix(".py").replace("/", ".")
 
 
+def file_of(test_id: str) -> str:
+    return test_id.split("::", 1)[0]
+
+
+def selection(test_ids: list[str]) -> list[str]:
+    """pytest arguments that run ``test_ids``: a module's dotted name selects nothing, its file does."""
+    return sorted({file_of(t) if is_module_id(t) else t for t in test_ids})
+
+
+def outcomes_of(junit: Path, test_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """:func:`outcomes`, plus each module id whose file collected this time: passed when one of its tests did."""
+    found = outcomes(junit)
+    for test_id in filter(is_module_id, test_ids):
+        of_file = [o for t, o in found.items() if file_of(t) == file_of(test_id)]
+        if test_id not in found and of_file:
+            found[test_id] = next((o for o in of_file if o[0] == PASSED), of_file[0])
+    return found
+
+
 def stock_on_suspects(root: Path, results: dict[str, dict[str, tuple[str, str]]], out: Path,
                       workers: int) -> tuple[dict[str, tuple[str, str]], float, list[str]]:
     """Stock outcomes of the suspects, and the suspects it still has none for.
@@ -271,22 +292,13 @@ def stock_on_suspects(root: Path, results: dict[str, dict[str, tuple[str, str]]]
     log(f"stock: only the {len(suspects)} test(s) that did not pass in {', '.join(results)}")
     if not suspects:
         return {}, 0.0, []
-    # a module that failed to collect is named by its dotted path, which selects nothing: run its file
-    targets = sorted({t.split("::", 1)[0] if is_module_id(t) else t for t in suspects})
-    # and a module that fails to collect stock too must not stop the others from running
-    junit, elapsed = run_mode(root, "stock", ["--continue-on-collection-errors", *targets], out, workers)
-    stock = outcomes(junit)
-    for test_id in filter(is_module_id, suspects):
-        if test_id not in stock:  # collected stock: the module passes stock when one of its tests does
-            of_file = [o for t, o in stock.items() if t.startswith(test_id.split("::", 1)[0] + "::")]
-            if of_file:
-                stock[test_id] = next((o for o in of_file if o[0] == PASSED), of_file[0])
+    junit, elapsed = run_mode(root, "stock", selection(suspects), out, workers)
+    stock = outcomes_of(junit, suspects)
     missing = [t for t in suspects if t not in stock]
     if missing:
-        files = sorted({t.split("::", 1)[0] for t in missing})
-        junit, more = run_mode(root, "stock", ["--continue-on-collection-errors", *files], out, workers, tag="-files")
+        junit, more = run_mode(root, "stock", sorted({file_of(t) for t in missing}), out, workers, tag="-files")
         elapsed += more
-        stock.update({t: o for t, o in outcomes(junit).items() if t not in stock})
+        stock.update({t: o for t, o in outcomes_of(junit, missing).items() if t not in stock})
     return stock, elapsed, [t for t in suspects if t not in stock]
 
 
@@ -355,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
         again: dict[str, tuple[str, str]] = {}
         if ids:
-            junit, _ = run_mode(root, mode, sorted(ids), out, 1, tag="-rerun")
-            again = outcomes(junit)
+            junit, _ = run_mode(root, mode, selection(ids), out, 1, tag="-rerun")
+            again = outcomes_of(junit, ids)
         reproduced = [t for t in sorted(ids) if again.get(t, ("missing",))[0] not in (PASSED, "skipped")]
         alone_ok = [t for t in sorted(ids) if t not in reproduced]
         unexplained = [t for t in reproduced if t not in known]
