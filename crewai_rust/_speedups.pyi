@@ -290,8 +290,9 @@ def vector_top_k_many(
 ) -> list[tuple[list[int], list[float]]]:
     """``vector_top_k`` for every row of ``queries`` (2-D float32) in one pass over the matrix."""
 
-def vector_kernel_info() -> tuple[str, list[tuple[int, float, float]]]:
-    """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on ``vector_threads()``)]) measured so far."""
+def vector_kernel_info() -> tuple[str, list[tuple[int, float, float, bool, bool]]]:
+    """(SIMD tier, [(log2 bytes class, ns/byte on 1 thread, ns/byte on ``vector_threads()``,
+    whether 1 thread prefetches, whether all threads do)]) measured so far (the scan plans)."""
 
 __all__ += ["vector_threads"]
 

@@ -142,10 +142,11 @@ pub(crate) fn rank(dot: f32, sqnorm: f32, metric: Metric) -> f32 {
 pub(crate) const BLOCK_ROWS: usize = 64;
 
 /// Calls `f` with the rows of positions `start..end` of the scan, a block at a time: listed rows
-/// in order; a range as four interleaved far-apart streams (see [`Rows::Streams`]) plus a tail.
-/// The order rows are scored in never changes a result (the top k is a total order's).
+/// in order; a range as four interleaved far-apart streams (see [`Rows::Streams`], prefetched
+/// ahead when `prefetch`) plus a tail. The order rows are scored in never changes a result (the
+/// top k is a total order's), nor does `prefetch`.
 #[inline]
-pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, mut f: impl FnMut(Rows<'a>)) {
+pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, prefetch: bool, mut f: impl FnMut(Rows<'a>)) {
     let mut i = start;
     match s.rows {
         Some(rows) => {
@@ -160,7 +161,7 @@ pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, mut f: im
             let mut t = 0;
             while t < gap {
                 let len = (BLOCK_ROWS / simd::STREAMS).min(gap - t);
-                f(Rows::Streams { first: start + t, gap, len });
+                f(Rows::Streams { first: start + t, gap, len, prefetch });
                 t += len;
             }
             i += simd::STREAMS * gap;
@@ -173,10 +174,10 @@ pub(crate) fn for_blocks<'a>(s: &Search<'a>, start: usize, end: usize, mut f: im
     }
 }
 
-fn scan_range(s: &Search<'_>, dots: DotsFn, start: usize, end: usize) -> TopK {
+fn scan_range(s: &Search<'_>, dots: DotsFn, start: usize, end: usize, prefetch: bool) -> TopK {
     let mut top = TopK::new(s.k);
     let mut buf = [0.0f32; BLOCK_ROWS];
-    for_blocks(s, start, end, |rows| {
+    for_blocks(s, start, end, prefetch, |rows| {
         dots(s.matrix, s.dim, s.query, rows, &mut buf);
         for (p, &dot) in buf[..rows.len()].iter().enumerate() {
             let row = rows.row(p);
@@ -227,12 +228,11 @@ pub(crate) fn split<T: Send>(count: usize, threads: usize, scan: impl Fn(usize, 
     pool::map_chunks(count, threads * CHUNKS_PER_THREAD, threads, scan)
 }
 
-/// `threads` as asked (0 = measured choice for `bytes`), and whether to time the scan.
-pub(crate) fn thread_plan(threads: usize, count: usize, bytes: usize) -> (usize, bool) {
-    match threads {
-        0 => threads::choose(bytes),
-        t => (t.min(count).max(1), false),
-    }
+/// How a scan of `count` rows (`bytes`) runs: `threads` as asked (0 = the measured choice), and
+/// for a range scan (`layouts`) the measured prefetch choice; and whether to time the scan.
+pub(crate) fn scan_plan(threads: usize, count: usize, bytes: usize, layouts: bool) -> (threads::Plan, bool) {
+    let threads = if threads == 0 { 0 } else { threads.min(count).max(1) };
+    threads::choose(bytes, threads, layouts)
 }
 
 /// The `k` best rows as `(row, rank score)`, best first, ties to the lower row.
@@ -245,9 +245,9 @@ pub fn top_k(s: &Search<'_>, threads: usize) -> Result<Vec<(usize, f32)>> {
     }
     let dots = simd::dots_for(simd::detected_tier());
     let bytes = count * s.dim * 4;
-    let (threads, measure) = thread_plan(threads, count, bytes);
-    let timer = threads::Timer::start(bytes, threads, measure);
-    let parts = split(count, threads, |start, end| scan_range(s, dots, start, end));
+    let (plan, measure) = scan_plan(threads, count, bytes, s.rows.is_none());
+    let timer = threads::Timer::start(bytes, plan, measure);
+    let parts = split(count, plan.threads, |start, end| scan_range(s, dots, start, end, plan.prefetch));
     timer.stop();
     let top = parts.into_iter().fold(TopK::new(s.k), TopK::merge);
     Ok(top.into_sorted().into_iter().map(|h| (h.row, h.score)).collect())
@@ -370,6 +370,13 @@ pub(crate) mod tests {
                         let got: Vec<_> =
                             top_k(&s, threads).unwrap().into_iter().map(|(r, v)| (r, v.to_bits())).collect();
                         assert_eq!(got, want, "{dim} {metric:?} {} {threads}", rows.is_some());
+                    }
+                    // both prefetch choices of the scan plan score every row alike
+                    for prefetch in [true, false] {
+                        let dots = simd::dots_for(simd::detected_tier());
+                        let top = scan_range(&s, dots, 0, s.rows.map_or(n, |r| r.len()), prefetch);
+                        let got: Vec<_> = top.into_sorted().into_iter().map(|h| (h.row, h.score.to_bits())).collect();
+                        assert_eq!(got, want, "{dim} {metric:?} {} prefetch {prefetch}", rows.is_some());
                     }
                 }
             }

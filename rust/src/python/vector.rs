@@ -237,9 +237,10 @@ fn snapshot_block_sums<'py>(
     })
 }
 
-/// The SIMD tier the kernels run on, and the thread throughput measured so far in this process.
+/// The SIMD tier the kernels run on, and the scan throughput measured so far in this process
+/// (per size class: 1 thread, all threads, and whether each prefetches).
 #[pyfunction]
-fn vector_kernel_info() -> (String, Vec<(usize, f64, f64)>) {
+fn vector_kernel_info() -> (String, Vec<thread_policy::ClassRates>) {
     (simd::detected_tier().name().to_string(), thread_policy::measured())
 }
 

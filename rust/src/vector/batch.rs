@@ -7,7 +7,7 @@
 //! computes (same function, same lane order), so every query's answer is bit
 //! for bit what [`super::top_k`] returns for it.
 
-use super::{best_dot, rank, simd, split, thread_plan, threads, validate, Hit, Search, TopK};
+use super::{best_dot, rank, scan_plan, simd, split, threads, validate, Hit, Search, TopK};
 use crate::error::{Error, Result};
 
 /// Bytes of rows per block: well inside a 1-2 MB L2 beside the queries.
@@ -81,9 +81,9 @@ pub fn top_k_many(s: &Search<'_>, queries: &[f32], threads: usize) -> Result<Vec
     };
     let bytes = count * d * 4;
     // the work is nq scans of cached rows: time it as that many bytes of scanning
-    let (threads, measure) = thread_plan(threads, count, bytes.saturating_mul(nq));
-    let timer = threads::Timer::start(bytes.saturating_mul(nq), threads, measure);
-    let parts = split(count, threads, scan);
+    let (plan, measure) = scan_plan(threads, count, bytes.saturating_mul(nq), false);
+    let timer = threads::Timer::start(bytes.saturating_mul(nq), plan, measure);
+    let parts = split(count, plan.threads, scan);
     timer.stop();
     let mut merged: Vec<TopK> = (0..nq).map(|_| TopK::new(s.k)).collect();
     for part in parts {

@@ -21,7 +21,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use super::{
-    best_dot, for_blocks, rank, simd, split, thread_plan, threads, validate, Hit, Metric, Search, TopK, BLOCK_ROWS,
+    best_dot, for_blocks, rank, scan_plan, simd, split, threads, validate, Hit, Metric, Search, TopK, BLOCK_ROWS,
 };
 use crate::error::{Error, Result};
 
@@ -148,11 +148,13 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
     let dots16 = simd::dots_f16_for(simd::detected_tier());
     let terms = QueryTerms::new(s.query, s.dim);
     let d = s.dim;
+    let bytes = count * d * 2;
+    let (plan, measure) = scan_plan(threads, count, bytes + bytes / 64, s.rows.is_none());
     let pass = |start: usize, end: usize| {
         let mut p = Pass { lows: BinaryHeap::with_capacity(s.k + 1), candidates: Vec::new() };
         let mut floor = f64::NEG_INFINITY;
         let mut buf = [0.0f32; BLOCK_ROWS];
-        for_blocks(s, start, end, |rows| {
+        for_blocks(s, start, end, plan.prefetch, |rows| {
             dots16(sh.halves, d, s.query, rows, &mut buf);
             for (pos, &dot_s) in buf[..rows.len()].iter().enumerate() {
                 let row = rows.row(pos);
@@ -175,10 +177,8 @@ pub fn top_k_shadow(s: &Search<'_>, sh: &Shadow<'_>, threads: usize) -> Result<V
         });
         p
     };
-    let bytes = count * d * 2;
-    let (threads, measure) = thread_plan(threads, count, bytes + bytes / 64);
-    let timer = threads::Timer::start(bytes + bytes / 64, threads, measure);
-    let passes = split(count, threads, pass);
+    let timer = threads::Timer::start(bytes + bytes / 64, plan, measure);
+    let passes = split(count, plan.threads, pass);
     timer.stop();
     // the k best lower bounds over every thread
     let mut lows: BinaryHeap<Low> = BinaryHeap::with_capacity(s.k + 1);

@@ -24,7 +24,9 @@ pub enum Rows<'a> {
     /// `len` rows from each of four places `gap` apart, interleaved: position `p` is row
     /// `first + (p % 4) * gap + p / 4`. Four far-apart read streams reach the streaming-read
     /// floor, where four adjacent rows read as one stream (~15% slower at 1M x 384).
-    Streams { first: usize, gap: usize, len: usize },
+    /// With `prefetch`, each stream is also prefetched `AHEAD` bytes ahead: whether that helps
+    /// depends on the CPU's own prefetchers, so the scan plan measures it ([`crate::vector::threads`]).
+    Streams { first: usize, gap: usize, len: usize, prefetch: bool },
 }
 
 /// Read streams of [`Rows::Streams`] (one per row of a four-row group).
@@ -59,7 +61,7 @@ impl Rows<'_> {
         match *self {
             Rows::Range(a, b) => a >= b || fits(b - 1),
             Rows::Pick(rows) => rows.iter().all(|&r| r >= 0 && fits(r as usize)),
-            Rows::Streams { first, gap, len } => {
+            Rows::Streams { first, gap, len, .. } => {
                 let last = |len: usize| {
                     first.checked_add(len - 1).zip(gap.checked_mul(STREAMS - 1)).and_then(|(a, b)| a.checked_add(b))
                 };
@@ -147,7 +149,7 @@ fn dots_via<T>(dot: fn(&[T], &[f32]) -> f32, m: &[T], dim: usize, q: &[f32], row
 }
 
 /// The scan driver of a SIMD module: groups of [`STREAMS`] rows through the module's `group`
-/// (prefetching [`Rows::Streams`] `AHEAD` bytes down each stream, [`Rows::Pick`] the next
+/// (prefetching [`Rows::Streams`] with `prefetch` `AHEAD` bytes down each stream, [`Rows::Pick`] the next
 /// group's rows), then the last rows one by one through `group` of one row, which keeps the
 /// single-row kernel's accumulation. Expanded in each module with its target features, so
 /// `group`, `Lanes`, `R` and `AHEAD` are that module's.
@@ -166,8 +168,8 @@ macro_rules! four_row_dots {
             while i + R <= count {
                 let x: [*const T; R] = std::array::from_fn(|k| at(i + k));
                 let got = match rows {
-                    Rows::Range(..) => group::<T, R, false>(x, q, dim, x),
-                    Rows::Streams { .. } => {
+                    Rows::Range(..) | Rows::Streams { prefetch: false, .. } => group::<T, R, false>(x, q, dim, x),
+                    Rows::Streams { prefetch: true, .. } => {
                         let ahead: [*const T; R] = std::array::from_fn(|k| x[k].wrapping_byte_add(AHEAD));
                         group::<T, R, true>(x, q, dim, ahead)
                     }
@@ -310,9 +312,10 @@ mod x86 {
     /// Rows scored together: four concurrent row streams read as fast as eight (measured on
     /// the Xeon: 1 stream ~25% slower from L3 and DRAM), and 16 accumulators fit the 32 registers.
     const R: usize = super::STREAMS;
-    /// How far ahead in each of the four streams a range scan prefetches: on the Xeon this took
-    /// the float16 scan from ~1.7x to ~1.9x the float32 scan's speed at 400k x 1536 (one thread,
-    /// interleaved runs) and left the float32 scan at its floor.
+    /// How far ahead in each of the four streams a prefetching range scan reads: on the Xeon this
+    /// took the float16 scan from ~1.7x to ~1.9x the float32 scan's speed at 400k x 1536 (one
+    /// thread, interleaved runs) and left the float32 scan at its floor. Whether to prefetch at
+    /// all is measured per process (the scan plan), not assumed from one CPU.
     const AHEAD: usize = 4096;
 
     four_row_dots!("avx512f");
@@ -480,7 +483,11 @@ mod tests {
             let q = values(dim, 5);
             let picks: Vec<i64> = vec![8, 0, 3, 3, 7];
             for tier in [Tier::Avx512, Tier::Avx2, Tier::Portable] {
-                let streams = [Rows::Streams { first: 1, gap: 2, len: 2 }, Rows::Streams { first: 0, gap: 0, len: 3 }];
+                let streams = [
+                    Rows::Streams { first: 1, gap: 2, len: 2, prefetch: true },
+                    Rows::Streams { first: 1, gap: 2, len: 2, prefetch: false },
+                    Rows::Streams { first: 0, gap: 0, len: 3, prefetch: true },
+                ];
                 for rows in [
                     Rows::Range(0, n),
                     Rows::Range(2, 7),
@@ -488,6 +495,7 @@ mod tests {
                     Rows::Pick(&picks),
                     streams[0],
                     streams[1],
+                    streams[2],
                 ] {
                     let mut out = vec![f32::NAN; rows.len()];
                     dots_for(tier)(&m, dim, &q, rows, &mut out);
@@ -515,7 +523,7 @@ mod tests {
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q, Rows::Pick(&bad), &mut [0.0])).is_err());
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q, Rows::Range(1, 3), &mut [0.0; 2])).is_err());
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q[..3], Rows::Range(0, 1), &mut [0.0])).is_err());
-            let far = Rows::Streams { first: 0, gap: 1, len: 1 }; // rows 0..4 of a 2-row matrix
+            let far = Rows::Streams { first: 0, gap: 1, len: 1, prefetch: true }; // rows 0..4 of a 2-row matrix
             assert!(std::panic::catch_unwind(|| dots_for(tier)(&m, 4, &q, far, &mut [0.0; 4])).is_err());
             dots_for(tier)(&m, 4, &q, Rows::Range(0, 2), &mut out);
         }
