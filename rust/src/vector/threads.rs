@@ -279,26 +279,24 @@ mod tests {
         assert!((m.1 - want_rate).abs() < 1e-9 * want_rate && !m.3, "{m:?}");
     }
 
+    /// Calibrates a one-thread range scan of `bytes` (prefetching costs 1.0 s, not prefetching
+    /// `without`), then counts the prefetching plans of the next [`REPROBE_EVERY`] choices.
+    fn prefetching_picks_after(bytes: usize, without: f64) -> u64 {
+        for _ in 0..12 {
+            let (p, _) = choose(bytes, 1, true);
+            record(bytes, p, if p.prefetch { 1.0 } else { without });
+        }
+        (0..REPROBE_EVERY).filter(|_| choose(bytes, 1, true).0.prefetch).count() as u64
+    }
+
     #[test]
     fn a_no_prefetch_plan_within_the_noise_does_not_win() {
         // not prefetching measures 3% faster (noise on the Xeon, where the two are equal): keep prefetching
-        let bytes = 11 << 40;
-        for _ in 0..12 {
-            let (p, _) = choose(bytes, 1, true);
-            record(bytes, p, if p.prefetch { 1.0 } else { 0.97 });
-        }
-        let picks: Vec<Plan> = (0..REPROBE_EVERY).map(|_| choose(bytes, 1, true).0).collect();
-        assert_eq!(picks.iter().filter(|p| p.prefetch).count() as u64, REPROBE_EVERY - 1, "{picks:?}");
+        assert_eq!(prefetching_picks_after(11 << 40, 0.97), REPROBE_EVERY - 1);
     }
 
     #[test]
     fn a_prefetching_cpu_keeps_prefetching() {
-        let bytes = 9 << 40;
-        for _ in 0..12 {
-            let (p, _) = choose(bytes, 1, true);
-            record(bytes, p, if p.prefetch { 1.0 } else { 1.2 });
-        }
-        let picks: Vec<Plan> = (0..REPROBE_EVERY).map(|_| choose(bytes, 1, true).0).collect();
-        assert_eq!(picks.iter().filter(|p| p.prefetch).count() as u64, REPROBE_EVERY - 1, "{picks:?}");
+        assert_eq!(prefetching_picks_after(9 << 40, 1.2), REPROBE_EVERY - 1);
     }
 }
