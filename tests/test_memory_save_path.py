@@ -97,6 +97,89 @@ def test_spare_rows_are_populated_ahead_and_no_row_changes() -> None:
     assert np.array_equal(index.matrix[300], one) and not index.matrix[301:].any()
 
 
+def _index_rows(start: int, block: np.ndarray) -> list[tuple[int, str, str, str, str, bytes]]:
+    return [(start + i + 1, f"r{start + i}", "/s", "[]", "{}", row.tobytes()) for i, row in enumerate(block)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_WRITE is Linux only")
+def test_a_grow_copies_into_the_doubled_arrays_prepared_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the spare rows run low the doubled matrix and shadow are prepared; the grow takes them,
+    and the index holds what one grown on the save path holds (rows, shadow, zeroed spare rows)."""
+    monkeypatch.setattr(_prefault, "REGROW_MIN_BYTES", 0)
+    rng = np.random.default_rng(11)
+    blocks = [rng.normal(size=(size, 64)).astype(np.float32) for size in (40, 20, 30)]
+    index = VectorIndex(64, shadow=True)
+    index.upsert_many(_index_rows(0, blocks[0]))  # 40 of 64 rows: 24 spare, under two saves of 40
+    index.upsert_many(_index_rows(40, blocks[1]))  # 60 of 64: prepared ahead of the next save
+    assert _prefault.settle()
+    if not _prefault.enabled():
+        pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before 5.14)")
+    prepared = {slot: index._next._ready[slot].ctypes.data for slot in (0, 1)}
+    before = _prefault.prepared_grows
+    index.upsert_many(_index_rows(60, blocks[2]))  # 90 rows: the grow to 128
+    assert (index.matrix.ctypes.data, index.halves.ctypes.data) == (prepared[0], prepared[1])
+    assert _prefault.prepared_grows == before + 2
+    monkeypatch.setattr(_prefault, "REGROW_MIN_BYTES", 1 << 62)
+    plain = VectorIndex(64, shadow=True)
+    for start, block in zip((0, 40, 60), blocks):
+        plain.upsert_many(_index_rows(start, block))
+    assert len(index.seqs) == len(plain.seqs) == 128
+    for name in ("matrix", "halves", "sqnorms", "seqs", "inv_scale", "shadow_norm", "shadow_err"):
+        assert np.array_equal(getattr(index, name), getattr(plain, name)), name
+    assert not index.matrix[90:].any() and not index.halves[90:].any()
+
+
+def test_a_prepared_array_is_never_used_for_another_shape_or_after_a_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_prefault, "REGROW_MIN_BYTES", 0)
+    nexts = _prefault.NextArrays()
+    array = np.zeros((64, 8), dtype=np.float32)
+    nexts.prepare(0, array, 60, 10)
+    if not _prefault.enabled():
+        pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before 5.14)")
+    assert nexts.take(0, (128, 8), np.float16) is None  # the wrong dtype drops it
+    nexts.prepare(0, array, 60, 10)
+    assert nexts.take(0, (256, 8), np.float32) is None  # a grow past double does not use it
+    nexts.prepare(0, array, 10, 10)  # plenty of spare rows: nothing prepared
+    assert nexts.take(0, (128, 8), np.float32) is None
+    index = VectorIndex(8)
+    index._next.prepare(0, array, 60, 10)
+    index.clear(16)
+    assert index._next.take(0, (128, 8), np.float32) is None
+
+
+@pytest.mark.crew
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_WRITE is Linux only")
+def test_a_crew_saving_into_a_nearly_full_index_grows_into_prepared_arrays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_rust: bool) -> None:
+    """A store used before (64 memories: the index's first 64 rows full) and a crew that saves more:
+    the save that outgrows the index copies into the arrays prepared after the earlier save."""
+    from crewai import Agent, Crew, Task
+
+    from crewai_rust.testing import ScriptedLLM, crew_embedder_config
+
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path))
+    monkeypatch.setattr(_prefault, "REGROW_MIN_BYTES", 0)
+    crewai_rust.patch("memory")
+    agent = Agent(role="Researcher", goal="learn about birds", backstory="a careful birder", llm=ScriptedLLM())
+    crew = Crew(agents=[agent], tasks=[Task(description="Describe the barn owl", expected_output="a sentence",
+                                            agent=agent)], memory=True, embedder=crew_embedder_config(64))
+    store = crew._memory._storage
+    assert isinstance(store, RustMemoryStorage)
+    rng = np.random.default_rng(3)
+    store.save([MemoryRecord.model_construct(
+        id=f"earlier-{i}", content=f"an earlier note {i}", scope="/", categories=[], metadata={}, importance=0.5,
+        created_at=datetime(2025, 1, 1), last_accessed=datetime(2025, 1, 1),
+        embedding=rng.normal(size=64).astype(np.float32).tolist(), source=None, private=False) for i in range(64)])
+    if not _prefault.enabled():
+        pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before 5.14)")
+    before = _prefault.prepared_grows
+    crew.kickoff()
+    crew._memory.drain_writes()
+    assert store._index.n > 64, "the crew's memories did not outgrow the index"
+    assert _prefault.prepared_grows > before
+    assert {r.id for r in store.list_records(limit=1000)} >= {f"earlier-{i}" for i in range(64)}
+
+
 @pytest.mark.crew
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_WRITE is Linux only")
 def test_a_crew_saving_memories_gets_its_spare_rows_populated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

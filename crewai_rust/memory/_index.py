@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from ._prefault import Prefault
+from ._prefault import NextArrays, Prefault
 from ._rerank import Shadow
 from ._vector_py import shadow_rows
 from ._quarantine import load_stored
@@ -67,12 +67,15 @@ class VectorIndex:
         self._frozen_rows = 0
         #: populates the spare rows ahead of the next saves on a background thread (``_prefault``)
         self._prefault = Prefault()
+        #: the doubled matrix (and shadow) the next grow copies into, prepared ahead (``_prefault``)
+        self._next = NextArrays()
         self.clear(dim)
 
     def clear(self, dim: int | None = None) -> None:
         """Drop every row; ``dim`` may change (after a reset)."""
         self.dim = dim
         self.n = 0
+        self._next.drop()
         cap = _MIN_CAPACITY
         self.matrix = np.zeros((cap, dim or 0), dtype=np.float32)
         self.sqnorms = np.zeros(cap, dtype=np.float32)
@@ -190,12 +193,17 @@ class VectorIndex:
         if needed <= cap:
             return
         new_cap = max(needed, cap * 2)
-        matrix = np.zeros((new_cap, self.dim or 0), dtype=np.float32)
+        shape = (new_cap, self.dim or 0)
+        matrix = self._next.take(0, shape, np.float32)
+        if matrix is None:
+            matrix = np.zeros(shape, dtype=np.float32)
         matrix[: self.n] = self.matrix[: self.n]
         self.matrix = matrix
         names = ["sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes"]
         if self.shadow_enabled:
-            halves = np.zeros((new_cap, self.dim or 0), dtype=np.float16)
+            halves = self._next.take(1, shape, np.float16)
+            if halves is None:
+                halves = np.zeros(shape, dtype=np.float16)
             halves[: self.n] = self.halves[: self.n]
             self.halves = halves
             names.extend(self._SHADOW_COLUMNS)
@@ -264,8 +272,10 @@ class VectorIndex:
     def _populate_ahead(self, batch: int) -> None:
         """Have the pages the next saves will append to faulted in off the save path (``_prefault``)."""
         self._prefault.ahead(0, self.matrix, self.n, batch)
+        self._next.prepare(0, self.matrix, self.n, batch)
         if self.shadow_enabled:
             self._prefault.ahead(1, self.halves, self.n, batch)
+            self._next.prepare(1, self.halves, self.n, batch)
 
     def upsert_many(self, rows: list[tuple[int, str, str, str, str, bytes]]) -> None:
         """:meth:`upsert` of every row (seq, id, scope, categories, metadata, embedding), in order, as block writes.
