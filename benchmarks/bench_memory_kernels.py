@@ -259,8 +259,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def _print_rates(rows: list[dict[str, Any]]) -> None:
     by_case: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
-        if r["group"] == "meta":
-            print(f"machine: {r['case']}  SIMD: {r.get('simd', '')}")
+        if r["group"] == "meta" and "simd" in r:  # the machine row (the other meta row is the wall time)
+            print(f"machine: {r['case']}  SIMD: {r['simd']}")
         if r["group"] == "kernel":
             by_case.setdefault(r["case"], {})[r["impl"]] = r
     impls = ["numpy", "rust", "rust-f16", "auto", "flat", "faiss"]
