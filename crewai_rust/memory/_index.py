@@ -194,16 +194,12 @@ class VectorIndex:
             return
         new_cap = max(needed, cap * 2)
         shape = (new_cap, self.dim or 0)
-        matrix = self._next.take(0, shape, np.float32)
-        if matrix is None:
-            matrix = np.zeros(shape, dtype=np.float32)
+        matrix = self._next.zeros(0, shape, np.float32)
         matrix[: self.n] = self.matrix[: self.n]
         self.matrix = matrix
         names = ["sqnorms", "seqs", "scope_codes", "category_codes", "metadata_codes"]
         if self.shadow_enabled:
-            halves = self._next.take(1, shape, np.float16)
-            if halves is None:
-                halves = np.zeros(shape, dtype=np.float16)
+            halves = self._next.zeros(1, shape, np.float16)
             halves[: self.n] = self.halves[: self.n]
             self.halves = halves
             names.extend(self._SHADOW_COLUMNS)

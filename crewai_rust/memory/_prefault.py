@@ -118,6 +118,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _ahead_bytes(last_batch: int, row_bytes: int) -> int:
+    """How far past the rows in use to populate: about two more saves, within the bounds above."""
+    return min(max(2 * last_batch * row_bytes, MIN_AHEAD_BYTES), MAX_AHEAD_BYTES)
+
+
 def _submit_pages(array: np.ndarray, begin: int, end: int) -> bool:
     """Queue bytes ``begin``..``end`` of ``array`` (whole pages inside it only); False when none."""
     base = array.ctypes.data
@@ -144,7 +149,7 @@ class Prefault:
         if row_bytes == 0:
             return
         total = array.shape[0] * row_bytes
-        want = min(max(2 * last_batch * row_bytes, MIN_AHEAD_BYTES), MAX_AHEAD_BYTES)
+        want = _ahead_bytes(last_batch, row_bytes)
         base = array.ctypes.data
         done = self._done.get(slot)
         begin = rows * row_bytes
@@ -185,9 +190,8 @@ class NextArrays:
         if ready is not None and ready.shape == shape and ready.dtype == array.dtype:
             return
         successor = np.zeros(shape, dtype=array.dtype)  # only reserved: nothing is touched here
-        ahead = min(max(2 * last_batch * row_bytes, MIN_AHEAD_BYTES), MAX_AHEAD_BYTES)
         self._ready[slot] = successor
-        _submit_pages(successor, 0, min(successor.nbytes, rows * row_bytes + ahead))
+        _submit_pages(successor, 0, min(successor.nbytes, rows * row_bytes + _ahead_bytes(last_batch, row_bytes)))
 
     def take(self, slot: int, shape: tuple[int, int], dtype: Any) -> np.ndarray | None:
         """The prepared array for ``slot`` when it has this shape and dtype (all zeros); else None."""
@@ -197,6 +201,11 @@ class NextArrays:
             return None
         prepared_grows += 1
         return ready
+
+    def zeros(self, slot: int, shape: tuple[int, int], dtype: Any) -> np.ndarray:
+        """A zeroed array of this shape and dtype for ``slot``'s grow: the prepared one when it fits."""
+        ready = self.take(slot, shape, dtype)
+        return ready if ready is not None else np.zeros(shape, dtype=dtype)
 
     def drop(self) -> None:
         """Forget every prepared array (the index was cleared or replaced)."""
